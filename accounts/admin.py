@@ -1,0 +1,772 @@
+"""
+The Django admin for finance and support staff.
+
+Everything that moves money goes through ``accounts.facade`` (so the admin
+gets the same checks, row locks and audit trail as code) and needs the
+``accounts.move_money`` permission, separate from editing accounts. The
+money-moving views are named after what they do, in their URLs and URL
+names alike (``admin:accounts_account_top_up``, ``..._withdraw``,
+``..._transfer``, ``admin:accounts_transfer_reverse``,
+``admin:accounts_hold_release``), so they are easy to find in URLs and
+permission audits.
+
+Transfers, transactions and holds are append-only: their admins only show
+them (a hold can be released, through the facade).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any, cast
+
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.contrib.admin.utils import unquote
+from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import QuerySet
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
+
+from . import facade
+from .conf import conf
+from .exceptions import AccountException
+from .forms import (
+    AccountForm,
+    MoveMoneyForm,
+    ReleaseForm,
+    ReverseForm,
+    StatementFilterForm,
+    TopUpForm,
+    TransferForm,
+    WithdrawForm,
+)
+from .models import Account, AccountType, Hold, Transaction, Transfer
+from .pagination import UncountedPage
+
+MOVE_MONEY_PERMISSION = "accounts.move_money"
+
+
+def has_move_money_permission(request: HttpRequest) -> bool:
+    """Whether the user may move money (``accounts.move_money``)."""
+    return request.user.has_perm(MOVE_MONEY_PERMISSION)
+
+
+# List filters -------------------------------------------------------------
+
+
+class ActivityFilter(admin.SimpleListFilter):
+    title = _("activity")
+    parameter_name = "activity"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> Any:
+        return [
+            ("active", _("Active (open and inside its dates)")),
+            ("expired", _("Expired")),
+            ("not_started", _("Not started yet")),
+        ]
+
+    def queryset(self, request: HttpRequest, queryset: Any) -> Any:
+        if self.value() == "active":
+            return queryset.active()
+        if self.value() == "expired":
+            return queryset.expired()
+        if self.value() == "not_started":
+            return queryset.filter(start_date__gt=timezone.now())
+        return queryset
+
+
+class CurrencyFilter(admin.SimpleListFilter):
+    # From the settings, not SELECT DISTINCT over every account.
+    title = _("currency")
+    parameter_name = "currency"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> Any:
+        return [(code, code) for code in conf.CURRENCIES]
+
+    def queryset(self, request: HttpRequest, queryset: Any) -> Any:
+        return queryset.filter(currency=self.value()) if self.value() else queryset
+
+
+class ReversalFilter(admin.SimpleListFilter):
+    title = _("kind")
+    parameter_name = "kind"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> Any:
+        return [("original", _("Transfers")), ("reversal", _("Reversals"))]
+
+    def queryset(self, request: HttpRequest, queryset: Any) -> Any:
+        if self.value() == "original":
+            return queryset.originals()
+        if self.value() == "reversal":
+            return queryset.reversals()
+        return queryset
+
+
+# Accounts -----------------------------------------------------------------
+
+
+@admin.register(AccountType)
+class AccountTypeAdmin(admin.ModelAdmin):
+    list_display = ("name", "code", "parent")
+    list_select_related = ("parent",)
+    search_fields = ("name", "code")
+    prepopulated_fields = {"code": ("name",)}
+
+
+class PendingHoldInline(admin.TabularInline):
+    """The account's active holds: what its ``held`` amount is made of."""
+
+    model = Hold
+    fk_name = "source"
+    fields = ("reference_link", "created", "destination", "amount", "expires_at", "description")
+    readonly_fields = fields
+    verbose_name = _("active hold")
+    verbose_name_plural = _("active holds (money reserved, not yet moved)")
+    extra = 0
+    can_delete = False
+
+    def get_queryset(self, request: HttpRequest) -> Any:
+        return super().get_queryset(request).filter(status=Hold.Status.ACTIVE)
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description=_("reference"))
+    def reference_link(self, obj: Hold) -> str:
+        url = reverse(
+            "admin:accounts_hold_change", args=[obj.pk], current_app=self.admin_site.name
+        )
+        return format_html('<a href="{}">{}</a>', url, obj.reference)
+
+
+@admin.register(Account)
+class AccountAdmin(admin.ModelAdmin):
+    form = AccountForm
+    inlines = [PendingHoldInline]
+    list_display = (
+        "__str__",
+        "code",
+        "account_type",
+        "primary_user",
+        "status",
+        "balance",
+        "held",
+        "credit_limit",
+        "currency",
+        "start_date",
+        "end_date",
+        "created",
+    )
+    list_select_related = ("account_type", "primary_user")
+    list_filter = ("status", "account_type", CurrencyFilter, ActivityFilter)
+    raw_id_fields = ("primary_user", "secondary_users")
+    actions = ["freeze", "thaw", "close"]
+    show_full_result_count = False
+    fieldsets = (
+        (None, {"fields": ("name", "code", "description", "account_type")}),
+        (_("Users"), {"fields": ("primary_user", "secondary_users")}),
+        (
+            _("Money"),
+            {"fields": ("currency", "balance", "held", "available_amount", "credit_limit")},
+        ),
+        (_("Status"), {"fields": ("status", "start_date", "end_date", "role", "created")}),
+    )
+    #: Rows per statement page.
+    statement_per_page = 50
+
+    def get_search_fields(self, request: HttpRequest) -> Any:
+        # Read here, not at import: AUTH_USER_MODEL may be any user model.
+        username = get_user_model().USERNAME_FIELD
+        return ("name", "code", "primary_user__%s" % username, "secondary_users__%s" % username)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        readonly = ["balance", "held", "available_amount", "status", "role", "created"]
+        if obj is not None and obj.is_core:
+            # The source must keep its unlimited credit; names follow settings.
+            readonly += ["name", "currency", "credit_limit", "start_date", "end_date"]
+        elif obj is not None and obj.transactions.exists():
+            # Account.clean() refuses the change too, for a transfer that
+            # arrives while the form is open.
+            readonly.append("currency")
+        return readonly
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Core accounts are protected; accounts with transfers are protected
+        # by their ledger rows (on_delete=PROTECT), which the admin lists.
+        if obj is not None and obj.is_core:
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def get_urls(self) -> list[Any]:
+        info = self.opts.app_label, self.opts.model_name
+        view = self.admin_site.admin_view
+        return [
+            path("transfer/", view(self.transfer_view), name="%s_%s_transfer" % info),
+            path(
+                "<path:object_id>/top_up/",
+                view(self.top_up_view),
+                name="%s_%s_top_up" % info,
+            ),
+            path(
+                "<path:object_id>/withdraw/",
+                view(self.withdraw_view),
+                name="%s_%s_withdraw" % info,
+            ),
+            path(
+                "<path:object_id>/statement/",
+                view(self.statement_view),
+                name="%s_%s_statement" % info,
+            ),
+            *super().get_urls(),
+        ]
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> Any:
+        extra_context = {
+            "can_move_money": has_move_money_permission(request),
+            **(extra_context or {}),
+        }
+        return super().changelist_view(request, extra_context)
+
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: Any,
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: Any = None,
+    ) -> Any:
+        context["can_move_money"] = obj is not None and has_move_money_permission(request)
+        # Topping up the source from itself is refused anyway: offer transfers only.
+        context["is_source"] = obj is not None and obj.role == Account.Role.SOURCE
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    # Status actions: each account is changed under its own row lock and
+    # reported on its own, so a refusal is never hidden by the others' success.
+
+    @admin.action(description=_("Freeze selected accounts"), permissions=["change"])
+    def freeze(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self._change_status(request, queryset, "freeze", _("Account %(account)s is frozen."))
+
+    @admin.action(description=_("Thaw selected accounts"), permissions=["change"])
+    def thaw(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self._change_status(request, queryset, "thaw", _("Account %(account)s is open again."))
+
+    @admin.action(description=_("Close selected accounts"), permissions=["change"])
+    def close(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self._change_status(request, queryset, "close", _("Account %(account)s is closed."))
+
+    def _change_status(
+        self, request: HttpRequest, queryset: QuerySet, method: str, done: Any
+    ) -> None:
+        accounts = list(queryset.order_by("pk"))
+        failed = 0
+        for account in accounts:
+            try:
+                getattr(account, method)()
+            except AccountException as exc:
+                failed += 1
+                self.message_user(request, str(exc), messages.ERROR)
+            else:
+                self.log_change(request, account, [{"changed": {"fields": ["status"]}}])
+                self.message_user(request, done % {"account": account}, messages.SUCCESS)
+        if failed:
+            self.message_user(
+                request,
+                _("%(failed)s of %(total)s accounts were left unchanged; see above why.")
+                % {"failed": failed, "total": len(accounts)},
+                messages.WARNING,
+            )
+
+    # Moving money ---------------------------------------------------------
+
+    def top_up_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        account = self._account_for_moving_money(request, object_id)
+        return move_money(
+            self,
+            request,
+            TopUpForm(request.POST or None, account=account),
+            title=_("Top up %(account)s") % {"account": account},
+            submit_label=_("Top up"),
+            original=account,
+            summary=[
+                *account_summary(account),
+                (_("From"), source_of(account)),
+            ],
+        )
+
+    def withdraw_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        account = self._account_for_moving_money(request, object_id)
+        return move_money(
+            self,
+            request,
+            WithdrawForm(request.POST or None, account=account),
+            title=_("Withdraw from %(account)s") % {"account": account},
+            submit_label=_("Withdraw"),
+            original=account,
+            summary=[
+                *account_summary(account),
+                (_("To"), source_of(account)),
+            ],
+        )
+
+    def transfer_view(self, request: HttpRequest) -> HttpResponse:
+        if not (has_move_money_permission(request) and self.has_view_permission(request)):
+            raise PermissionDenied
+        try:
+            # ?source=<id> from an account's page; a malformed id is ignored.
+            source = self.opts.pk.to_python(request.GET.get("source"))
+        except ValidationError:
+            source = None
+        form = TransferForm(
+            request.POST or None, initial={"source": source}, admin_site=self.admin_site
+        )
+        return move_money(
+            self, request, form, title=_("Transfer money"), submit_label=_("Transfer")
+        )
+
+    def _account_for_moving_money(self, request: HttpRequest, object_id: str) -> Account:
+        if not has_move_money_permission(request):
+            raise PermissionDenied
+        account = self.get_object(request, unquote(object_id))
+        if account is None:
+            raise Http404(_("There is no account with id %(id)s.") % {"id": object_id})
+        if not self.has_view_permission(request, account):
+            raise PermissionDenied
+        return account
+
+    # Statement ------------------------------------------------------------
+
+    def statement_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        account = self.get_object(request, unquote(object_id))
+        if account is None:
+            raise Http404(_("There is no account with id %(id)s.") % {"id": object_id})
+        if not self.has_view_permission(request, account):
+            raise PermissionDenied
+        filter_form = StatementFilterForm(request.GET)
+        start = end = None
+        if filter_form.is_valid():
+            start, end = filter_form.cleaned_data["start"], filter_form.cleaned_data["end"]
+        statement = account.statement(start, end)
+        # Newest first; the counterparty comes in the same query, never per row.
+        rows = statement.transactions.reverse().select_related(
+            "transfer__source", "transfer__destination"
+        )
+        page = UncountedPage(rows, request.GET.get("p"), self.statement_per_page)
+        for row in page.object_list:
+            transfer = row.transfer
+            row.counterparty = (
+                transfer.destination if transfer.source_id == account.pk else transfer.source
+            )
+        request.current_app = self.admin_site.name
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Statement of %(account)s") % {"account": account},
+            "opts": self.opts,
+            "transfer_opts": Transfer._meta,
+            "original": account,
+            "account": account,
+            "statement": statement,
+            "filter_form": filter_form,
+            "page": page,
+            "can_view_transfers": self.admin_site.get_model_admin(Transfer).has_view_permission(
+                request
+            ),
+        }
+        return TemplateResponse(request, "admin/accounts/account/statement.html", context)
+
+
+def account_summary(account: Account) -> list[tuple[Any, Any]]:
+    available = account.available_amount
+    return [
+        (_("Account"), account),
+        (_("Status"), account.get_status_display()),
+        (_("Balance"), account.balance),
+        (_("Available"), _("no limit") if available is None else available),
+    ]
+
+
+def source_of(account: Account) -> Any:
+    """The source account of the account's currency, or why there is none.
+
+    A currency dropped from ACCOUNTS_CURRENCIES has no source; the form then
+    shows the facade's error when posted, and this page still renders.
+    """
+    try:
+        return Account.objects.source_account(account.currency)
+    except AccountException as exc:
+        return str(exc)
+
+
+def move_money(
+    model_admin: admin.ModelAdmin,
+    request: HttpRequest,
+    form: MoveMoneyForm,
+    *,
+    title: Any,
+    submit_label: Any,
+    original: Any = None,
+    summary: Any = (),
+    success_url: Any = None,
+) -> HttpResponse:
+    """Show a money form; on a valid POST, post it as the staff user and redirect.
+
+    The facade's refusals come back as form errors (see ``MoveMoneyForm.save``).
+    ``success_url(transfer)`` defaults to the new transfer's page.
+    """
+    if request.method == "POST" and form.is_valid():
+        transfer = form.save(request.user)
+        if transfer is not None:
+            model_admin.log_addition(request, transfer, [{"added": {}}])
+            model_admin.message_user(
+                request,
+                _("Moved %(amount)s from %(source)s to %(destination)s (transfer %(reference)s).")
+                % {
+                    "amount": transfer.amount,
+                    "source": transfer.source,
+                    "destination": transfer.destination,
+                    "reference": transfer.reference,
+                },
+                messages.SUCCESS,
+            )
+            url = (success_url or partial(transfer_url, model_admin, request))(transfer)
+            return HttpResponseRedirect(url)
+    request.current_app = model_admin.admin_site.name
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "title": title,
+        "submit_label": submit_label,
+        "opts": model_admin.opts,
+        "original": original,
+        "summary": summary,
+        "form": form,
+        "adminform": helpers.AdminForm(
+            cast(Any, form), [(None, {"fields": list(form.fields)})], {}
+        ),
+        "media": model_admin.media + form.media,
+    }
+    return TemplateResponse(request, "admin/accounts/move_money.html", context)
+
+
+def transfer_url(model_admin: admin.ModelAdmin, request: HttpRequest, transfer: Any) -> str:
+    """A transfer's page, or, for staff who may not view transfers, the accounts."""
+    site = model_admin.admin_site
+    if site.get_model_admin(Transfer).has_view_permission(request, transfer):
+        return reverse("admin:accounts_transfer_change", args=[transfer.pk], current_app=site.name)
+    return reverse("admin:accounts_account_changelist", current_app=site.name)
+
+
+# The ledger: read-only ----------------------------------------------------
+
+
+class LedgerAdmin(admin.ModelAdmin):
+    """Transfers and transactions are append-only: the admin only shows them.
+
+    No add, change or delete, and no actions (so no bulk delete either); the
+    models refuse changes too, this keeps the buttons from being offered.
+    """
+
+    actions: Any = None
+    show_full_result_count = False  # no second COUNT(*) over the whole ledger
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class ReadOnlyInline(admin.TabularInline):
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class LegInline(ReadOnlyInline):
+    model = Transaction
+    fields = ("account", "amount", "balance_after")
+    readonly_fields = fields
+    verbose_name = _("leg")
+    verbose_name_plural = _("legs")
+
+    def get_queryset(self, request: HttpRequest) -> Any:
+        return super().get_queryset(request).select_related("account")
+
+
+class ReversalInline(ReadOnlyInline):
+    model = Transfer
+    fk_name = "parent"
+    fields = ("reference_link", "created", "amount", "username", "description")
+    readonly_fields = fields
+    verbose_name = _("reversal")
+    verbose_name_plural = _("reversals")
+
+    @admin.display(description=_("reference"))
+    def reference_link(self, obj: Transfer) -> str:
+        url = reverse(
+            "admin:accounts_transfer_change", args=[obj.pk], current_app=self.admin_site.name
+        )
+        return format_html('<a href="{}">{}</a>', url, obj.reference)
+
+
+@admin.register(Transfer)
+class TransferAdmin(LedgerAdmin):
+    list_display = (
+        "reference",
+        "created",
+        "source",
+        "destination",
+        "amount",
+        "parent",
+        "merchant_reference",
+        "username",
+    )
+    list_select_related = ("source", "destination", "parent")
+    search_fields = ("^reference", "^merchant_reference")
+    list_filter = ("created", ReversalFilter)
+    fields = (
+        "reference",
+        "created",
+        "source",
+        "destination",
+        "amount",
+        "reversed_so_far",
+        "left_to_reverse",
+        "parent",
+        "merchant_reference",
+        "description",
+        "username",
+        "idempotency_key",
+    )
+    readonly_fields = fields
+    inlines = [LegInline, ReversalInline]
+
+    @admin.display(description=_("reversed so far"))
+    def reversed_so_far(self, obj: Transfer) -> Any:
+        return obj.reversed_amount()
+
+    @admin.display(description=_("left to reverse"))
+    def left_to_reverse(self, obj: Transfer) -> Any:
+        return obj.reversible_amount()
+
+    def get_urls(self) -> list[Any]:
+        info = self.opts.app_label, self.opts.model_name
+        return [
+            path(
+                "<path:object_id>/reverse/",
+                self.admin_site.admin_view(self.reverse_view),
+                name="%s_%s_reverse" % info,
+            ),
+            *super().get_urls(),
+        ]
+
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: Any,
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: Any = None,
+    ) -> Any:
+        context["can_reverse"] = (
+            obj is not None
+            and has_move_money_permission(request)
+            and obj.reversible_amount().amount > 0
+        )
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def reverse_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        if not has_move_money_permission(request):
+            raise PermissionDenied
+        transfer = self.get_object(request, unquote(object_id))
+        if transfer is None:
+            raise Http404(_("There is no transfer with id %(id)s.") % {"id": object_id})
+        if not self.has_view_permission(request, transfer):
+            raise PermissionDenied
+        return move_money(
+            self,
+            request,
+            ReverseForm(request.POST or None, transfer=transfer),
+            title=_("Reverse transfer %(transfer)s") % {"transfer": transfer},
+            submit_label=_("Reverse"),
+            original=transfer,
+            summary=[
+                (_("Money goes back from"), transfer.destination),
+                (_("To"), transfer.source),
+                (_("Amount of the transfer"), transfer.amount),
+                (_("Left to reverse"), transfer.reversible_amount()),
+            ],
+            # Back to the original: it lists its reversals and what is left.
+            success_url=lambda _reversal: transfer_url(self, request, transfer),
+        )
+
+
+@admin.register(Transaction)
+class TransactionAdmin(LedgerAdmin):
+    list_display = ("created", "transfer", "account", "amount", "balance_after")
+    list_select_related = ("transfer", "account")
+    # Newest first by id, which follows posting order: ``created`` has no
+    # index of its own, so sorting the whole ledger by it grows with the ledger.
+    ordering = ("-pk",)
+    search_fields = ("^transfer__reference", "^transfer__merchant_reference")
+    list_filter = ("created",)
+    fields = ("transfer", "account", "amount", "balance_after", "created")
+    readonly_fields = fields
+
+
+@admin.register(Hold)
+class HoldAdmin(LedgerAdmin):
+    """Holds: browse and filter them; release one (or several) through the facade."""
+
+    list_display = (
+        "reference",
+        "created",
+        "source",
+        "destination",
+        "amount",
+        "status",
+        "expires_at",
+        "merchant_reference",
+        "username",
+    )
+    list_select_related = ("source", "destination")
+    list_filter = ("status", "created", "expires_at")
+    search_fields = ("^reference", "^merchant_reference")
+    actions = ["release_holds"]
+    fields = (
+        "reference",
+        "created",
+        "source",
+        "destination",
+        "amount",
+        "status",
+        "expires_at",
+        "merchant_reference",
+        "description",
+        "username",
+        "idempotency_key",
+        "resolved_at",
+        "resolved_by",
+        "capture",
+    )
+    readonly_fields = fields
+
+    def has_move_money_permission(self, request: HttpRequest) -> bool:
+        return has_move_money_permission(request)
+
+    @admin.action(description=_("Release selected holds"), permissions=["move_money"])
+    def release_holds(self, request: HttpRequest, queryset: QuerySet) -> None:
+        # Each hold is released under its account's lock and reported on its own.
+        holds = list(queryset.order_by("pk"))
+        failed = 0
+        for hold in holds:
+            try:
+                facade.release(hold, user=request.user)
+            except AccountException as exc:
+                failed += 1
+                self.message_user(request, str(exc), messages.ERROR)
+            else:
+                self.log_change(request, hold, [{"changed": {"fields": ["status"]}}])
+                self.message_user(
+                    request,
+                    _("Hold %(hold)s is released: %(amount)s is available again.")
+                    % {"hold": hold, "amount": hold.amount},
+                    messages.SUCCESS,
+                )
+        if failed:
+            self.message_user(
+                request,
+                _("%(failed)s of %(total)s holds were left unchanged; see above why.")
+                % {"failed": failed, "total": len(holds)},
+                messages.WARNING,
+            )
+
+    def get_urls(self) -> list[Any]:
+        info = self.opts.app_label, self.opts.model_name
+        return [
+            path(
+                "<path:object_id>/release/",
+                self.admin_site.admin_view(self.release_view),
+                name="%s_%s_release" % info,
+            ),
+            *super().get_urls(),
+        ]
+
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: Any,
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: Any = None,
+    ) -> Any:
+        context["can_release"] = (
+            obj is not None and obj.is_active and has_move_money_permission(request)
+        )
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def release_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        if not has_move_money_permission(request):
+            raise PermissionDenied
+        hold = self.get_object(request, unquote(object_id))
+        if hold is None:
+            raise Http404(_("There is no hold with id %(id)s.") % {"id": object_id})
+        if not self.has_view_permission(request, hold):
+            raise PermissionDenied
+        # The form has no fields: any POST is the confirmation.
+        form = ReleaseForm(request.POST if request.method == "POST" else None, hold=hold)
+        if request.method == "POST" and form.is_valid() and form.save(request.user):
+            self.log_change(request, hold, [{"changed": {"fields": ["status"]}}])
+            self.message_user(
+                request,
+                _("Hold %(hold)s is released: %(amount)s is available again.")
+                % {"hold": hold, "amount": hold.amount},
+                messages.SUCCESS,
+            )
+            return HttpResponseRedirect(
+                reverse(
+                    "admin:accounts_hold_change", args=[hold.pk], current_app=self.admin_site.name
+                )
+            )
+        request.current_app = self.admin_site.name
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Release hold %(hold)s") % {"hold": hold},
+            "submit_label": _("Release"),
+            "opts": self.opts,
+            "original": hold,
+            "summary": [
+                (_("Reserved on"), hold.source),
+                (_("For"), hold.destination),
+                (_("Amount"), hold.amount),
+                (_("Status"), hold.get_status_display()),
+            ],
+            "form": form,
+            "adminform": helpers.AdminForm(cast(Any, form), [(None, {"fields": []})], {}),
+            "media": self.media,
+        }
+        return TemplateResponse(request, "admin/accounts/move_money.html", context)

@@ -1,0 +1,198 @@
+"""
+System checks for the accounts app's settings.
+
+Ids are stable; never reuse a retired one.
+
+* accounts.E001 ACCOUNTS_DEFAULT_CURRENCY is not a known ISO 4217 code.
+* accounts.E002 ACCOUNTS_CURRENCIES is not a non-empty list of known codes.
+* accounts.E003 ACCOUNTS_DEFAULT_CURRENCY is not in ACCOUNTS_CURRENCIES.
+* accounts.E004 A setting and its older alias are both set, to different values.
+* accounts.E005 ACCOUNTS_MIN_INITIAL_VALUE / ACCOUNTS_MAX_INITIAL_VALUE is not a
+  non-negative Decimal.
+* accounts.E006 ACCOUNTS_MIN_INITIAL_VALUE is greater than ACCOUNTS_MAX_INITIAL_VALUE.
+* accounts.E007 The core account names are empty or not distinct.
+* accounts.E008 ACCOUNTS_CODE_LOOKUP_MAX_FAILURES is not a positive integer.
+* accounts.E009 ACCOUNTS_CODE_LOOKUP_COOLDOWN is not a positive integer (seconds).
+* accounts.E010 ACCOUNTS_CODE_LOOKUP_CACHE is not an alias in CACHES.
+* accounts.E011 ACCOUNTS_CODE_LOOKUP_PROXY_COUNT is not a non-negative integer.
+* accounts.W001 A MySQL/MariaDB database runs at REPEATABLE READ: reversal
+  checks could read a stale snapshot.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.core import checks
+
+from .amounts import is_known_currency
+from .conf import Settings, conf
+
+
+def register() -> None:
+    checks.register(check_settings, "accounts")
+    checks.register(check_databases, "accounts")
+    checks.register(check_code_lookup_settings, "accounts")
+
+
+def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    errors: list[checks.CheckMessage] = []
+    default = conf.DEFAULT_CURRENCY
+    if not is_known_currency(default):
+        errors.append(
+            checks.Error(
+                "ACCOUNTS_DEFAULT_CURRENCY is %r, which is not an ISO 4217 currency code."
+                % (default,),
+                hint="Use a three-letter code such as 'GBP', 'EUR' or 'USD'.",
+                id="accounts.E001",
+            )
+        )
+    raw = getattr(settings, "ACCOUNTS_CURRENCIES", None)
+    currencies = conf.CURRENCIES
+    if raw is not None and (
+        not isinstance(raw, (list, tuple)) or not raw or not all(isinstance(c, str) for c in raw)
+    ):
+        errors.append(
+            checks.Error(
+                "ACCOUNTS_CURRENCIES is %r; it must be a non-empty list of currency codes."
+                % (raw,),
+                hint="For example ACCOUNTS_CURRENCIES = ['GBP', 'EUR'].",
+                id="accounts.E002",
+            )
+        )
+    else:
+        unknown = [c for c in currencies if not is_known_currency(c)]
+        if unknown:
+            errors.append(
+                checks.Error(
+                    "ACCOUNTS_CURRENCIES contains unknown currency codes: %s."
+                    % ", ".join(repr(c) for c in unknown),
+                    hint="Use ISO 4217 codes such as 'GBP', 'EUR' or 'USD'.",
+                    id="accounts.E002",
+                )
+            )
+        if default not in currencies:
+            errors.append(
+                checks.Error(
+                    "ACCOUNTS_DEFAULT_CURRENCY %r is not in ACCOUNTS_CURRENCIES %r."
+                    % (default, list(currencies)),
+                    hint="Add it to ACCOUNTS_CURRENCIES.",
+                    id="accounts.E003",
+                )
+            )
+    for name, alias in Settings.ALIASES.items():
+        if hasattr(settings, name) and hasattr(settings, alias):
+            new, old = getattr(settings, name), getattr(settings, alias)
+            if new != old:
+                errors.append(
+                    checks.Error(
+                        "%s (%r) and its older name %s (%r) are both set, to different values."
+                        % (name, new, alias, old),
+                        hint="Remove %s." % alias,
+                        id="accounts.E004",
+                    )
+                )
+    bounds = {}
+    for name in ("ACCOUNTS_MIN_INITIAL_VALUE", "ACCOUNTS_MAX_INITIAL_VALUE"):
+        value = getattr(settings, name, None)
+        if value is None:
+            continue
+        if not isinstance(value, Decimal) or not value.is_finite() or value < 0:
+            errors.append(
+                checks.Error(
+                    "%s is %r; it must be a non-negative Decimal or None." % (name, value),
+                    hint="For example %s = Decimal('500.00')." % name,
+                    id="accounts.E005",
+                )
+            )
+        else:
+            bounds[name] = value
+    if (
+        len(bounds) == 2
+        and bounds["ACCOUNTS_MIN_INITIAL_VALUE"] > bounds["ACCOUNTS_MAX_INITIAL_VALUE"]
+    ):
+        errors.append(
+            checks.Error(
+                "ACCOUNTS_MIN_INITIAL_VALUE (%s) is greater than ACCOUNTS_MAX_INITIAL_VALUE (%s)."
+                % (bounds["ACCOUNTS_MIN_INITIAL_VALUE"], bounds["ACCOUNTS_MAX_INITIAL_VALUE"]),
+                hint="Swap them, or raise the maximum.",
+                id="accounts.E006",
+            )
+        )
+    names = [conf.SOURCE_NAME, conf.SALES_NAME, conf.EXPIRED_NAME]
+    if not all(isinstance(n, str) and n.strip() for n in names) or len(set(names)) != 3:
+        errors.append(
+            checks.Error(
+                "The core account names (source %r, sales %r, expired %r) must be "
+                "non-empty and different." % tuple(names),
+                hint="Check ACCOUNTS_SOURCE_NAME, ACCOUNTS_SALES_NAME and ACCOUNTS_EXPIRED_NAME.",
+                id="accounts.E007",
+            )
+        )
+    return errors
+
+
+def check_databases(
+    app_configs: Any = None, databases: Any = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
+    return isolation_warnings(settings.DATABASES)
+
+
+def isolation_warnings(databases: dict[str, Any]) -> list[checks.CheckMessage]:
+    warnings: list[checks.CheckMessage] = []
+    for alias, options in databases.items():
+        if "mysql" not in options.get("ENGINE", ""):
+            continue
+        level = str(options.get("OPTIONS", {}).get("isolation_level", "read committed")).lower()
+        if level == "repeatable read":
+            warnings.append(
+                checks.Warning(
+                    "Database %r runs at REPEATABLE READ." % alias,
+                    hint=(
+                        "accounts checks reversals with ordinary reads after taking row "
+                        "locks; at REPEATABLE READ those reads can be stale. Use Django's "
+                        "default, 'read committed'."
+                    ),
+                    id="accounts.W001",
+                )
+            )
+    return warnings
+
+
+def check_code_lookup_settings(
+    app_configs: Any = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
+    """The settings of the throttled gift card lookup (``accounts.lookup``)."""
+    errors: list[checks.CheckMessage] = []
+    for name, minimum, error_id, hint in (
+        ("ACCOUNTS_CODE_LOOKUP_MAX_FAILURES", 1, "accounts.E008", "For example 5."),
+        ("ACCOUNTS_CODE_LOOKUP_COOLDOWN", 1, "accounts.E009", "Seconds, for example 900."),
+        (
+            "ACCOUNTS_CODE_LOOKUP_PROXY_COUNT",
+            0,
+            "accounts.E011",
+            "0 unless reverse proxies you run append the client address to "
+            "X-Forwarded-For; then their number.",
+        ),
+    ):
+        value = getattr(conf, name.removeprefix("ACCOUNTS_"))
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            errors.append(
+                checks.Error(
+                    "%s is %r; it must be an integer of at least %d." % (name, value, minimum),
+                    hint=hint,
+                    id=error_id,
+                )
+            )
+    alias = conf.CODE_LOOKUP_CACHE
+    if not isinstance(alias, str) or alias not in settings.CACHES:
+        errors.append(
+            checks.Error(
+                "ACCOUNTS_CODE_LOOKUP_CACHE is %r, which is not an alias in CACHES." % (alias,),
+                hint="Name a cache every process shares, such as Redis or Memcached.",
+                id="accounts.E010",
+            )
+        )
+    return errors

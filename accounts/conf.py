@@ -1,0 +1,119 @@
+"""
+Settings for the accounts app, read lazily through one object.
+
+Every default lives here. Nothing reads ``django.conf.settings`` at import
+time, so ``override_settings`` in tests and late-configured projects both see
+the current values. Bad values are reported by the system checks in
+``accounts.checks``; the properties below return what is configured without
+judging it.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+
+_MISSING = object()
+
+
+class Settings:
+    """The app's settings, each read from ``django.conf.settings`` on access."""
+
+    #: Older setting names still honoured, mapped to the current name.
+    ALIASES = {
+        "ACCOUNTS_SALES_NAME": "ACCOUNTS_REDEMPTIONS_NAME",
+        "ACCOUNTS_EXPIRED_NAME": "ACCOUNTS_LAPSED_NAME",
+    }
+
+    @staticmethod
+    def _get(name: str, default: Any) -> Any:
+        value = getattr(settings, name, _MISSING)
+        if value is not _MISSING:
+            return value
+        alias = Settings.ALIASES.get(name)
+        if alias is not None:
+            value = getattr(settings, alias, _MISSING)
+            if value is not _MISSING:
+                return value
+        return default
+
+    @property
+    def DEFAULT_CURRENCY(self) -> str:
+        """Currency of accounts created without one (ISO 4217 code)."""
+        return self._get("ACCOUNTS_DEFAULT_CURRENCY", "GBP")
+
+    @property
+    def CURRENCIES(self) -> tuple[str, ...]:
+        """Currencies accounts may use; core accounts exist for each one."""
+        value = self._get("ACCOUNTS_CURRENCIES", None)
+        if value is None:
+            return (self.DEFAULT_CURRENCY,)
+        if isinstance(value, str):
+            return (value,)
+        return tuple(value)
+
+    @property
+    def SOURCE_NAME(self) -> str:
+        """Name of the core account money comes from (it has no credit limit)."""
+        return self._get("ACCOUNTS_SOURCE_NAME", "Bank")
+
+    @property
+    def SALES_NAME(self) -> str:
+        """Name of the core account money is spent into.
+
+        ``ACCOUNTS_REDEMPTIONS_NAME`` is the older spelling and is still read.
+        """
+        return self._get("ACCOUNTS_SALES_NAME", "Sales")
+
+    @property
+    def EXPIRED_NAME(self) -> str:
+        """Name of the core account that receives money left on expired accounts.
+
+        ``ACCOUNTS_LAPSED_NAME`` is the older spelling and is still read.
+        """
+        return self._get("ACCOUNTS_EXPIRED_NAME", "Expired accounts")
+
+    @property
+    def MIN_INITIAL_VALUE(self) -> Decimal | None:
+        """Smallest amount a top-up from a core source account may move."""
+        return self._get("ACCOUNTS_MIN_INITIAL_VALUE", None)
+
+    @property
+    def MAX_INITIAL_VALUE(self) -> Decimal | None:
+        """Largest balance a top-up from a core source account may bring an account to."""
+        return self._get("ACCOUNTS_MAX_INITIAL_VALUE", None)
+
+    # Gift card code lookups (accounts.lookup, accounts.views) ------------------
+
+    @property
+    def CODE_LOOKUP_MAX_FAILURES(self) -> int:
+        """Failed code lookups in a row after which a client address is blocked."""
+        return self._get("ACCOUNTS_CODE_LOOKUP_MAX_FAILURES", 5)
+
+    @property
+    def CODE_LOOKUP_COOLDOWN(self) -> int:
+        """Seconds a blocked client address waits; failures are also forgotten after it."""
+        return self._get("ACCOUNTS_CODE_LOOKUP_COOLDOWN", 900)
+
+    @property
+    def CODE_LOOKUP_CACHE(self) -> str:
+        """Alias (in ``CACHES``) of the cache that counts failed lookups.
+
+        It must be shared by every process serving the site: a per-process
+        cache (``LocMemCache``) gives each process its own count.
+        """
+        return self._get("ACCOUNTS_CODE_LOOKUP_CACHE", "default")
+
+    @property
+    def CODE_LOOKUP_PROXY_COUNT(self) -> int:
+        """How many reverse proxies you run that append to ``X-Forwarded-For``.
+
+        0 (the default) uses ``REMOTE_ADDR`` and ignores the header, which
+        any client can forge.
+        """
+        return self._get("ACCOUNTS_CODE_LOOKUP_PROXY_COUNT", 0)
+
+
+conf = Settings()

@@ -1,0 +1,154 @@
+"""
+Model fields for the ledger.
+
+``LedgerMoneyField`` is django-money's ``MoneyField`` pinned to one currency
+column shared by every money field of the row (an account has exactly one
+currency). Assigning a ``Money`` in another currency raises
+``CurrencyMismatch`` instead of silently switching the row's currency, which
+is what django-money does for a field with its own currency column.
+
+``WindowDateTimeField`` stores an account's start or end moment and accepts a
+plain ``date``, meaning the start (or the end, inclusive) of that day in the
+current time zone.
+"""
+
+from __future__ import annotations
+
+import datetime
+from decimal import Decimal
+from typing import Any
+
+from django import forms
+from django.conf import settings
+from django.db import models
+from django.db.models.query_utils import DeferredAttribute
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from djmoney.models.fields import MoneyField, MoneyFieldProxy
+
+from .amounts import DECIMAL_PLACES, MAX_DIGITS, money
+from .exceptions import CurrencyMismatch
+
+CURRENCY_FIELD = "currency"
+
+
+class LedgerMoneyProxy(MoneyFieldProxy):
+    """Descriptor that reads the row's currency and refuses to change it."""
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        # Rows loaded from the database (and the facade) set plain Decimals:
+        # store them as they are; the Money is built on first read.
+        if value is None or type(value) is Decimal:
+            obj.__dict__[self.field.name] = value
+        else:
+            super().__set__(obj, value)
+
+    def _money_from_obj(self, obj: Any) -> Any:
+        amount = obj.__dict__[self.field.name]
+        if amount is None:
+            return None
+        return money(amount, obj.__dict__[self.currency_field_name])
+
+    def set_currency(self, obj: Any, value: Any) -> None:
+        current = obj.__dict__.get(self.currency_field_name)
+        if current and str(value) != current:
+            raise CurrencyMismatch(
+                _("%(field)s is in %(currency)s but the row's currency is %(expected)s."),
+                field=self.field.verbose_name,
+                currency=value,
+                expected=current,
+            )
+        if not current:
+            setattr(obj, self.currency_field_name, str(value))
+
+
+class AmountFormField(forms.DecimalField):
+    """Form field of a ledger money column: the amount only, in the row's currency.
+
+    The model hands forms a ``Money``; a number input shows, and compares,
+    only its amount (it cannot show "£10.00").
+    """
+
+    def prepare_value(self, value: Any) -> Any:
+        return getattr(value, "amount", value)
+
+    def has_changed(self, initial: Any, data: Any) -> bool:
+        return super().has_changed(getattr(initial, "amount", initial), data)
+
+
+class LedgerMoneyField(MoneyField):
+    """A money column sharing the row's ``currency`` column."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("max_digits", MAX_DIGITS)
+        kwargs.setdefault("decimal_places", DECIMAL_PLACES)
+        kwargs.setdefault("currency_field_name", CURRENCY_FIELD)
+        kwargs.setdefault("default_currency", None)
+        kwargs["money_descriptor_class"] = LedgerMoneyProxy
+        super().__init__(*args, **kwargs)
+
+    def deconstruct(self) -> Any:
+        name, path, args, kwargs = super().deconstruct()
+        # The shared currency column and the descriptor are fixed by this
+        # class, so migrations need not (and should not) repeat them.
+        for key in ("currency_field_name", "default_currency", "money_descriptor_class"):
+            kwargs.pop(key, None)
+        return name, path, args, kwargs
+
+    def formfield(self, **kwargs: Any) -> Any:  # type: ignore[override]
+        # The currency is the row's, so forms ask for the amount only.
+        defaults: dict[str, Any] = {
+            "form_class": AmountFormField,
+            "max_digits": self.max_digits,
+            "decimal_places": self.decimal_places,
+            **kwargs,
+        }
+        return models.DecimalField.formfield(self, **defaults)
+
+
+def zero() -> Decimal:
+    """Default amount of a money column.
+
+    A callable rather than ``Decimal(0)``: django-money turns a plain default
+    into a ``Money`` in a fixed currency, which would overwrite the row's.
+    """
+    return Decimal("0")
+
+
+def window_bound(value: Any, *, end: bool) -> Any:
+    """Turn a plain ``date`` into the first (or last) moment of that day.
+
+    The day is taken in the current time zone. Datetimes and ``None`` pass
+    through unchanged; anything else is left to ``DateTimeField.to_python``.
+    """
+    if isinstance(value, datetime.datetime) or not isinstance(value, datetime.date):
+        return value
+    moment = datetime.datetime.combine(value, datetime.time.max if end else datetime.time.min)
+    if settings.USE_TZ:
+        moment = timezone.make_aware(moment)
+    return moment
+
+
+class WindowAttribute(DeferredAttribute):
+    def __set__(self, instance: Any, value: Any) -> None:
+        end = self.field.end  # type: ignore[attr-defined]
+        instance.__dict__[self.field.attname] = window_bound(value, end=end)
+
+
+class WindowDateTimeField(models.DateTimeField):
+    """Start or end of an account's active window; accepts dates as whole days."""
+
+    descriptor_class = WindowAttribute
+
+    def __init__(self, *args: Any, end: bool = False, **kwargs: Any) -> None:
+        self.end = end
+        super().__init__(*args, **kwargs)
+
+    def deconstruct(self) -> Any:
+        name, path, args, kwargs = super().deconstruct()
+        if self.end:
+            kwargs["end"] = True
+        return name, path, args, kwargs
+
+    def get_prep_value(self, value: Any) -> Any:
+        return super().get_prep_value(window_bound(value, end=self.end))

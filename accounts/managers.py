@@ -1,0 +1,236 @@
+"""
+QuerySets for the ledger's models; managers are built from them.
+
+The ledger QuerySets refuse ``update()`` and ``delete()``: transfers and
+transactions are append-only, and an account's balance is written only by
+the facade, under a row lock. django-money patches each model's default
+manager (``objects``) so that ``filter(balance__gt=Money(...))`` works.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from contextvars import ContextVar
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from .exceptions import LedgerImmutable
+
+if TYPE_CHECKING:
+    from .models import Account
+
+#: Account columns only the facade writes.
+LEDGER_FIELDS = frozenset({"balance", "held", "currency"})
+
+
+class AccountTypeQuerySet(models.QuerySet):
+    def descendant_ids(self, root_ids: Iterable[int]) -> set[int]:
+        """Ids of the given types and of every type below them in the tree."""
+        found = set(root_ids)
+        frontier = set(found)
+        while frontier:
+            frontier = set(self.filter(parent__in=frontier).values_list("pk", flat=True)) - found
+            found |= frontier
+        return found
+
+
+class AccountQuerySet(models.QuerySet):
+    def for_user(self, user: Any) -> AccountQuerySet:
+        """Accounts the user may use: where they are the primary or a secondary user."""
+        if user is None or not getattr(user, "pk", None):
+            return self.none()
+        secondary = self.model.secondary_users.through.objects.filter(user=user.pk).values(
+            "account"
+        )
+        return self.filter(Q(primary_user=user.pk) | Q(pk__in=secondary))
+
+    def of_type(self, account_type: Any, *, include_children: bool = True) -> AccountQuerySet:
+        """Accounts of an ``AccountType`` (or type code), by default including its subtypes."""
+        from .models import AccountType
+
+        if isinstance(account_type, str):
+            account_type = AccountType.objects.get(code=account_type)
+        ids = {account_type.pk}
+        if include_children:
+            ids = AccountType.objects.descendant_ids(ids)
+        return self.filter(account_type__in=ids)
+
+    def open(self) -> AccountQuerySet:
+        return self.filter(status=self.model.Status.OPEN)
+
+    def active(self, at: datetime | None = None) -> AccountQuerySet:
+        """Open accounts whose date window contains ``at`` (default: now)."""
+        at = at or timezone.now()
+        return self.open().filter(
+            Q(start_date__isnull=True) | Q(start_date__lte=at),
+            Q(end_date__isnull=True) | Q(end_date__gte=at),
+        )
+
+    def expired(self, at: datetime | None = None) -> AccountQuerySet:
+        """Accounts whose end date is before ``at`` (default: now), whatever their status."""
+        return self.filter(end_date__lt=at or timezone.now())
+
+    def core(self, role: str, currency: str | None = None) -> Account:
+        """Return the core account of a role (``Account.Role``) in a currency.
+
+        ``currency`` defaults to ``ACCOUNTS_DEFAULT_CURRENCY``. The account is
+        created if it is missing (for example after a currency was added to
+        ``ACCOUNTS_CURRENCIES`` and ``migrate`` has not run since).
+        Raises ``UnsupportedCurrency`` for a currency not in ``ACCOUNTS_CURRENCIES``.
+        """
+        from .core import get_core_account
+
+        return get_core_account(self.model, role, currency, using=self.db)
+
+    def source_account(self, currency: str | None = None) -> Account:
+        """The core account money comes from (no credit limit) for ``currency``."""
+        return self.core(self.model.Role.SOURCE, currency)
+
+    def sales_account(self, currency: str | None = None) -> Account:
+        """The core account purchases are paid into for ``currency``."""
+        return self.core(self.model.Role.SALES, currency)
+
+    def expired_account(self, currency: str | None = None) -> Account:
+        """The core account that receives what is left on expired accounts."""
+        return self.core(self.model.Role.EXPIRED, currency)
+
+    def update(self, **kwargs: Any) -> int:
+        refused = LEDGER_FIELDS.intersection(kwargs)
+        if refused:
+            raise LedgerImmutable(
+                _(
+                    "%(fields)s can only be changed by accounts.facade; "
+                    "balances follow from transfers."
+                ),
+                fields=", ".join(sorted(refused)),
+            )
+        return super().update(**kwargs)
+
+    update.alters_data = True  # type: ignore[attr-defined]
+
+
+#: Set by accounts.facade while it writes ledger rows; nothing else may.
+posting: ContextVar[bool] = ContextVar("accounts_posting", default=False)
+
+
+def refuse_unless_posting(model: Any) -> None:
+    if not posting.get():
+        raise LedgerImmutable(
+            _("%(model)s rows are written only by accounts.facade."),
+            model=model._meta.verbose_name,
+        )
+
+
+class LedgerQuerySet(models.QuerySet):
+    """QuerySet of append-only ledger rows: created only by the facade, never changed."""
+
+    def bulk_create(self, objs: Any, *args: Any, **kwargs: Any) -> Any:
+        refuse_unless_posting(self.model)
+        return super().bulk_create(objs, *args, **kwargs)
+
+    def bulk_update(self, objs: Any, fields: Any, batch_size: Any = None) -> int:
+        # Refused before bulk_update() opens its own atomic block, so the
+        # caller's transaction stays usable.
+        return self.update()
+
+    bulk_update.alters_data = True  # type: ignore[attr-defined]
+
+    def update(self, **kwargs: Any) -> int:
+        raise LedgerImmutable(
+            _("%(model)s rows are append-only and cannot be updated."),
+            model=self.model._meta.verbose_name,
+        )
+
+    update.alters_data = True  # type: ignore[attr-defined]
+
+    def delete(self) -> Any:
+        raise LedgerImmutable(
+            _("%(model)s rows are append-only and cannot be deleted."),
+            model=self.model._meta.verbose_name,
+        )
+
+    delete.alters_data = True  # type: ignore[attr-defined]
+    delete.queryset_only = True  # type: ignore[attr-defined]
+
+
+def erase_personal_data(queryset: models.QuerySet, **columns: Any) -> int:
+    """Blank the columns that may hold personal data; the amounts stay as they are."""
+    # models.QuerySet.update: the ledger QuerySets' own update() refuses.
+    return models.QuerySet.update(queryset, **columns)
+
+
+class TransferQuerySet(LedgerQuerySet):
+    def erase_personal_data(self) -> int:
+        """Erase who made these transfers and why (user, username, description).
+
+        The one change allowed to ledger rows, for data-protection requests;
+        amounts, accounts and references are never touched. Returns the
+        number of transfers.
+        """
+        return erase_personal_data(self, user=None, username="", description="")
+
+    erase_personal_data.alters_data = True  # type: ignore[attr-defined]
+
+    def reversals(self) -> TransferQuerySet:
+        return self.filter(parent__isnull=False)
+
+    def originals(self) -> TransferQuerySet:
+        return self.exclude(parent__isnull=False)
+
+    def for_account(self, account: Any) -> TransferQuerySet:
+        return self.filter(Q(source=account) | Q(destination=account))
+
+
+class TransactionQuerySet(LedgerQuerySet):
+    def for_account(self, account: Any) -> TransactionQuerySet:
+        return self.filter(account=account)
+
+
+class HoldQuerySet(models.QuerySet):
+    """Holds change state only through the facade: no update, no delete."""
+
+    def erase_personal_data(self) -> int:
+        """Erase who placed and resolved these holds and why; see ``TransferQuerySet``."""
+        return erase_personal_data(self, user=None, username="", description="", resolved_by="")
+
+    erase_personal_data.alters_data = True  # type: ignore[attr-defined]
+
+    def pending(self, at: datetime | None = None) -> HoldQuerySet:
+        """Active holds that still reserve money at ``at`` (default: now)."""
+        at = at or timezone.now()
+        return self.filter(status="active").filter(
+            Q(expires_at__isnull=True) | Q(expires_at__gt=at)
+        )
+
+    def past_expiry(self, at: datetime | None = None) -> HoldQuerySet:
+        """Active holds whose expiry has passed: they no longer reserve anything."""
+        return self.filter(status="active", expires_at__lte=at or timezone.now())
+
+    def update(self, **kwargs: Any) -> int:
+        raise LedgerImmutable(_("Holds change state only through accounts.facade."))
+
+    update.alters_data = True  # type: ignore[attr-defined]
+
+    def delete(self) -> Any:
+        raise LedgerImmutable(_("Holds cannot be deleted; release them instead."))
+
+    delete.alters_data = True  # type: ignore[attr-defined]
+    delete.queryset_only = True  # type: ignore[attr-defined]
+
+    def bulk_create(self, objs: Any, *args: Any, **kwargs: Any) -> Any:
+        refuse_unless_posting(self.model)
+        return super().bulk_create(objs, *args, **kwargs)
+
+    def bulk_update(self, objs: Any, fields: Any, batch_size: Any = None) -> int:
+        return self.update()
+
+    bulk_update.alters_data = True  # type: ignore[attr-defined]
+
+    def _resolve(self, pk: int, **columns: Any) -> int:
+        """Record a hold's resolution. Only the facade calls this, under the lock."""
+        return models.QuerySet.update(self.filter(pk=pk), **columns)

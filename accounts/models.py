@@ -1,0 +1,800 @@
+"""
+The ledger's models.
+
+``Account`` holds a balance in one currency. ``Transfer`` is one movement of
+money from a source account to a destination account, and ``Transaction`` is
+one of its two legs (negative on the source, positive on the destination).
+Invariants the code protects:
+
+* the legs of a transfer sum to zero, so every currency sums to zero;
+* an account's ``balance`` equals the sum of its legs, and each leg records
+  the balance after it (``balance_after``), written under the same row lock;
+* transfers and transactions are append-only.
+
+Only ``accounts.facade`` writes transfers, transactions and balances.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q, Subquery, Sum
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from . import amounts
+from .conf import conf
+from .exceptions import (
+    CurrencyMismatch,
+    InvalidAmount,
+    LedgerImmutable,
+    ProtectedAccount,
+)
+from .fields import LedgerMoneyField, WindowDateTimeField, window_bound, zero
+from .managers import (
+    LEDGER_FIELDS,
+    AccountQuerySet,
+    AccountTypeQuerySet,
+    HoldQuerySet,
+    TransactionQuerySet,
+    TransferQuerySet,
+    refuse_unless_posting,
+)
+
+#: Characters of generated references: no 0/O, 1/I/L look-alikes.
+REFERENCE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
+REFERENCE_LENGTH = 16  # 31**16: about 79 bits, unguessable and practically collision-free
+
+
+def generate_reference() -> str:
+    """A short, unguessable transfer reference, not derived from the row id."""
+    # One draw from secrets, written in base 31: as random as a draw per
+    # character, at a tenth of the cost on the write path.
+    number = secrets.randbelow(len(REFERENCE_ALPHABET) ** REFERENCE_LENGTH)
+    characters = []
+    for _position in range(REFERENCE_LENGTH):
+        number, digit = divmod(number, len(REFERENCE_ALPHABET))
+        characters.append(REFERENCE_ALPHABET[digit])
+    return "".join(characters)
+
+
+def default_currency() -> str:
+    return conf.DEFAULT_CURRENCY
+
+
+class AccountType(models.Model):
+    """A category of accounts ("gift cards", "store credit"), optionally below a parent type."""
+
+    name = models.CharField(_("name"), max_length=128)
+    code = models.SlugField(_("code"), max_length=64, unique=True)
+    parent = models.ForeignKey(
+        "self",
+        verbose_name=_("parent type"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="children",
+    )
+    description = models.TextField(_("description"), blank=True)
+
+    objects = AccountTypeQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("account type")
+        verbose_name_plural = _("account types")
+
+    def __str__(self) -> str:
+        return self.name
+
+    def ancestors(self) -> list[AccountType]:
+        """The types above this one, nearest first."""
+        found: list[AccountType] = []
+        node = self.parent
+        while node is not None and node not in found and node != self:
+            found.append(node)
+            node = node.parent
+        return found
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        parent = self.parent
+        if self.pk and parent is not None and (parent.pk == self.pk or self in parent.ancestors()):
+            raise ValidationError({"parent": _("An account type cannot be placed below itself.")})
+
+
+class Account(models.Model):
+    """An allocation of money in one currency, changed only through the facade."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", _("Open")
+        FROZEN = "frozen", _("Frozen")
+        CLOSED = "closed", _("Closed")
+
+    class Role(models.TextChoices):
+        SOURCE = "source", _("Source")
+        SALES = "sales", _("Sales")
+        EXPIRED = "expired", _("Expired")
+
+    name = models.CharField(_("name"), max_length=128, unique=True, null=True, blank=True)
+    description = models.TextField(_("description"), blank=True)
+    code = models.CharField(
+        _("code"),
+        max_length=128,
+        unique=True,
+        null=True,
+        blank=True,
+        help_text=_("Optional unique code, for example a gift card number."),
+    )
+    account_type = models.ForeignKey(
+        AccountType,
+        verbose_name=_("account type"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="accounts",
+    )
+    primary_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("primary user"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="accounts",
+    )
+    secondary_users = models.ManyToManyField(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("secondary users"),
+        blank=True,
+        related_name="secondary_accounts",
+    )
+    role = models.CharField(
+        _("core role"),
+        max_length=16,
+        choices=Role.choices,
+        null=True,
+        blank=True,
+        editable=False,
+        help_text=_("Set on the core accounts only."),
+    )
+    status = models.CharField(
+        _("status"), max_length=16, choices=Status.choices, default=Status.OPEN
+    )
+    currency = models.CharField(_("currency"), max_length=3, default=default_currency)
+    balance = LedgerMoneyField(_("balance"), default=zero, editable=False)
+    held = LedgerMoneyField(
+        _("held"),
+        default=zero,
+        editable=False,
+        help_text=_("Reserved by active holds: not spendable, still part of the balance."),
+    )
+    credit_limit = LedgerMoneyField(
+        _("credit limit"),
+        default=zero,
+        null=True,
+        blank=True,
+        help_text=_("How far the balance may go below zero; empty means no limit."),
+    )
+    start_date = WindowDateTimeField(_("start date"), null=True, blank=True)
+    end_date = WindowDateTimeField(_("end date"), null=True, blank=True, end=True)
+    created = models.DateTimeField(_("created"), default=timezone.now, editable=False)
+
+    objects = AccountQuerySet.as_manager()
+
+    #: The currency as loaded from the database, to detect a change on save.
+    _loaded_currency: str | None = None
+
+    class Meta:
+        ordering = ["pk"]
+        verbose_name = _("account")
+        verbose_name_plural = _("accounts")
+        permissions = [
+            (
+                "move_money",
+                _("Can move money: top up, withdraw, transfer, reverse and release holds"),
+            )
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["role", "currency"],
+                condition=Q(role__isnull=False),
+                name="accounts_one_core_account_per_role_and_currency",
+            ),
+            models.CheckConstraint(
+                condition=Q(credit_limit__isnull=True) | Q(credit_limit__gte=0),
+                name="accounts_account_credit_limit_not_negative",
+            ),
+        ]
+        indexes = [
+            # The expiry sweep's candidates. Not (status, end_date): with no
+            # index on status, closing an account (and every balance update)
+            # can be a heap-only update on PostgreSQL, which is much cheaper.
+            models.Index(fields=["end_date"], name="accounts_account_end_date"),
+        ]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # Account(credit_limit=Money(50, "EUR")) makes a EUR account; with an
+        # explicit currency, a Money in another currency is refused.
+        if not args and "currency" not in kwargs:
+            for name in ("credit_limit", "balance"):
+                value = kwargs.get(name)
+                if isinstance(value, amounts.MONEY_TYPES):
+                    kwargs["currency"] = value.currency.code
+                    break
+        super().__init__(*args, **kwargs)
+
+    def __str__(self) -> str:
+        if self.name:
+            return self.name
+        if self.code:
+            return self.code
+        return "#%s" % self.pk if self.pk else str(_("unsaved account"))
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        """Save the account's own fields; its balance is never written from here.
+
+        A balance loaded earlier could be stale (a transfer may have moved
+        money since), so an update never writes it back.
+        Raises ``UnsupportedCurrency``, ``InvalidAmount`` (negative or
+        over-precise credit limit), ``CurrencyMismatch`` (currency changed on
+        an account with transactions) and ``LedgerImmutable``.
+        """
+        self.name = self.name or None
+        self.code = self.code or None
+        self._check_money()
+        if self._state.adding and not kwargs.get("update_fields"):
+            if self.balance.amount != 0 or self.held.amount != 0:
+                raise LedgerImmutable(
+                    _(
+                        "A new account starts with a zero balance; move money onto "
+                        "it with accounts.facade.transfer (got %(balance)s)."
+                    ),
+                    balance=self.balance,
+                )
+        else:
+            update_fields = kwargs.get("update_fields")
+            if update_fields is None:
+                kwargs["update_fields"] = [
+                    field.name
+                    for field in self._meta.concrete_fields
+                    if not field.primary_key and field.name not in LEDGER_FIELDS
+                ]
+            elif LEDGER_FIELDS.intersection(update_fields) - {"currency"}:
+                raise LedgerImmutable(
+                    _("An account's balance is changed only by accounts.facade.")
+                )
+            if self.currency != getattr(self, "_loaded_currency", self.currency):
+                self._check_currency_change()
+                kwargs["update_fields"] = [*kwargs["update_fields"], "currency"]
+        super().save(*args, **kwargs)
+        self._loaded_currency = self.currency
+
+    save.alters_data = True  # type: ignore[attr-defined]
+
+    def delete(self, *args: Any, **kwargs: Any) -> Any:
+        if self.role:
+            raise ProtectedAccount(account=self, action=_("deleted"))
+        return super().delete(*args, **kwargs)
+
+    delete.alters_data = True  # type: ignore[attr-defined]
+
+    @classmethod
+    def from_db(cls, db: str | None, field_names: Any, values: Any, **kwargs: Any) -> Account:
+        # **kwargs: Django 6.1 added fetch_mode.
+        instance = super().from_db(db, field_names, values, **kwargs)
+        instance._loaded_currency = instance.__dict__.get("currency")
+        return instance
+
+    def _check_money(self) -> None:
+        amounts.check_currency(self.currency)
+        limit = self.__dict__.get("credit_limit")
+        if limit is not None:
+            limit = getattr(limit, "amount", limit)
+            if not isinstance(limit, Decimal) or not limit.is_finite() or limit < 0:
+                raise InvalidAmount(
+                    _(
+                        "Credit limit %(amount)r is invalid: give zero, a positive "
+                        "amount, or None for no limit."
+                    ),
+                    amount=limit,
+                )
+            if limit >= amounts.LIMIT:
+                raise InvalidAmount(_("Credit limit %(amount)s is too large."), amount=limit)
+            amounts.check_places(limit, self.currency, what=_("Credit limit"))
+
+    def _check_currency_change(self) -> None:
+        if self.pk and Transaction.objects.filter(account=self.pk).exists():
+            raise CurrencyMismatch(
+                _(
+                    "Account %(account)s has transactions in %(old)s; its currency "
+                    "cannot change to %(new)s."
+                ),
+                account=self,
+                old=self._loaded_currency,
+                new=self.currency,
+            )
+
+    def clean(self) -> None:
+        """Report bad money settings as form errors (used by ModelForms and the admin)."""
+        from django.core.exceptions import ValidationError
+
+        from .exceptions import AccountException
+
+        try:
+            self._check_money()
+            if self.pk and self.currency != getattr(self, "_loaded_currency", self.currency):
+                self._check_currency_change()
+        except AccountException as exc:
+            raise ValidationError(str(exc)) from exc
+        if self.start_date and self.end_date and self.start_date > self.end_date:
+            raise ValidationError({"end_date": _("The end date is before the start date.")})
+
+    # Status and dates -------------------------------------------------------
+
+    @property
+    def is_core(self) -> bool:
+        """Whether this is a core account (source, sales or expired)."""
+        return bool(self.role)
+
+    def is_open(self) -> bool:
+        return self.status == self.Status.OPEN
+
+    def is_frozen(self) -> bool:
+        return self.status == self.Status.FROZEN
+
+    def is_closed(self) -> bool:
+        return self.status == self.Status.CLOSED
+
+    def is_active(self, at: datetime | None = None) -> bool:
+        """Whether the account is open and ``at`` (default: now) is inside its date window."""
+        return self.is_open() and self.in_window(at)
+
+    def in_window(self, at: datetime | None = None) -> bool:
+        at = at or timezone.now()
+        if self.start_date and at < self.start_date:
+            return False
+        if self.end_date and at > self.end_date:
+            return False
+        return True
+
+    def is_expired(self, at: datetime | None = None) -> bool:
+        """Whether the account's end date has passed."""
+        return bool(self.end_date and (at or timezone.now()) > self.end_date)
+
+    # Money --------------------------------------------------------------------
+
+    @property
+    def available_amount(self) -> Any:
+        """What the account can spend now: balance − held + credit limit; ``None`` when unlimited.
+
+        Computed from this instance's values. The facade re-checks under a row
+        lock, where holds past their expiry no longer count as held.
+        """
+        if self.credit_limit is None:
+            return None
+        return self.balance - self.held + self.credit_limit
+
+    def is_debit_permitted(self, amount: Any) -> bool:
+        """Whether debiting ``amount`` (Money or Decimal) stays within the credit limit.
+
+        Raises ``InvalidAmount`` / ``CurrencyMismatch`` for a bad amount.
+        """
+        value, currency = amounts.parse_amount(amount)
+        amounts.check_same_currency(currency, self.currency, what=_("The amount"))
+        available = self.available_amount
+        return available is None or value <= available.amount
+
+    def can_be_authorised_by(self, user: Any) -> bool:
+        """Whether ``user`` may use this account (decided by views and the admin, not the facade).
+
+        True for the primary user and secondary users; for anyone when the
+        account has no users at all.
+        """
+        if self.primary_user_id is None and not self.secondary_users.exists():
+            return True
+        if user is None or not getattr(user, "pk", None):
+            return False
+        if self.primary_user_id == user.pk:
+            return True
+        return self.secondary_users.filter(pk=user.pk).exists()
+
+    # History ------------------------------------------------------------------
+
+    def balance_at(self, when: datetime | date) -> Any:
+        """The balance at moment ``when``; a ``date`` means the end of that day.
+
+        One indexed query whatever the length of the history.
+        """
+        return self._balance_after(created__lte=window_bound(when, end=True))
+
+    def _balance_after(self, **moment: Any) -> Any:
+        """The balance after the account's last leg matching ``moment`` (a ``created`` lookup).
+
+        Written as "the leg at the latest such moment" rather than "the first
+        leg ordered by moment": MariaDB plans the latter as a scan of all the
+        account's newer legs, which grows with the history; this form is an
+        index seek on (account, created) on every backend.
+        """
+        latest = (
+            Transaction.objects.filter(account=self.pk, **moment)
+            .order_by("-created")
+            .values("created")[:1]
+        )
+        after = (
+            Transaction.objects.filter(account=self.pk, created=Subquery(latest))
+            .order_by("-pk")
+            .values_list("balance_after", flat=True)
+            .first()
+        )
+        return amounts.money(after if after is not None else Decimal(0), self.currency)
+
+    def statement(
+        self, start: datetime | date | None = None, end: datetime | date | None = None
+    ) -> Statement:
+        """The account's transactions from ``start`` to ``end`` (inclusive) with balances.
+
+        Dates mean whole days (``start`` from its first moment, ``end`` to its
+        last). Each transaction carries ``balance_after``. Costs three indexed
+        queries (opening balance, closing balance, the rows when iterated),
+        whatever the length of the history.
+        """
+        first: datetime | None = window_bound(start, end=False)
+        last: datetime = window_bound(end, end=True) or timezone.now()
+        rows = Transaction.objects.filter(account=self.pk, created__lte=last)
+        if first is not None:
+            rows = rows.filter(created__gte=first)
+            opening = self._balance_after(created__lt=first)
+        else:
+            opening = amounts.money(Decimal(0), self.currency)
+        return Statement(
+            account=self,
+            start=first,
+            end=last,
+            opening_balance=opening,
+            closing_balance=self.balance_at(last),
+            transactions=rows.select_related("transfer").order_by("created", "pk"),
+            pending_holds=Hold.objects.filter(source=self.pk).pending().order_by("created", "pk"),
+        )
+
+    # State changes ------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the account; refused with ``AccountNotEmpty`` unless its balance is zero.
+
+        Checked on the locked row, so a transfer committing at the same moment
+        cannot leave money on a closed account. Raises ``ProtectedAccount``
+        for a core account. Closing a closed account does nothing.
+        """
+        self._change_status(self.Status.CLOSED)
+
+    close.alters_data = True  # type: ignore[attr-defined]
+
+    def freeze(self) -> None:
+        """Freeze the account: no money moves in or out until it is thawed."""
+        self._change_status(self.Status.FROZEN)
+
+    freeze.alters_data = True  # type: ignore[attr-defined]
+
+    def thaw(self) -> None:
+        """Open a frozen account again; a closed account stays closed (``ClosedAccount``)."""
+        self._change_status(self.Status.OPEN)
+
+    thaw.alters_data = True  # type: ignore[attr-defined]
+
+    def _change_status(self, status: str) -> None:
+        from .facade import change_status
+
+        change_status(self, status)
+
+
+@dataclass
+class Statement:
+    """An account's history over a period, as returned by ``Account.statement()``."""
+
+    account: Account
+    start: datetime | None
+    end: datetime
+    opening_balance: Any
+    closing_balance: Any
+    #: Posted legs in the period, oldest first, each with ``balance_after``.
+    transactions: TransactionQuerySet
+    #: Holds on the account that still reserve money now (not in the period:
+    #: pending is a state, not an event), oldest first.
+    pending_holds: HoldQuerySet
+
+    def __iter__(self) -> Any:
+        return iter(self.transactions)
+
+
+class Transfer(models.Model):
+    """One movement of money from ``source`` to ``destination``. Append-only."""
+
+    reference = models.CharField(
+        _("reference"), max_length=32, unique=True, default=generate_reference, editable=False
+    )
+    source = models.ForeignKey(
+        Account,
+        verbose_name=_("source"),
+        on_delete=models.PROTECT,
+        related_name="source_transfers",
+    )
+    destination = models.ForeignKey(
+        Account,
+        verbose_name=_("destination"),
+        on_delete=models.PROTECT,
+        related_name="destination_transfers",
+    )
+    currency = models.CharField(_("currency"), max_length=3)
+    amount = LedgerMoneyField(_("amount"))
+    parent = models.ForeignKey(
+        "self",
+        verbose_name=_("reverses"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="reversals",
+        # Indexed by migration 0006 where the parent is set only: nearly every
+        # transfer has none, and a plain index full of NULLs looks useless to
+        # SQLite's planner after ANALYZE. (InnoDB keeps its own foreign key
+        # index.)
+        db_index=False,
+    )
+    merchant_reference = models.CharField(
+        _("merchant reference"), max_length=128, null=True, blank=True, db_index=True
+    )
+    description = models.TextField(_("description"), blank=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("user"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    username = models.CharField(
+        _("username"),
+        max_length=150,
+        blank=True,
+        help_text=_("Who made the transfer, kept when the user is deleted."),
+    )
+    idempotency_key = models.CharField(
+        _("idempotency key"), max_length=128, null=True, blank=True, unique=True
+    )
+    created = models.DateTimeField(_("created"), default=timezone.now, db_index=True)
+
+    objects = TransferQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created", "-pk"]
+        verbose_name = _("transfer")
+        verbose_name_plural = _("transfers")
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(amount__gt=0), name="accounts_transfer_amount_positive"
+            ),
+            models.CheckConstraint(
+                condition=~Q(source=models.F("destination")),
+                name="accounts_transfer_source_is_not_destination",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.reference
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding:
+            raise LedgerImmutable(_("Transfers are append-only and cannot be changed."))
+        refuse_unless_posting(type(self))
+        super().save(*args, **kwargs)
+
+    save.alters_data = True  # type: ignore[attr-defined]
+
+    def delete(self, *args: Any, **kwargs: Any) -> Any:
+        raise LedgerImmutable(_("Transfers are append-only and cannot be deleted."))
+
+    delete.alters_data = True  # type: ignore[attr-defined]
+
+    @property
+    def is_reversal(self) -> bool:
+        return self.parent_id is not None
+
+    def reversed_amount(self) -> Any:
+        """How much of this transfer has been reversed so far (one query)."""
+        total = Transfer.objects.filter(parent=self.pk).aggregate(total=Sum("amount"))["total"]
+        return amounts.money(total or Decimal(0), self.currency)
+
+    def reversible_amount(self) -> Any:
+        """What can still be reversed (zero for a reversal, which cannot be reversed)."""
+        if self.is_reversal:
+            return amounts.money(Decimal(0), self.currency)
+        return self.amount - self.reversed_amount()
+
+
+class Transaction(models.Model):
+    """One leg of a transfer: a signed amount on one account. Append-only."""
+
+    # Both foreign keys are the leading columns of the indexes in Meta, so
+    # separate single-column indexes would only slow down every insert.
+    transfer = models.ForeignKey(
+        Transfer,
+        verbose_name=_("transfer"),
+        on_delete=models.PROTECT,
+        related_name="transactions",
+        db_index=False,
+    )
+    account = models.ForeignKey(
+        Account,
+        verbose_name=_("account"),
+        on_delete=models.PROTECT,
+        related_name="transactions",
+        db_index=False,
+    )
+    currency = models.CharField(_("currency"), max_length=3)
+    amount = LedgerMoneyField(_("amount"))
+    balance_after = LedgerMoneyField(_("balance after"))
+    created = models.DateTimeField(_("created"), default=timezone.now)
+
+    objects = TransactionQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created", "-pk"]
+        verbose_name = _("transaction")
+        verbose_name_plural = _("transactions")
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(amount=0), name="accounts_transaction_amount_not_zero"
+            ),
+            models.UniqueConstraint(
+                fields=["transfer", "account"], name="accounts_one_leg_per_account"
+            ),
+        ]
+        indexes = [
+            # balance_at() and statement(): the latest row of an account before a moment.
+            models.Index(fields=["account", "created", "id"], name="accounts_tx_history"),
+        ]
+
+    def __str__(self) -> str:
+        return "%s %s" % (self.transfer_id, self.amount)
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding:
+            raise LedgerImmutable(_("Transactions are append-only and cannot be changed."))
+        refuse_unless_posting(type(self))
+        super().save(*args, **kwargs)
+
+    save.alters_data = True  # type: ignore[attr-defined]
+
+    def delete(self, *args: Any, **kwargs: Any) -> Any:
+        raise LedgerImmutable(_("Transactions are append-only and cannot be deleted."))
+
+    delete.alters_data = True  # type: ignore[attr-defined]
+
+
+class Hold(models.Model):
+    """Money reserved on ``source`` for ``destination``: captured or released later.
+
+    While active, ``amount`` counts in the source's ``held`` and is not
+    available to any other debit; the balance itself does not change until
+    the hold is captured. A hold resolves exactly once: captured (in full or
+    in part, the rest released), released, or expired. Only the facade
+    creates and resolves holds.
+    """
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", _("Active")
+        CAPTURED = "captured", _("Captured")
+        RELEASED = "released", _("Released")
+        EXPIRED = "expired", _("Expired")
+
+    reference = models.CharField(
+        _("reference"), max_length=32, unique=True, default=generate_reference, editable=False
+    )
+    source = models.ForeignKey(
+        Account,
+        verbose_name=_("source"),
+        on_delete=models.PROTECT,
+        related_name="holds",
+        db_index=False,
+    )
+    destination = models.ForeignKey(
+        Account,
+        verbose_name=_("destination"),
+        on_delete=models.PROTECT,
+        related_name="incoming_holds",
+    )
+    currency = models.CharField(_("currency"), max_length=3)
+    amount = LedgerMoneyField(_("amount"))
+    status = models.CharField(
+        _("status"), max_length=16, choices=Status.choices, default=Status.ACTIVE
+    )
+    expires_at = models.DateTimeField(_("expires at"), null=True, blank=True)
+    merchant_reference = models.CharField(
+        _("merchant reference"), max_length=128, null=True, blank=True, db_index=True
+    )
+    description = models.TextField(_("description"), blank=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("user"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    username = models.CharField(_("username"), max_length=150, blank=True)
+    idempotency_key = models.CharField(
+        _("idempotency key"), max_length=128, null=True, blank=True, unique=True
+    )
+    created = models.DateTimeField(_("created"), default=timezone.now, db_index=True)
+    resolved_at = models.DateTimeField(_("resolved at"), null=True, blank=True)
+    resolved_by = models.CharField(
+        _("resolved by"),
+        max_length=150,
+        blank=True,
+        help_text=_("Username of who captured or released the hold."),
+    )
+    capture = models.OneToOneField(
+        Transfer,
+        verbose_name=_("capture"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="hold",
+    )
+
+    objects = HoldQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created", "-pk"]
+        verbose_name = _("hold")
+        verbose_name_plural = _("holds")
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(amount__gt=0), name="accounts_hold_amount_positive"
+            ),
+            models.CheckConstraint(
+                condition=~Q(source=models.F("destination")),
+                name="accounts_hold_source_is_not_destination",
+            ),
+        ]
+        indexes = [
+            # The source's active holds past their expiry (funds check, sweep).
+            models.Index(fields=["source", "status", "expires_at"], name="accounts_hold_active"),
+            models.Index(fields=["status", "expires_at"], name="accounts_hold_expiry"),
+        ]
+
+    def __str__(self) -> str:
+        return self.reference
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        refuse_unless_posting(type(self))
+        super().save(*args, **kwargs)
+
+    save.alters_data = True  # type: ignore[attr-defined]
+
+    def delete(self, *args: Any, **kwargs: Any) -> Any:
+        raise LedgerImmutable(_("Holds cannot be deleted; release them instead."))
+
+    delete.alters_data = True  # type: ignore[attr-defined]
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == self.Status.ACTIVE
+
+    def is_expired(self, at: datetime | None = None) -> bool:
+        """Whether ``expires_at`` has passed (the hold no longer reserves money)."""
+        return bool(self.expires_at and (at or timezone.now()) >= self.expires_at)
+
+    @property
+    def captured_amount(self) -> Any:
+        """What the capture moved (zero unless captured)."""
+        capture = self.capture
+        if capture is None:
+            return amounts.money(Decimal(0), self.currency)
+        return capture.amount

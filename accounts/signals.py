@@ -1,0 +1,25 @@
+"""
+Signals the accounts app sends: documented hooks for your code.
+
+The ledger never depends on a receiver. Signals that report something that
+happened are sent after the database transaction commits, so a receiver
+never sees (or e-mails a customer about) a transfer that was rolled back.
+An exception raised by a receiver is logged by Django
+(``django.db.backends.base``) and does not reach the caller: the money has
+already moved.
+"""
+
+from django.dispatch import Signal
+
+#: Sent after a transfer (a reversal too) has been committed.
+#: Arguments: sender (the Transfer class), transfer (the Transfer).
+transfer_posted = Signal()
+
+#: Sent after a hold has been placed and committed.
+#: Arguments: sender (the Hold class), hold (the Hold).
+hold_created = Signal()
+
+#: Sent after a hold was captured, released or expired, once committed.
+#: Arguments: sender (the Hold class), hold (the Hold; see hold.status and,
+#: for a capture, hold.capture, the Transfer).
+hold_resolved = Signal()

@@ -1,0 +1,337 @@
+"""
+Demo data for the sandbox: a small shop's staff, customers, gift cards and
+six months of history.
+
+Money only moves through ``accounts.facade`` (and the shop's
+``place_order``), as it would in production. To spread the history over past
+months honestly, each past operation runs with ``django.utils.timezone.now``
+patched to its moment, in chronological order: the facade stamps its rows
+with that time, exactly as it would have then. Ledger rows are never written
+or edited any other way.
+"""
+
+import random
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from unittest import mock
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
+from django.db import transaction
+from django.utils import timezone
+
+from accounts import facade
+from accounts.codes import format_code, generate_code
+from accounts.forms import new_token
+from accounts.models import Account, AccountType
+
+from .basket import Basket
+from .models import Order
+from .payments import place_order
+
+#: (username, password, who they are): printed by rebuild_sandbox.
+LOGINS = [
+    ("admin", "admin", "superuser"),
+    ("cashier", "cashier", "staff who may move money (accounts.move_money)"),
+    ("clerk", "clerk", "staff who edit accounts but may not move money"),
+    ("barry", "barry", "customer: store credit and the household wallet"),
+    ("alice", "alice", "customer: a euro wallet; shares barry's household wallet"),
+    ("acme", "acme", "B2B customer: a £500 credit line with some debt"),
+]
+
+CLERK_PERMISSIONS = [
+    ("accounts", "view_account"),
+    ("accounts", "add_account"),
+    ("accounts", "change_account"),
+    ("accounts", "view_accounttype"),
+    ("accounts", "view_transfer"),
+    ("accounts", "view_transaction"),
+    ("shop", "view_order"),
+]
+CASHIER_PERMISSIONS = [*CLERK_PERMISSIONS, ("accounts", "move_money")]
+
+
+@contextmanager
+def back_in_time(moment: datetime) -> Iterator[None]:
+    """Run code as if it were ``moment``: the facade stamps rows with ``timezone.now()``."""
+    with mock.patch("django.utils.timezone.now", return_value=moment):
+        yield
+
+
+@transaction.atomic
+def load() -> list[tuple[str, str]]:
+    """Create the demo data; return the gift cards as (code, what it shows) to print."""
+    Demo().run()
+    return gift_card_summary()
+
+
+class Demo:
+    def __init__(self) -> None:
+        self.now = timezone.now()
+        self.random = random.Random(2026)  # the same history on every rebuild
+        self.events: list[tuple[datetime, Callable[[], Any]]] = []
+        self.cards: dict[str, Account] = {}
+
+    def at(self, days_ago: float, action: Callable[[], Any], hour: int = 11) -> None:
+        """Schedule ``action`` for ``days_ago`` days before now, at about ``hour`` o'clock."""
+        moment = self.now - timedelta(days=days_ago)
+        moment = timezone.localtime(moment).replace(hour=hour, minute=self.random.randrange(60))
+        self.events.append((min(moment, self.now - timedelta(minutes=1)), action))
+
+    def run(self) -> None:
+        self.users()
+        self.accounts()
+        self.history()
+        # Oldest first, so that every account's rows follow posting order.
+        for moment, action in sorted(self.events, key=lambda event: event[0]):
+            with back_in_time(moment):
+                action()
+        self.today()
+
+    # People ---------------------------------------------------------------------
+
+    def users(self) -> None:
+        User = get_user_model()
+        User.objects.create_superuser("admin", "admin@example.com", "admin")
+        self.cashier = self.staff("cashier", CASHIER_PERMISSIONS)
+        self.clerk = self.staff("clerk", CLERK_PERMISSIONS)
+        self.barry = User.objects.create_user("barry", "barry@example.com", "barry")
+        self.alice = User.objects.create_user("alice", "alice@example.com", "alice")
+        self.acme = User.objects.create_user(
+            "acme", "accounts@acme.example.com", "acme", first_name="Acme Trading Ltd"
+        )
+
+    def staff(self, username: str, permissions: list[tuple[str, str]]) -> Any:
+        user = get_user_model().objects.create_user(
+            username, "%s@example.com" % username, username, is_staff=True
+        )
+        for app_label, codename in permissions:
+            user.user_permissions.add(
+                Permission.objects.get(content_type__app_label=app_label, codename=codename)
+            )
+        return user
+
+    # Accounts ---------------------------------------------------------------------
+
+    def accounts(self) -> None:
+        customer = AccountType.objects.create(name="Customer money", code="customer")
+        self.credit_type = AccountType.objects.create(
+            name="Store credit", code="store-credit", parent=customer
+        )
+        self.wallet_type = AccountType.objects.create(
+            name="Wallets", code="wallets", parent=customer
+        )
+        self.gift_cards = AccountType.objects.create(name="Gift cards", code="gift-cards")
+        self.b2b_type = AccountType.objects.create(name="Business credit", code="b2b-credit")
+
+    def open_account(self, **fields: Any) -> Account:
+        secondary = fields.pop("secondary_users", [])
+        account = Account.objects.create(created=timezone.now(), **fields)
+        account.secondary_users.set(secondary)
+        return account
+
+    def sell_card(
+        self, key: str, amount: str, currency: str = "GBP", **fields: Any
+    ) -> Callable[[], None]:
+        def sell() -> None:
+            fields.setdefault("end_date", timezone.now() + timedelta(days=365))
+            card = self.open_account(
+                code=generate_code(), account_type=self.gift_cards, currency=currency, **fields
+            )
+            self.cards[key] = card
+            self.top_up(card, amount, "Gift card sold at the till")
+
+        return sell
+
+    # Money ------------------------------------------------------------------------
+
+    def top_up(self, account: Account, amount: str, description: str) -> Any:
+        bank = Account.objects.source_account(account.currency)
+        return facade.transfer(
+            bank, account, Decimal(amount), user=self.cashier, description=description
+        )
+
+    def buy(self, user: Any, items: list[tuple[str, int]], **payment: Any) -> Order:
+        """An order in the shop, paid exactly as the checkout page pays it."""
+        basket = Basket({})
+        for slug, quantity in items:
+            basket.add(slug, quantity)
+        order = place_order(user, basket, key=new_token(), **payment)
+        # The order's own row (not the ledger's) gets its moment too.
+        Order.objects.filter(pk=order.pk).update(created=timezone.now())
+        return order
+
+    def pay_in_store(self, account: Account, amount: str, reference: str) -> Any:
+        """A purchase at the till, in the account's currency, without a shop order."""
+        sales = Account.objects.sales_account(account.currency)
+        return facade.transfer(
+            account,
+            sales,
+            Decimal(amount),
+            allow_partial=True,
+            user=self.cashier,
+            merchant_reference=reference,
+            description="In-store purchase",
+        )
+
+    def refund(self, order_box: list[Order], amount: str | None, why: str) -> Callable[[], Any]:
+        def refund() -> None:
+            payment = order_box[0].payments().first()
+            facade.reverse(
+                payment,
+                amount=None if amount is None else Decimal(amount),
+                user=self.cashier,
+                description=why,
+            )
+
+        return refund
+
+    # The story ----------------------------------------------------------------------
+
+    def history(self) -> None:
+        at, barry, alice, acme = self.at, self.barry, self.alice, self.acme
+        accounts: dict[str, Account] = {}
+
+        def open_customer_accounts() -> None:
+            accounts["credit"] = self.open_account(
+                name="Barry's store credit", primary_user=barry, account_type=self.credit_type
+            )
+            accounts["household"] = self.open_account(
+                name="Household wallet",
+                primary_user=barry,
+                secondary_users=[alice],
+                account_type=self.wallet_type,
+            )
+            accounts["euro"] = self.open_account(
+                name="Alice's euro wallet",
+                primary_user=alice,
+                currency="EUR",
+                account_type=self.wallet_type,
+            )
+            accounts["acme"] = self.open_account(
+                name="Acme Trading Ltd",
+                primary_user=acme,
+                credit_limit=Decimal("500.00"),
+                account_type=self.b2b_type,
+                description="Invoiced monthly; 30 days to pay.",
+            )
+            self.top_up(accounts["credit"], "50.00", "Welcome credit")
+            self.top_up(accounts["household"], "200.00", "Bank transfer from B. Smith")
+            self.top_up(accounts["euro"], "150.00", "Bank transfer (SEPA)")
+
+        at(182, open_customer_accounts, hour=9)
+        # Sold with six months' validity: it lapses with money left on it.
+        at(178, self.sell_card("expired", "20.00", end_date=self.now - timedelta(days=12)))
+        at(172, self.sell_card("fifty", "50.00"))
+        at(141, self.sell_card("ten", "10.00"))
+        at(101, self.sell_card("lost", "40.00"))
+        at(70, self.sell_card("euro", "30.00", currency="EUR"))
+        at(16, self.sell_card("unused", "25.00"))
+
+        # The household shops every nine days or so; barry and alice take turns.
+        products = ["coffee", "tea", "mugs", "teapot"]
+        for number, days_ago in enumerate(range(176, 4, -9)):
+            shopper = (barry, alice)[number % 2]
+            items = [(self.random.choice(products), self.random.randint(1, 2))]
+            at(
+                days_ago,
+                lambda shopper=shopper, items=items: self.buy(
+                    shopper, items, account=accounts["household"]
+                ),
+                hour=self.random.randint(9, 19),
+            )
+        for days_ago in (152, 122, 92, 62, 32):
+            at(
+                days_ago,
+                lambda: self.top_up(
+                    accounts["household"], "150.00", "Bank transfer from B. Smith"
+                ),
+                hour=8,
+            )
+
+        first: list[Order] = []
+        at(
+            160,
+            lambda: first.append(
+                self.buy(
+                    barry,
+                    [("grinder", 1), ("coffee", 1)],
+                    cards=[self.cards["fifty"]],
+                    account=accounts["credit"],
+                )
+            ),
+        )
+        at(
+            155,
+            self.refund(first, "18.50", "Refund: coffee arrived damaged"),
+        )
+        at(150, lambda: self.buy(acme, [("grinder", 4), ("teapot", 2)], account=accounts["acme"]))
+        at(
+            135,
+            lambda: self.buy(alice, [("mugs", 1)], cards=[self.cards["ten"]]),
+        )
+        at(118, lambda: self.pay_in_store(accounts["euro"], "45.50", "TILL-EU-1042"))
+        at(110, lambda: self.buy(acme, [("coffee", 10)], account=accounts["acme"]))
+        at(
+            95,
+            lambda: self.top_up(accounts["acme"], "300.00", "Payment received: invoice INV-2041"),
+        )
+        at(
+            80,
+            lambda: self.buy(barry, [("teapot", 1)], account=accounts["credit"]),
+        )
+        at(64, lambda: self.pay_in_store(self.cards["euro"], "12.00", "TILL-EU-1077"))
+
+        def duplicate_top_up() -> None:
+            mistake = self.top_up(accounts["credit"], "25.00", "Goodwill credit")
+            facade.reverse(mistake, user=self.cashier, description="Entered twice by mistake")
+            self.top_up(accounts["credit"], "25.00", "Goodwill credit")
+
+        at(58, duplicate_top_up)
+        at(44, lambda: self.buy(alice, [("tea", 2)], cards=[self.cards["expired"]]))
+        at(40, lambda: self.buy(acme, [("mugs", 6)], account=accounts["acme"]))
+
+        cancelled: list[Order] = []
+        at(
+            30,
+            lambda: cancelled.append(self.buy(barry, [("tea", 1)], account=accounts["credit"])),
+        )
+        at(29, self.refund(cancelled, None, "Order cancelled"))
+        at(9, lambda: self.pay_in_store(self.cards["lost"], "6.00", "TILL-GB-2210"))
+        self.household = accounts
+
+    def today(self) -> None:
+        """What happens now, not in the past: a card reported stolen, a reservation."""
+        self.cards["lost"].freeze()
+        facade.hold(
+            self.household["household"],
+            Account.objects.sales_account("GBP"),
+            Decimal("34.00"),
+            expires_at=self.now + timedelta(days=3),
+            merchant_reference="CLICK-AND-COLLECT-318",
+            description="Click & collect reservation",
+            user=self.alice,
+        )
+
+
+def gift_card_summary() -> list[tuple[str, str]]:
+    """Each gift card's code and what trying it shows, for the printed instructions."""
+    summary = []
+    now = timezone.now()
+    cards = Account.objects.of_type("gift-cards").order_by("-currency", "-balance")
+    for card in cards:
+        if card.is_frozen():
+            state = "frozen (reported stolen): %s on it" % card.balance
+        elif card.is_expired(now):
+            state = "expired with %s left: `manage.py close_expired_accounts` sweeps it" % (
+                card.balance
+            )
+        elif card.balance.amount:
+            state = "%s to spend" % card.balance
+        else:
+            state = "spent"
+        summary.append((format_code(card.code), state))
+    return summary

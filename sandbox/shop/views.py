@@ -1,0 +1,155 @@
+"""
+The demo shop's customer pages.
+
+``checkout`` and ``refund`` are the examples of moving money from a view:
+validate a form, call the ledger (``payments.place_order``, which calls
+``accounts.facade.transfer``; ``accounts.facade.reverse``), and show the
+customer the ledger's reason when it refuses. Every page that shows or moves
+money checks that the customer may use the account or owns the order.
+"""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from accounts import facade
+from accounts.exceptions import AccountException
+from accounts.forms import StatementFilterForm
+from accounts.models import Account
+from accounts.pagination import UncountedPage
+
+from .basket import Basket
+from .catalogue import PRODUCTS
+from .forms import PaymentForm, RefundForm
+from .models import Order
+from .payments import place_order
+
+#: Statement rows per page.
+STATEMENT_PAGE_SIZE = 20
+
+
+def shop(request: HttpRequest, form: PaymentForm | None = None) -> HttpResponse:
+    """The products, the basket and, for a logged-in customer, the payment form."""
+    basket = Basket(request.session)
+    if form is None and request.user.is_authenticated:
+        form = PaymentForm(request=request, basket=basket)
+    context = {"products": PRODUCTS.values(), "basket": basket, "form": form}
+    return render(request, "shop/shop.html", context)
+
+
+@require_POST
+def update_basket(request: HttpRequest) -> HttpResponse:
+    basket = Basket(request.session)
+    slug = request.POST.get("product", "")
+    if slug not in PRODUCTS:
+        raise Http404(_("There is no such product."))
+    if request.POST.get("action") == "remove":
+        basket.remove(slug)
+    else:
+        basket.add(slug)
+    return redirect("shop:shop")
+
+
+@login_required
+@require_POST
+def checkout(request: HttpRequest) -> HttpResponse:
+    """Pay for the basket with gift cards and/or the customer's account; the rest by card."""
+    basket = Basket(request.session)
+    form = PaymentForm(request.POST, request=request, basket=basket)
+    if form.is_valid():
+        try:
+            order = place_order(
+                request.user,
+                basket,
+                key=form.cleaned_data["token"],
+                cards=form.cleaned_data["cards"],
+                account=form.cleaned_data["account"],
+            )
+        except AccountException as exc:
+            # Nothing was charged and no order exists: tell the customer why.
+            form.add_error(None, str(exc))
+        else:
+            basket.clear()
+            messages.success(
+                request, _("Thank you: order %(number)s is paid.") % {"number": order}
+            )
+            return redirect(order)
+    return shop(request, form)
+
+
+@login_required
+def order_detail(request: HttpRequest, number: str) -> HttpResponse:
+    order = get_object_or_404(Order, number=number, user=request.user)
+    payments = [
+        (payment, payment.reversible_amount(), RefundForm(payment=payment))
+        for payment in order.payments()
+    ]
+    context = {
+        "order": order,
+        "lines": order.lines.select_related("order"),
+        "payments": payments,
+        "refunds": order.refunds(),
+    }
+    return render(request, "shop/order.html", context)
+
+
+@login_required
+@require_POST
+def refund(request: HttpRequest, number: str, payment_id: int) -> HttpResponse:
+    """Give back (part of) one payment of the customer's own order, to where it came from."""
+    order = get_object_or_404(Order, number=number, user=request.user)
+    payment = get_object_or_404(order.payments(), pk=payment_id)
+    form = RefundForm(request.POST, payment=payment)
+    if not form.is_valid():
+        messages.error(request, " ".join(form.errors.get("amount", [_("Try again.")])))
+        return redirect(order)
+    try:
+        refunded = facade.reverse(
+            payment,
+            amount=form.cleaned_data["amount"],  # None: all that is left
+            user=request.user,
+            description=_("Refund for order %(number)s") % {"number": order},
+            idempotency_key="refund:%s" % form.cleaned_data["token"],
+        )
+    except AccountException as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, _("Refunded %(amount)s.") % {"amount": refunded.amount})
+    return redirect(order)
+
+
+@login_required
+def order_list(request: HttpRequest) -> HttpResponse:
+    orders = Order.objects.filter(user=request.user)
+    return render(request, "shop/order_list.html", {"orders": orders})
+
+
+@login_required
+def my_accounts(request: HttpRequest) -> HttpResponse:
+    """The accounts the customer may use, as primary or secondary user."""
+    accounts = (
+        Account.objects.for_user(request.user)
+        .select_related("account_type")
+        .order_by("currency", "pk")
+    )
+    return render(request, "shop/my_accounts.html", {"accounts": accounts})
+
+
+@login_required
+def statement(request: HttpRequest, pk: int) -> HttpResponse:
+    """One of the customer's accounts, newest first, with the balance after each line."""
+    account = get_object_or_404(Account.objects.for_user(request.user), pk=pk)
+    dates = StatementFilterForm(request.GET)
+    start = end = None
+    if dates.is_valid():
+        start, end = dates.cleaned_data["start"], dates.cleaned_data["end"]
+    statement = account.statement(start, end)
+    # Read a page and one row more; a long history is never counted.
+    page = UncountedPage(
+        statement.transactions.reverse(), request.GET.get("page"), STATEMENT_PAGE_SIZE
+    )
+    context = {"account": account, "statement": statement, "dates": dates, "page": page}
+    return render(request, "shop/statement.html", context)

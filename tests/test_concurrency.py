@@ -1,0 +1,267 @@
+"""
+Concurrency on real databases: real threads, each with its own connection.
+
+SQLite has no row locks, so these run on PostgreSQL and MariaDB only.
+"""
+
+import random
+import threading
+from decimal import Decimal
+
+import pytest
+from django.db import connections
+
+from accounts import facade
+from accounts.exceptions import (
+    AccountException,
+    HoldResolved,
+    IdempotencyConflict,
+    InsufficientFunds,
+    InvalidReversal,
+)
+from accounts.models import Account, Hold, Transfer
+
+from .conftest import assert_ledger_consistent, needs_row_locks
+from .factories import AccountFactory
+
+pytestmark = [needs_row_locks, pytest.mark.concurrency, pytest.mark.django_db(transaction=True)]
+
+
+def run_concurrently(count, work):
+    """Run work(i) in `count` threads released at the same moment.
+
+    Returns (results, expected, unexpected): return values, AccountExceptions
+    and any other exception (a deadlock would land there).
+    """
+    barrier = threading.Barrier(count)
+    lock = threading.Lock()
+    results, expected, unexpected = [], [], []
+
+    def target(i):
+        try:
+            barrier.wait(timeout=30)
+            outcome = work(i)
+            with lock:
+                results.append(outcome)
+        except AccountException as exc:
+            with lock:
+                expected.append(exc)
+        except Exception as exc:  # noqa: BLE001 - collected and asserted empty
+            with lock:
+                unexpected.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=target, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not any(thread.is_alive() for thread in threads), "a worker hung"
+    return results, expected, unexpected
+
+
+def test_overdraft_race_yields_exactly_ten_debits_of_ten_from_a_hundred():
+    account = AccountFactory()
+    facade.transfer(Account.objects.source_account(), account, Decimal("100.00"))
+    sales = Account.objects.sales_account()
+
+    def work(i):
+        done = 0
+        for _ in range(10):
+            try:
+                facade.transfer(account, sales, Decimal("10.00"))
+                done += 1
+            except InsufficientFunds:
+                pass
+        return done
+
+    results, expected, unexpected = run_concurrently(8, work)
+    assert unexpected == []
+    assert sum(results) == 10
+    account.refresh_from_db()
+    assert account.balance.amount == Decimal("0.00")
+    assert_ledger_consistent()
+
+
+def test_random_transfers_between_pairs_never_deadlock_and_still_sum_to_zero():
+    bank = Account.objects.source_account()
+    accounts = [AccountFactory() for _ in range(8)]
+    for account in accounts:
+        facade.transfer(bank, account, Decimal("50.00"))
+    ids = [a.pk for a in accounts]
+
+    def work(i):
+        rng = random.Random(i)
+        done = 0
+        for _ in range(40):
+            source, destination = rng.sample(ids, 2)
+            try:
+                facade.transfer(source, destination, Decimal(rng.randint(1, 2000)) / 100)
+                done += 1
+            except InsufficientFunds:
+                pass
+        return done
+
+    results, expected, unexpected = run_concurrently(8, work)
+    assert unexpected == []  # no deadlock, no lost update, nothing else
+    assert sum(results) > 0
+    total = sum(a.balance.amount for a in Account.objects.filter(pk__in=ids))
+    assert total == Decimal("400.00")
+    assert all(a.balance.amount >= 0 for a in Account.objects.filter(pk__in=ids))
+    assert_ledger_consistent()
+
+
+def test_opposite_transfers_between_the_same_two_accounts_do_not_deadlock():
+    bank = Account.objects.source_account()
+    a, b = AccountFactory(), AccountFactory()
+    facade.transfer(bank, a, Decimal("100.00"))
+    facade.transfer(bank, b, Decimal("100.00"))
+
+    def work(i):
+        source, destination = (a, b) if i % 2 else (b, a)
+        for _ in range(25):
+            facade.transfer(source.pk, destination.pk, Decimal("1.00"))
+        return 25
+
+    results, expected, unexpected = run_concurrently(6, work)
+    assert unexpected == [] and expected == []
+    a.refresh_from_db()
+    b.refresh_from_db()
+    assert a.balance.amount + b.balance.amount == Decimal("200.00")
+    assert_ledger_consistent()
+
+
+def test_simultaneous_calls_with_one_idempotency_key_make_one_transfer():
+    bank = Account.objects.source_account()
+    account = AccountFactory()
+
+    def work(i):
+        return facade.transfer(bank, account, Decimal("25.00"), idempotency_key="order-42").pk
+
+    results, expected, unexpected = run_concurrently(8, work)
+    assert unexpected == [] and expected == []
+    assert len(set(results)) == 1
+    assert Transfer.objects.filter(idempotency_key="order-42").count() == 1
+    account.refresh_from_db()
+    assert account.balance.amount == Decimal("25.00")
+    assert_ledger_consistent()
+
+
+def test_simultaneous_calls_with_one_key_and_different_details_make_one_transfer():
+    bank = Account.objects.source_account()
+    accounts = [AccountFactory() for _ in range(6)]
+
+    def work(i):
+        return facade.transfer(bank, accounts[i], Decimal("5.00"), idempotency_key="k").pk
+
+    results, expected, unexpected = run_concurrently(6, work)
+    assert unexpected == []
+    assert len(results) == 1
+    assert len(expected) == 5 and all(isinstance(e, IdempotencyConflict) for e in expected)
+    assert Transfer.objects.filter(idempotency_key="k").count() == 1
+    assert_ledger_consistent()
+
+
+def test_racing_full_reversals_reverse_once():
+    bank = Account.objects.source_account()
+    account = AccountFactory()
+    original = facade.transfer(bank, account, Decimal("10.00"))
+
+    results, expected, unexpected = run_concurrently(8, lambda i: facade.reverse(original).pk)
+    assert unexpected == []
+    assert len(results) == 1
+    assert len(expected) == 7 and all(isinstance(e, InvalidReversal) for e in expected)
+    account.refresh_from_db()
+    assert account.balance.amount == 0
+    assert_ledger_consistent()
+
+
+def test_racing_partial_reversals_never_exceed_the_original():
+    bank = Account.objects.source_account()
+    account = AccountFactory()
+    original = facade.transfer(bank, account, Decimal("10.00"))
+
+    results, expected, unexpected = run_concurrently(
+        8, lambda i: facade.reverse(original, amount=Decimal("3.00")).pk
+    )
+    assert unexpected == []
+    assert len(results) == 3
+    assert original.reversible_amount().amount == Decimal("1.00")
+    assert_ledger_consistent()
+
+
+def test_close_racing_a_credit_never_leaves_money_on_a_closed_account():
+    bank = Account.objects.source_account()
+    for _ in range(5):
+        account = AccountFactory()
+
+        def work(i, account=account):
+            if i == 0:
+                account.close()
+                return "closed"
+            facade.transfer(bank, account, Decimal("1.00"))
+            return "credited"
+
+        results, expected, unexpected = run_concurrently(2, work)
+        assert unexpected == []
+        account.refresh_from_db()
+        if account.is_closed():
+            assert account.balance.amount == 0
+        else:
+            assert account.balance.amount == Decimal("1.00")
+
+
+def test_holds_and_transfers_racing_for_the_same_money_never_exceed_it():
+    account = AccountFactory()
+    facade.transfer(Account.objects.source_account(), account, Decimal("100.00"))
+    sales = Account.objects.sales_account()
+
+    def work(i):
+        done = 0
+        for n in range(10):
+            try:
+                if (i + n) % 2:
+                    facade.hold(account, sales, Decimal("10.00"))
+                else:
+                    facade.transfer(account, sales, Decimal("10.00"))
+                done += 1
+            except InsufficientFunds:
+                pass
+        return done
+
+    results, expected, unexpected = run_concurrently(8, work)
+    assert unexpected == []
+    assert sum(results) == 10
+    account.refresh_from_db()
+    active = Hold.objects.filter(source=account, status="active").count()
+    assert account.held.amount == Decimal("10.00") * active
+    assert account.balance.amount - account.held.amount == Decimal("0.00")
+    assert_ledger_consistent()
+
+
+def test_capture_and_release_at_the_same_moment_resolve_exactly_once():
+    account = AccountFactory()
+    facade.transfer(Account.objects.source_account(), account, Decimal("100.00"))
+    sales = Account.objects.sales_account()
+    for _ in range(6):
+        hold = facade.hold(account, sales, Decimal("10.00"))
+
+        def work(i, hold=hold):
+            if i % 2:
+                facade.capture(Hold.objects.get(pk=hold.pk))
+                return "captured"
+            facade.release(Hold.objects.get(pk=hold.pk))
+            return "released"
+
+        results, expected, unexpected = run_concurrently(4, work)
+        assert unexpected == []
+        assert len(results) == 1
+        assert len(expected) == 3 and all(isinstance(e, HoldResolved) for e in expected)
+        hold.refresh_from_db()
+        assert hold.status == results[0]
+    account.refresh_from_db()
+    assert account.held.amount == 0
+    captured = Hold.objects.filter(source=account, status="captured").count()
+    assert account.balance.amount == Decimal("100.00") - 10 * captured
+    assert_ledger_consistent()

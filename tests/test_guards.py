@@ -1,0 +1,197 @@
+"""
+The database's own guards (migration 0005 and the models' check constraints):
+SQL that goes around the facade and the ORM is refused by the database.
+"""
+
+from decimal import Decimal
+
+import pytest
+from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.utils import timezone
+
+from accounts import facade, sql
+from accounts.models import Account, Hold, Transaction, Transfer
+
+from .conftest import assert_ledger_consistent
+from .factories import AccountFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+VENDOR = connection.vendor
+not_on_sqlite = pytest.mark.skipif(
+    VENDOR == "sqlite",
+    reason="SQLite keeps update guards only: Django's flush empties its tables with DELETE",
+)
+postgresql_only = pytest.mark.skipif(
+    VENDOR != "postgresql", reason="deferred constraint triggers exist on PostgreSQL only"
+)
+
+
+def table(model):
+    return connection.ops.quote_name(model._meta.db_table)
+
+
+def raw(statement, *params):
+    """Run SQL in its own savepoint, so a refusal leaves the test's transaction usable."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(statement, params)
+        return cursor.rowcount
+
+
+@pytest.fixture
+def transfer(source, account, user):
+    return facade.transfer(source, account, Decimal("10.00"), user=user, description="Top-up")
+
+
+# Append-only, whatever the client ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [("amount", "99.00"), ("balance_after", "1.00"), ("account_id", None)],
+)
+def test_raw_update_of_a_leg_is_refused(transfer, column, value):
+    leg = transfer.transactions.first()
+    if value is None:
+        value = Account.objects.sales_account().pk
+    with pytest.raises(DatabaseError, match="UPDATE of accounts_transaction .*append-only"):
+        raw("UPDATE %s SET %s = %%s WHERE id = %%s" % (table(Transaction), column), value, leg.pk)
+    assert Transaction.objects.get(pk=leg.pk).amount == leg.amount
+
+
+@pytest.mark.parametrize(
+    "column", ["amount", "source_id", "destination_id", "currency", "reference", "created"]
+)
+def test_raw_update_of_a_transfers_financial_columns_is_refused(transfer, column):
+    value = {
+        "amount": Decimal("1.00"),
+        "source_id": Account.objects.sales_account().pk,
+        "destination_id": Account.objects.sales_account().pk,
+        "currency": "EUR",
+        "reference": "FORGED",
+        "created": timezone.now(),
+    }[column]
+    with pytest.raises(DatabaseError, match="UPDATE of accounts_transfer .*append-only"):
+        raw(
+            "UPDATE %s SET %s = %%s WHERE id = %%s" % (table(Transfer), column), value, transfer.pk
+        )
+    assert Transfer.objects.get(pk=transfer.pk).amount == transfer.amount
+
+
+@not_on_sqlite
+@pytest.mark.parametrize("model", [Transaction, Transfer, Hold])
+def test_raw_delete_of_ledger_rows_is_refused(transfer, account, model):
+    facade.hold(account, Account.objects.sales_account(), Decimal("1.00"))
+    before = model.objects.count()
+    with pytest.raises(DatabaseError, match="DELETE of %s .*append-only" % model._meta.db_table):
+        raw("DELETE FROM %s" % table(model))
+    assert model.objects.count() == before
+
+
+def test_personal_data_can_still_be_erased(transfer, user):
+    assert raw("UPDATE %s SET username = '' WHERE id = %%s" % table(Transfer), transfer.pk) == 1
+    assert Transfer.objects.filter(user=user).erase_personal_data() == 1
+    erased = Transfer.objects.get(pk=transfer.pk)
+    assert (erased.user, erased.username, erased.description) == (None, "", "")
+    assert erased.amount == transfer.amount
+    user.delete()  # SET NULL on the ledger rows is allowed too
+    assert_ledger_consistent()
+
+
+def test_hold_personal_data_can_be_erased(account, fund):
+    fund(account, "5.00")
+    staff = UserFactory()
+    hold = facade.hold(account, Account.objects.sales_account(), Decimal("1.00"), user=staff)
+    facade.release(hold, user=staff)
+    assert Hold.objects.filter(pk=hold.pk).erase_personal_data() == 1
+    erased = Hold.objects.get(pk=hold.pk)
+    assert (erased.user, erased.username, erased.resolved_by) == (None, "", "")
+    assert erased.status == "released"
+
+
+def test_a_resolved_hold_cannot_be_reopened_or_changed(account, fund):
+    fund(account, "5.00")
+    hold = facade.hold(account, Account.objects.sales_account(), Decimal("2.00"))
+    facade.capture(hold)
+    for statement, value in (
+        ("UPDATE %s SET status = %%s WHERE id = %%s", "active"),
+        ("UPDATE %s SET amount = %%s WHERE id = %%s", Decimal("9.00")),
+    ):
+        with pytest.raises(DatabaseError, match="UPDATE of accounts_hold .*append-only"):
+            raw(statement % table(Hold), value, hold.pk)
+    assert Hold.objects.get(pk=hold.pk).status == "captured"
+
+
+# Check constraints ------------------------------------------------------------------
+
+
+def test_check_constraints_refuse_impossible_rows(source, account):
+    with pytest.raises(IntegrityError):
+        with transaction.atomic():
+            sql.insert(
+                "default",
+                Transfer(source=source, destination=account, currency="GBP", amount=Decimal(0)),
+            )
+    with pytest.raises(IntegrityError):
+        with transaction.atomic():
+            sql.insert(
+                "default",
+                Transfer(source=account, destination=account, currency="GBP", amount=Decimal(1)),
+            )
+    with pytest.raises(IntegrityError):
+        raw("UPDATE %s SET credit_limit = -1 WHERE id = %%s" % table(Account), account.pk)
+    trans = facade.transfer(source, account, Decimal("1.00"))
+    with pytest.raises(IntegrityError):
+        with transaction.atomic():
+            sql.insert_legs(
+                "default",
+                trans.pk,
+                [
+                    (
+                        Account.objects.sales_account().pk,
+                        "GBP",
+                        Decimal(0),
+                        Decimal(0),
+                        timezone.now(),
+                    )
+                ],
+            )
+
+
+# Two legs summing to zero, checked at commit -------------------------------------------
+
+
+@postgresql_only
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("legs", [[], ["-5.00"], ["-5.00", "4.00"], ["-5.00", "5.00", "1.00"]])
+def test_a_commit_with_unbalanced_legs_is_refused(legs):
+    source, account = Account.objects.source_account(), AccountFactory()
+    other = AccountFactory()
+    before = Transfer.objects.count()
+    with pytest.raises(IntegrityError, match="exactly two legs that sum to zero"):
+        with transaction.atomic():
+            forged = Transfer(source=source, destination=account, currency="GBP", amount=5)
+            sql.insert("default", forged)
+            if legs:
+                sql.insert_legs(
+                    "default",
+                    forged.pk,
+                    [
+                        (
+                            (source, account, other)[n].pk,
+                            "GBP",
+                            Decimal(amount),
+                            Decimal(amount),
+                            timezone.now(),
+                        )
+                        for n, amount in enumerate(legs)
+                    ],
+                )
+    assert Transfer.objects.count() == before
+
+
+@postgresql_only
+@pytest.mark.django_db(transaction=True)
+def test_balanced_transfers_commit():
+    facade.transfer(Account.objects.source_account(), AccountFactory(), Decimal("5.00"))
+    assert Transfer.objects.count() == 1

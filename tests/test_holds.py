@@ -1,0 +1,453 @@
+import datetime
+from decimal import Decimal
+from io import StringIO
+from unittest import mock
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+from djmoney.money import Money
+
+from accounts import expiry, facade, signals
+from accounts.exceptions import (
+    AccountNotEmpty,
+    CaptureExceedsHold,
+    ClosedAccount,
+    CurrencyMismatch,
+    FrozenAccount,
+    HoldExpired,
+    HoldResolved,
+    IdempotencyConflict,
+    InsufficientFunds,
+    InvalidAmount,
+    InvalidArgument,
+    LedgerImmutable,
+    SameAccount,
+)
+from accounts.models import Account, Hold, Transfer
+
+from .conftest import (
+    TRANSFER_STATEMENTS,
+    TRANSFER_WRITES,
+    assert_ledger_consistent,
+    ledger_totals,
+)
+from .factories import AccountFactory
+from .test_facade import is_transaction_control
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def wallet(fund):
+    account = AccountFactory()
+    fund(account, "100.00")
+    return account
+
+
+@pytest.fixture
+def sales(db):
+    return Account.objects.sales_account()
+
+
+def stored(account):
+    return Account.objects.get(pk=account.pk)
+
+
+def later(**kwargs):
+    return timezone.now() + datetime.timedelta(**kwargs)
+
+
+# Placing a hold -----------------------------------------------------------------------
+
+
+def test_a_hold_reserves_money_without_changing_the_balance(wallet, sales, staff_member):
+    hold = facade.hold(
+        wallet, sales, Decimal("30.00"), merchant_reference="ORDER-7", user=staff_member
+    )
+    account = stored(wallet)
+    assert account.balance == Money("100.00", "GBP")
+    assert account.held == Money("30.00", "GBP")
+    assert account.available_amount == Money("70.00", "GBP")
+    assert wallet.held == Money("30.00", "GBP")  # the instance passed in follows
+    assert hold.status == Hold.Status.ACTIVE
+    assert (hold.amount, hold.merchant_reference, hold.username) == (
+        Money("30.00", "GBP"),
+        "ORDER-7",
+        "staff",
+    )
+    assert Transfer.objects.filter(source=wallet).count() == 0
+
+
+def test_every_other_debit_sees_the_hold(wallet, sales):
+    facade.hold(wallet, sales, Decimal("80.00"))
+    with pytest.raises(InsufficientFunds, match="only £20.00 is available"):
+        facade.transfer(wallet, sales, Decimal("20.01"))
+    with pytest.raises(InsufficientFunds, match="only £20.00 is available"):
+        facade.hold(wallet, sales, Decimal("20.01"))
+    facade.transfer(wallet, sales, Decimal("20.00"))
+    assert stored(wallet).available_amount == Money("0.00", "GBP")
+
+
+def test_a_hold_is_validated_like_a_transfer(wallet, sales):
+    before = ledger_totals(), Hold.objects.count()
+    with pytest.raises(InvalidAmount):
+        facade.hold(wallet, sales, 1.5)
+    with pytest.raises(InvalidAmount, match="more decimal places"):
+        facade.hold(wallet, sales, Decimal("1.001"))
+    with pytest.raises(SameAccount):
+        facade.hold(wallet, wallet, Decimal("1.00"))
+    with pytest.raises(CurrencyMismatch):
+        facade.hold(wallet, Account.objects.sales_account("EUR"), Decimal("1.00"))
+    with pytest.raises(InsufficientFunds):
+        facade.hold(wallet, sales, Decimal("100.01"))
+    wallet.freeze()
+    with pytest.raises(FrozenAccount):
+        facade.hold(wallet, sales, Decimal("1.00"))
+    assert (ledger_totals(), Hold.objects.count()) == before
+
+
+@pytest.mark.parametrize(
+    "expires_at",
+    [
+        datetime.datetime(2030, 1, 1),  # naive
+        timezone.now() - datetime.timedelta(seconds=1),  # past
+        "2030-01-01",
+    ],
+)
+def test_expires_at_must_be_a_future_aware_datetime(wallet, sales, expires_at):
+    with pytest.raises(InvalidArgument, match="must be an aware datetime in the future"):
+        facade.hold(wallet, sales, Decimal("1.00"), expires_at=expires_at)
+
+
+def test_hold_with_the_same_key_is_returned_again(wallet, sales):
+    first = facade.hold(wallet, sales, Decimal("10.00"), idempotency_key="auth-1")
+    again = facade.hold(wallet, sales, Decimal("10.00"), idempotency_key="auth-1")
+    assert again.pk == first.pk
+    assert stored(wallet).held == Money("10.00", "GBP")
+    with pytest.raises(IdempotencyConflict):
+        facade.hold(wallet, sales, Decimal("11.00"), idempotency_key="auth-1")
+
+
+def count_statements(call):
+    with CaptureQueriesContext(connection) as queries:
+        call()
+    return len([q for q in queries if not is_transaction_control(q["sql"])])
+
+
+def test_hold_capture_and_release_cost_a_fixed_number_of_statements(wallet, sales):
+    # lock both accounts, insert the hold, update held
+    assert count_statements(lambda: facade.hold(wallet, sales, Decimal("1.00"))) == 3
+    first, second = (facade.hold(wallet, sales, Decimal("1.00")) for _ in range(2))
+    # lock the account, lock the hold, update held, update the hold
+    assert count_statements(lambda: facade.release(first)) == 4
+    # lock both accounts and the hold, the transfer's writes, update the hold
+    assert count_statements(lambda: facade.capture(second)) == 3 + TRANSFER_WRITES
+    # a debit on an account with holds adds one query (holds past their expiry)
+    debit = count_statements(lambda: facade.transfer(wallet, sales, Decimal("1.00")))
+    assert debit == TRANSFER_STATEMENTS + 1
+
+
+# Capture -------------------------------------------------------------------------------
+
+
+def test_capture_turns_the_whole_hold_into_a_transfer(wallet, sales, staff_member):
+    hold = facade.hold(wallet, sales, Decimal("30.00"), merchant_reference="ORDER-7")
+    captured = facade.capture(hold, user=staff_member)
+    account = stored(wallet)
+    assert account.balance == Money("70.00", "GBP")
+    assert account.held == Money("0.00", "GBP")
+    assert captured.amount == Money("30.00", "GBP")
+    assert captured.merchant_reference == "ORDER-7"
+    hold.refresh_from_db()
+    assert hold.status == Hold.Status.CAPTURED
+    assert hold.capture == captured and captured.hold == hold
+    assert hold.resolved_by == "staff" and hold.resolved_at is not None
+    assert hold.captured_amount == Money("30.00", "GBP")
+    assert_ledger_consistent()
+
+
+def test_partial_capture_releases_the_remainder_at_once(wallet, sales):
+    hold = facade.hold(wallet, sales, Decimal("30.00"))
+    captured = facade.capture(hold, Decimal("12.50"), description="Dispatched in part")
+    account = stored(wallet)
+    assert captured.amount == Money("12.50", "GBP")
+    assert captured.description == "Dispatched in part"
+    assert account.balance == Money("87.50", "GBP")
+    assert account.held == Money("0.00", "GBP")
+    assert account.available_amount == Money("87.50", "GBP")
+
+
+def test_a_hold_resolves_exactly_once(wallet, sales):
+    captured = facade.hold(wallet, sales, Decimal("10.00"))
+    facade.capture(captured)
+    with pytest.raises(HoldResolved, match="is already captured"):
+        facade.capture(captured)
+    with pytest.raises(HoldResolved, match="is already captured"):
+        facade.release(captured)
+
+    released = facade.hold(wallet, sales, Decimal("10.00"))
+    facade.release(released)
+    with pytest.raises(HoldResolved, match="is already released"):
+        facade.release(released)
+    with pytest.raises(HoldResolved, match="is already released"):
+        facade.capture(Hold.objects.get(pk=released.pk))  # a fresh instance too
+    assert stored(wallet).balance == Money("90.00", "GBP")
+    assert stored(wallet).held == Money("0.00", "GBP")
+
+
+def test_capturing_more_than_the_hold_is_refused(wallet, sales):
+    hold = facade.hold(wallet, sales, Decimal("10.00"))
+    with pytest.raises(CaptureExceedsHold, match=r"Cannot capture £10.01: hold .* reserves only"):
+        facade.capture(hold, Decimal("10.01"))
+    with pytest.raises(InvalidAmount):
+        facade.capture(hold, Decimal("0"))
+    with pytest.raises(CurrencyMismatch):
+        facade.capture(hold, Money("5.00", "EUR"))
+    assert Hold.objects.get(pk=hold.pk).status == Hold.Status.ACTIVE
+
+
+def test_capture_does_not_need_funds_the_hold_reserved(fund, sales):
+    account = AccountFactory(credit_limit=Decimal("20.00"))
+    hold = facade.hold(account, sales, Decimal("20.00"))
+    with pytest.raises(InsufficientFunds):
+        facade.transfer(account, sales, Decimal("0.01"))
+    facade.capture(hold)
+    assert stored(account).balance == Money("-20.00", "GBP")
+
+
+def test_capture_needs_usable_accounts(wallet, sales):
+    hold = facade.hold(wallet, sales, Decimal("10.00"))
+    wallet.freeze()
+    with pytest.raises(FrozenAccount):
+        facade.capture(hold)
+    wallet.thaw()
+    facade.capture(hold)
+
+
+def test_capture_with_a_key_is_idempotent(wallet, sales):
+    hold = facade.hold(wallet, sales, Decimal("10.00"))
+    first = facade.capture(hold, Decimal("4.00"), idempotency_key="cap-1")
+    again = facade.capture(hold, Decimal("4.00"), idempotency_key="cap-1")
+    assert again == first
+    with pytest.raises(IdempotencyConflict):
+        facade.capture(hold, Decimal("5.00"), idempotency_key="cap-1")
+    other = facade.hold(wallet, sales, Decimal("1.00"))
+    with pytest.raises(IdempotencyConflict):
+        facade.capture(other, idempotency_key="cap-1")
+
+
+def test_refused_captures_write_nothing(wallet, sales):
+    hold = facade.hold(wallet, sales, Decimal("10.00"))
+    before = ledger_totals(), list(Hold.objects.values_list("status", flat=True))
+    for call in (
+        lambda: facade.capture(hold, Decimal("11.00")),
+        lambda: facade.capture(hold, 5),
+        lambda: facade.capture("not a hold"),
+    ):
+        with pytest.raises((CaptureExceedsHold, InvalidAmount, InvalidArgument)):
+            call()
+    assert (ledger_totals(), list(Hold.objects.values_list("status", flat=True))) == before
+
+
+# Expiry -------------------------------------------------------------------------------
+
+
+def test_an_expired_hold_reserves_nothing_and_cannot_be_captured(wallet, sales):
+    hold = facade.hold(wallet, sales, Decimal("60.00"), expires_at=later(minutes=5))
+    with pytest.raises(InsufficientFunds):
+        facade.transfer(wallet, sales, Decimal("50.00"))
+    with mock.patch("django.utils.timezone.now", return_value=later(minutes=6)):
+        facade.transfer(wallet, sales, Decimal("50.00"))  # the hold no longer counts
+        with pytest.raises(HoldExpired, match="can no longer be captured"):
+            facade.capture(hold)
+    assert Hold.objects.get(pk=hold.pk).status == Hold.Status.ACTIVE  # until the sweep
+
+
+def test_an_expired_hold_can_still_be_released(wallet, sales):
+    hold = facade.hold(wallet, sales, Decimal("60.00"), expires_at=later(minutes=5))
+    with mock.patch("django.utils.timezone.now", return_value=later(minutes=6)):
+        facade.release(hold)
+    assert stored(wallet).held == Money("0.00", "GBP")
+
+
+def test_release_expired_holds_marks_them_and_frees_the_money(wallet, sales):
+    lapsing = [
+        facade.hold(wallet, sales, Decimal("10.00"), expires_at=later(minutes=5)) for _ in range(3)
+    ]
+    lasting = facade.hold(wallet, sales, Decimal("5.00"), expires_at=later(days=5))
+    forever = facade.hold(wallet, sales, Decimal("1.00"))
+    result = expiry.release_expired_holds(now=later(minutes=6), batch_size=2)
+    assert result.expired == 3
+    assert result.freed == {"GBP": Decimal("30.00")}
+    assert {h.status for h in Hold.objects.filter(pk__in=[h.pk for h in lapsing])} == {"expired"}
+    assert Hold.objects.get(pk=lasting.pk).status == "active"
+    assert Hold.objects.get(pk=forever.pk).status == "active"
+    assert stored(wallet).held == Money("6.00", "GBP")
+    again = expiry.release_expired_holds(now=later(minutes=6))
+    assert again.expired == 0
+    with pytest.raises(HoldResolved, match="is already expired"):
+        facade.release(lapsing[0])
+
+
+def test_release_expired_holds_command(wallet, sales):
+    facade.hold(wallet, sales, Decimal("10.00"), expires_at=later(minutes=5))
+    out = StringIO()
+    call_command("release_expired_holds", "--dry-run", "--as-of", later(minutes=6).isoformat(),
+                 stdout=out)  # fmt: skip
+    assert "Would expire 1 hold(s)" in out.getvalue()
+    assert "freed 10.00 GBP" in out.getvalue()
+    assert stored(wallet).held == Money("10.00", "GBP")  # dry run wrote nothing
+
+    out = StringIO()
+    call_command("release_expired_holds", "--as-of", later(minutes=6).isoformat(), stdout=out)
+    assert "Expired 1 hold(s)" in out.getvalue()
+    assert stored(wallet).held == Money("0.00", "GBP")
+
+    with pytest.raises(CommandError, match="is not an ISO date"):
+        call_command("release_expired_holds", "--as-of", "yesterday")
+
+
+def test_a_failure_on_one_hold_does_not_stop_the_sweep(wallet, sales):
+    holds = [
+        facade.hold(wallet, sales, Decimal("1.00"), expires_at=later(minutes=1)) for _ in range(3)
+    ]
+    real = facade.expire_hold
+
+    def flaky(hold, **kwargs):
+        if hold.pk == holds[1].pk:
+            raise RuntimeError("injected")
+        return real(hold, **kwargs)
+
+    with mock.patch.object(facade, "expire_hold", flaky):
+        result = expiry.release_expired_holds(now=later(minutes=2))
+    assert result.expired == 2
+    assert [h.pk for h, _ in result.failures] == [holds[1].pk]
+    assert Hold.objects.get(pk=holds[1].pk).status == "active"
+    assert stored(wallet).held == Money("1.00", "GBP")
+
+
+# The account and its statement -----------------------------------------------------------
+
+
+def test_statement_lists_pending_holds_separately(wallet, sales):
+    pending = facade.hold(wallet, sales, Decimal("5.00"))
+    facade.release(facade.hold(wallet, sales, Decimal("6.00")))
+    facade.hold(wallet, sales, Decimal("7.00"), expires_at=later(seconds=30))
+    with mock.patch("django.utils.timezone.now", return_value=later(minutes=1)):
+        statement = stored(wallet).statement()
+        assert list(statement.pending_holds) == [pending]
+    assert all(leg.transfer.source_id != wallet.pk for leg in statement)
+
+
+def test_an_account_with_active_holds_cannot_be_closed(fund, sales):
+    account = AccountFactory(credit_limit=Decimal("10.00"))
+    hold = facade.hold(account, sales, Decimal("10.00"))
+    with pytest.raises(AccountNotEmpty, match="£10.00 is held by active holds"):
+        account.close()
+    facade.release(hold)
+    account.close()
+
+
+def test_closed_destination_blocks_capture(wallet):
+    shop = AccountFactory()
+    hold = facade.hold(wallet, shop, Decimal("5.00"))
+    shop.close()
+    with pytest.raises(ClosedAccount):
+        facade.capture(hold)
+    facade.release(hold)
+
+
+def test_holds_cannot_be_changed_around_the_facade(wallet, sales):
+    hold = facade.hold(wallet, sales, Decimal("5.00"))
+    with pytest.raises(LedgerImmutable):
+        Hold.objects.filter(pk=hold.pk).update(status="released")
+    with pytest.raises(LedgerImmutable):
+        hold.delete()
+    with pytest.raises(LedgerImmutable):
+        Hold.objects.all().delete()
+    hold.status = "released"
+    with pytest.raises(LedgerImmutable):
+        hold.save()
+    with pytest.raises(LedgerImmutable):
+        Account.objects.filter(pk=wallet.pk).update(held=Decimal("0"))
+    assert stored(wallet).held == Money("5.00", "GBP")
+
+
+# allow_partial -------------------------------------------------------------------------------
+
+
+def test_allow_partial_moves_what_the_source_can_cover(fund, sales):
+    card = AccountFactory()
+    fund(card, "7.25")
+    moved = facade.transfer(card, sales, Decimal("20.00"), allow_partial=True)
+    assert moved.amount == Money("7.25", "GBP")
+    assert stored(card).balance == Money("0.00", "GBP")
+    with pytest.raises(InsufficientFunds, match="only £0.00 is available"):
+        facade.transfer(card, sales, Decimal("20.00"), allow_partial=True)
+
+
+def test_allow_partial_moves_everything_when_it_can(wallet, sales):
+    moved = facade.transfer(wallet, sales, Decimal("20.00"), allow_partial=True)
+    assert moved.amount == Money("20.00", "GBP")
+
+
+def test_allow_partial_respects_holds_and_credit(fund, sales):
+    account = AccountFactory(credit_limit=Decimal("5.00"))
+    fund(account, "10.00")
+    facade.hold(account, sales, Decimal("12.00"))
+    moved = facade.transfer(account, sales, Decimal("50.00"), allow_partial=True)
+    assert moved.amount == Money("3.00", "GBP")
+
+
+def test_allow_partial_with_a_key_is_idempotent(fund, sales):
+    card = AccountFactory()
+    fund(card, "7.25")
+    first = facade.transfer(card, sales, Decimal("20.00"), allow_partial=True, idempotency_key="p")
+    again = facade.transfer(card, sales, Decimal("20.00"), allow_partial=True, idempotency_key="p")
+    assert again == first
+
+
+def test_allow_partial_is_not_for_reversals(wallet, sales):
+    trans = facade.transfer(wallet, sales, Decimal("1.00"))
+    with pytest.raises(InvalidArgument):
+        facade.transfer(sales, wallet, Decimal("1.00"), parent=trans, allow_partial=True)
+
+
+# Signals -------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_hold_signals_are_sent_after_commit(fund):
+    wallet = AccountFactory()
+    fund(wallet, "10.00")
+    sales = Account.objects.sales_account()
+    seen = []
+
+    def created(sender, hold, **kwargs):
+        seen.append(("created", hold.pk))
+
+    def resolved(sender, hold, **kwargs):
+        seen.append((hold.status, hold.pk))
+
+    signals.hold_created.connect(created)
+    signals.hold_resolved.connect(resolved)
+    try:
+        with transaction.atomic():
+            hold = facade.hold(wallet, sales, Decimal("5.00"))
+            assert seen == []
+        facade.capture(hold, Decimal("2.00"))
+        other = facade.hold(wallet, sales, Decimal("1.00"))
+        facade.release(other)
+    finally:
+        signals.hold_created.disconnect(created)
+        signals.hold_resolved.disconnect(resolved)
+    assert seen == [
+        ("created", hold.pk),
+        ("captured", hold.pk),
+        ("created", other.pk),
+        ("released", other.pk),
+    ]
