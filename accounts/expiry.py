@@ -8,6 +8,14 @@ next run to finish. Items are read in primary-key batches, so memory stays
 bounded however many there are; the atomic blocks of one batch are
 savepoints committed together, because a commit (a WAL flush) per item
 would be most of the sweep's time.
+
+A transaction that handles several items keeps every lock it took until it
+commits, so the sweeps take their locks differently from the facade's
+callers: only the first item of a transaction waits for its rows; later
+ones lock with ``NOWAIT``, and an item whose rows another transaction holds
+ends the transaction (committing the items before it) and starts the next
+one. A sweep therefore never waits while holding a lock, and cannot close a
+cycle with a transfer, whatever order its items come in.
 """
 
 from __future__ import annotations
@@ -17,14 +25,16 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from . import facade
+from . import facade, sql
 from .models import Account, Hold
+
+Item = TypeVar("Item")
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +58,39 @@ def batches(queryset: QuerySet, batch_size: int) -> Iterator[list[Any]]:
             return
         yield rows
         last = rows[-1].pk
+
+
+def _run_batch(
+    batch: list[Item],
+    handle: Callable[[Item], None],
+    fail: Callable[[Item, Exception], None],
+) -> None:
+    """Call ``handle`` on each item, committing once per batch where the locks allow.
+
+    ``handle`` runs each item in its own atomic block (the facade's), so here
+    it is a savepoint. The first item of each transaction may wait for its
+    locks; the others lock with ``NOWAIT``: if their rows are busy, the
+    transaction commits what it has done and the item starts the next one,
+    where waiting is safe because nothing else is held. Any other exception
+    goes to ``fail`` (logged there), and the batch goes on.
+    """
+    start = 0
+    while start < len(batch):
+        with transaction.atomic():
+            index = start
+            while index < len(batch):
+                item = batch[index]
+                token = sql.nowait.set(index > start)
+                try:
+                    handle(item)
+                except Exception as exc:  # noqa: BLE001 - one failure must not stop the sweep
+                    if index > start and sql.locks_busy(exc):
+                        break
+                    fail(item, exc)
+                finally:
+                    sql.nowait.reset(token)
+                index += 1
+        start = index
 
 
 @dataclass
@@ -79,26 +122,22 @@ def release_expired_holds(
     result = HoldSweep()
     seen = 0
     candidates = Hold.objects.past_expiry(now).only("pk", "source_id", "currency", "amount")
+
+    def handle(hold: Hold) -> None:
+        if dry_run or facade.expire_hold(hold, now=now):
+            result.expired += 1
+            result.freed[hold.currency] = (
+                result.freed.get(hold.currency, Decimal(0)) + hold.amount.amount
+            )
+        else:
+            result.skipped += 1
+
+    def fail(hold: Hold, exc: Exception) -> None:
+        logger.error("Could not expire hold %s", hold.pk, exc_info=exc)
+        result.failures.append((hold, exc))
+
     for batch in batches(candidates, batch_size):
-        # As in close_expired_accounts: one commit per batch, one savepoint per hold.
-        with transaction.atomic():
-            for hold in batch:
-                if dry_run:
-                    done = True
-                else:
-                    try:
-                        done = facade.expire_hold(hold, now=now)
-                    except Exception as exc:  # noqa: BLE001 - one failure must not stop the sweep
-                        logger.exception("Could not expire hold %s", hold.pk)
-                        result.failures.append((hold, exc))
-                        continue
-                if done:
-                    result.expired += 1
-                    result.freed[hold.currency] = (
-                        result.freed.get(hold.currency, Decimal(0)) + hold.amount.amount
-                    )
-                else:
-                    result.skipped += 1
+        _run_batch(batch, handle, fail)
         seen += len(batch)
         if progress:
             progress(seen)
@@ -155,28 +194,22 @@ def close_expired_accounts(
         .exclude(status=Account.Status.CLOSED)
     )
     sinks: dict[str, Account] = {}
+
+    def handle(account: Account) -> None:
+        if dry_run:
+            outcome = _preview(account)
+        else:
+            if account.currency not in sinks:
+                sinks[account.currency] = Account.objects.expired_account(account.currency)
+            outcome = facade.expire_account(account, now=now, sink=sinks[account.currency])
+        _count(result, account, outcome)
+
+    def fail(account: Account, exc: Exception) -> None:
+        logger.error("Could not close expired account %s", account.pk, exc_info=exc)
+        result.failures.append((account, exc))
+
     for batch in batches(candidates, batch_size):
-        # One commit per batch, each account a savepoint inside it: a failure
-        # rolls back that account only. Committing per account would cost a
-        # WAL flush each, most of the sweep's time.
-        with transaction.atomic():
-            for account in batch:
-                try:
-                    if dry_run:
-                        outcome = _preview(account)
-                    else:
-                        if account.currency not in sinks:
-                            sinks[account.currency] = Account.objects.expired_account(
-                                account.currency
-                            )
-                        outcome = facade.expire_account(
-                            account, now=now, sink=sinks[account.currency]
-                        )
-                except Exception as exc:  # noqa: BLE001 - one failure must not stop the sweep
-                    logger.exception("Could not close expired account %s", account.pk)
-                    result.failures.append((account, exc))
-                    continue
-                _count(result, account, outcome)
+        _run_batch(batch, handle, fail)
         seen += len(batch)
         if progress:
             progress(seen)

@@ -272,7 +272,11 @@ def capture(
     using = router.db_for_write(Hold)
     try:
         with _locked(using, [hold.source_id, hold.destination_id]) as rows:
-            locked = Hold.objects.using(using).select_for_update().get(pk=hold.pk)
+            locked = (
+                Hold.objects.using(using)
+                .select_for_update(nowait=sql.nowait.get())
+                .get(pk=hold.pk)
+            )
             src, dst = rows[locked.source_id], rows[locked.destination_id]
             if key is not None:
                 existing = Transfer.objects.using(using).filter(idempotency_key=key).first()
@@ -328,7 +332,9 @@ def release(hold: Hold, *, user: Any = None) -> Hold:
     _check_hold(hold)
     using = router.db_for_write(Hold)
     with _locked(using, [hold.source_id]) as rows:
-        locked = Hold.objects.using(using).select_for_update().get(pk=hold.pk)
+        locked = (
+            Hold.objects.using(using).select_for_update(nowait=sql.nowait.get()).get(pk=hold.pk)
+        )
         if locked.status != Hold.Status.ACTIVE:
             raise HoldResolved(hold=locked, status=locked.get_status_display().lower())
         _free(using, rows[locked.source_id], locked, Hold.Status.RELEASED, user)
@@ -348,7 +354,9 @@ def expire_hold(hold: Hold, *, now: datetime | None = None) -> bool:
     now = now or timezone.now()
     using = router.db_for_write(Hold)
     with _locked(using, [hold.source_id]) as rows:
-        locked = Hold.objects.using(using).select_for_update().get(pk=hold.pk)
+        locked = (
+            Hold.objects.using(using).select_for_update(nowait=sql.nowait.get()).get(pk=hold.pk)
+        )
         if locked.status != Hold.Status.ACTIVE or not locked.is_expired(now):
             return False
         _free(using, rows[locked.source_id], locked, Hold.Status.EXPIRED, None)
@@ -495,7 +503,9 @@ def _lapse_holds(using: str, locked: Account) -> int:
     if not locked.held.amount:
         return 0
     holds = list(
-        Hold.objects.using(using).select_for_update().filter(source=locked.pk, status="active")
+        Hold.objects.using(using)
+        .select_for_update(nowait=sql.nowait.get())
+        .filter(source=locked.pk, status="active")
     )
     for active in holds:
         _resolve(using, active, Hold.Status.EXPIRED, None)

@@ -26,9 +26,10 @@ Only ``accounts.facade`` calls these, inside its locked atomic block.
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from typing import Any
 
-from django.db import connections, models
+from django.db import DatabaseError, connections, models
 
 from .models import Account, Transaction
 
@@ -37,6 +38,28 @@ _cache: dict[tuple[Any, ...], Any] = {}
 #: The columns of a leg, in the order the functions below take their values
 #: (the transfer's id comes separately).
 LEG_FIELDS = ("account", "currency", "amount", "balance_after", "created")
+
+
+#: Set by the sweeps (``accounts.expiry``): lock without waiting, so that a
+#: transaction already holding locks never waits for another one (see
+#: ``locks_busy``). Elsewhere, waiting in primary-key order is what we want.
+nowait: ContextVar[bool] = ContextVar("accounts_lock_nowait", default=False)
+
+#: Errors a ``NOWAIT`` lock raises when the row is taken: PostgreSQL's
+#: lock_not_available, MariaDB's lock wait timeout, MySQL 8's ER_LOCK_NOWAIT.
+_BUSY_SQLSTATES = {"55P03"}
+_BUSY_MYSQL_CODES = {1205, 3572}
+
+
+def locks_busy(exc: BaseException) -> bool:
+    """Whether ``exc`` is a ``NOWAIT`` lock finding its row locked by another transaction."""
+    if not isinstance(exc, DatabaseError):
+        return False
+    cause = exc.__cause__ or exc
+    if getattr(cause, "sqlstate", None) in _BUSY_SQLSTATES:
+        return True
+    args: tuple[Any, ...] = getattr(cause, "args", ())
+    return bool(args) and args[0] in _BUSY_MYSQL_CODES
 
 
 def _cached(key: tuple[Any, ...], build: Any) -> Any:
@@ -58,9 +81,13 @@ def _insertable(model: type[models.Model]) -> list[Any]:
 
 
 def lock_accounts(using: str, ids: list[int]) -> dict[int, Account]:
-    """``SELECT ... FOR UPDATE`` the accounts, in primary-key order; return them by pk."""
+    """``SELECT ... FOR UPDATE`` the accounts, in primary-key order; return them by pk.
+
+    ``NOWAIT`` when ``nowait`` is set (and the database has it).
+    """
     connection = connections[using]
     fields: list[Any] = list(Account._meta.concrete_fields)
+    wait = not nowait.get()
 
     def build() -> tuple[str, list[Any]]:
         qn = connection.ops.quote_name
@@ -75,6 +102,8 @@ def lock_accounts(using: str, ids: list[int]) -> dict[int, Account]:
         )
         if connection.features.has_select_for_update:
             sql += " FOR UPDATE"
+            if wait is False and connection.features.has_select_for_update_nowait:
+                sql += " NOWAIT"
         converters = []
         for f in fields:
             column = f.get_col(Account._meta.db_table)
@@ -83,7 +112,7 @@ def lock_accounts(using: str, ids: list[int]) -> dict[int, Account]:
             converters.append((column, found))
         return sql, converters
 
-    sql, converters = _cached((using, "lock", len(ids)), build)
+    sql, converters = _cached((using, "lock", len(ids), wait), build)
     names = [f.attname for f in fields]
     found = {}
     with connection.cursor() as cursor:

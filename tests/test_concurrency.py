@@ -4,14 +4,16 @@ Concurrency on real databases: real threads, each with its own connection.
 SQLite has no row locks, so these run on PostgreSQL and MariaDB only.
 """
 
+import datetime
 import random
 import threading
 from decimal import Decimal
 
 import pytest
-from django.db import connections
+from django.db import connections, transaction
+from django.utils import timezone
 
-from accounts import facade
+from accounts import expiry, facade
 from accounts.exceptions import (
     AccountException,
     HoldResolved,
@@ -264,4 +266,122 @@ def test_capture_and_release_at_the_same_moment_resolve_exactly_once():
     assert account.held.amount == 0
     captured = Hold.objects.filter(source=account, status="captured").count()
     assert account.balance.amount == Decimal("100.00") - 10 * captured
+    assert_ledger_consistent()
+
+
+def wait_until_a_transaction_waits_for_a_lock():
+    """Block until some transaction on the test database is waiting for a row lock.
+
+    Polled from this thread's connection, in autocommit mode: PostgreSQL keeps
+    one snapshot of its activity view per transaction. Returns False after
+    about 30 s without one.
+    """
+    with connections["default"].cursor() as cursor:
+        for _ in range(600):
+            if connections["default"].vendor == "postgresql":
+                cursor.execute(
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE wait_event_type = 'Lock' AND datname = current_database()"
+                )
+            else:
+                # A locking read stuck for a while (InnoDB does not list a
+                # primary-key lookup waiting for its row among its lock waits).
+                cursor.execute(
+                    "SELECT count(*) FROM information_schema.processlist"
+                    " WHERE id != CONNECTION_ID() AND info LIKE %s AND time_ms > 200",
+                    ["%FOR UPDATE%"],
+                )
+            if cursor.fetchone()[0]:
+                return True
+            threading.Event().wait(0.05)
+    return False
+
+
+def test_the_hold_sweep_never_waits_for_a_lock_while_holding_one():
+    # The sweep commits once per batch, so it keeps the lock on each hold's
+    # account until the batch ends. Here its second hold's account (low) is
+    # locked by a transfer that goes on to lock the first one's (high): had
+    # the sweep waited for "low" while holding "high", the two would deadlock.
+    low, high = AccountFactory(), AccountFactory()
+    assert low.pk < high.pk
+    bank = Account.objects.source_account()
+    for account in (low, high):
+        facade.transfer(bank, account, Decimal("20.00"))
+    sales = Account.objects.sales_account()
+    soon = timezone.now() + datetime.timedelta(minutes=5)
+    first = facade.hold(high, sales, Decimal("5.00"), expires_at=soon)
+    second = facade.hold(low, sales, Decimal("5.00"), expires_at=soon)
+    assert first.pk < second.pk
+    low_locked, go_on = threading.Event(), threading.Event()
+    errors, swept = [], []
+
+    def transfer_low_to_high():
+        try:
+            with transaction.atomic():
+                Account.objects.select_for_update().get(pk=low.pk)
+                low_locked.set()
+                go_on.wait(timeout=30)
+                facade.transfer(low, high, Decimal("1.00"))
+        except Exception as exc:  # noqa: BLE001 - asserted empty
+            errors.append(exc)
+        finally:
+            low_locked.set()
+            connections.close_all()
+
+    def sweep():
+        try:
+            later = soon + datetime.timedelta(minutes=1)
+            swept.append(expiry.release_expired_holds(now=later))
+        except Exception as exc:  # noqa: BLE001 - asserted empty
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    transferring = threading.Thread(target=transfer_low_to_high)
+    transferring.start()
+    low_locked.wait(timeout=30)
+    sweeping = threading.Thread(target=sweep)
+    sweeping.start()
+    waited = wait_until_a_transaction_waits_for_a_lock()
+    go_on.set()
+    for thread in (transferring, sweeping):
+        thread.join(timeout=120)
+    assert not transferring.is_alive() and not sweeping.is_alive(), "a worker hung"
+    assert errors == []
+    assert swept[0].failures == [] and swept[0].expired == 2
+    assert waited, "the sweep never waited for the lock the transfer holds"
+    statuses = Hold.objects.filter(pk__in=[first.pk, second.pk]).values_list("status", flat=True)
+    assert set(statuses) == {"expired"}
+    assert Account.objects.get(pk=high.pk).balance.amount == Decimal("21.00")
+    assert Account.objects.get(pk=low.pk).held.amount == 0
+    assert_ledger_consistent()
+
+
+def test_concurrent_hold_sweeps_and_captures_resolve_each_hold_once():
+    accounts = [AccountFactory() for _ in range(4)]
+    bank, sales = Account.objects.source_account(), Account.objects.sales_account()
+    for account in accounts:
+        facade.transfer(bank, account, Decimal("100.00"))
+    soon = timezone.now() + datetime.timedelta(minutes=5)
+    holds = [
+        facade.hold(accounts[n % 4], sales, Decimal("2.00"), expires_at=soon) for n in range(40)
+    ]
+    later = soon + datetime.timedelta(minutes=1)
+
+    def work(i):
+        if i < 2:
+            return expiry.release_expired_holds(now=later, batch_size=7)
+        # Meanwhile, transfers between the same accounts, in every order.
+        for n in range(10):
+            facade.transfer(accounts[(i + n) % 4], accounts[(i + n + 1) % 4], Decimal("1.00"))
+        return None
+
+    results, expected, unexpected = run_concurrently(4, work)
+    assert unexpected == [] and expected == []
+    sweeps = [r for r in results if r is not None]
+    assert all(not s.failures for s in sweeps)
+    assert sum(s.expired for s in sweeps) == 40
+    statuses = Hold.objects.filter(pk__in=[h.pk for h in holds]).values_list("status", flat=True)
+    assert set(statuses) == {"expired"}
+    assert all(a.held.amount == 0 for a in Account.objects.filter(pk__in=[a.pk for a in accounts]))
     assert_ledger_consistent()
