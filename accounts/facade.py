@@ -375,6 +375,12 @@ def change_status(account: Account, status: str) -> None:
     """
     if not isinstance(account, Account) or account.pk is None:
         raise InvalidAccount(account=account)
+    if status not in Account.Status.values:
+        raise InvalidArgument(
+            _("Unknown account status %(status)r: use one of %(choices)s."),
+            status=status,
+            choices=", ".join(Account.Status.values),
+        )
     using = router.db_for_write(Account, instance=account)
     with _locked(using, [account.pk]) as rows:
         locked = rows[account.pk]
@@ -397,8 +403,8 @@ def change_status(account: Account, status: str) -> None:
                 held=locked.held,
             )
         else:
-            Account.objects.using(using).filter(pk=account.pk).update(status=status)
-    account.status = status
+            sql.write_ledger_fields(using, {account.pk: {"status": status}})
+    account.status = account._loaded_status = status
     account.__dict__["balance"] = locked.balance.amount
     account.__dict__["held"] = locked.held.amount
 
@@ -488,7 +494,7 @@ def expire_account(
         else:
             sql.write_ledger_fields(using, {account_id: closed})
     if isinstance(account, Account):
-        account.status = Account.Status.CLOSED
+        account.status = account._loaded_status = Account.Status.CLOSED
         account.__dict__["balance"] = locked.balance.amount
         account.__dict__["held"] = locked.held.amount
     if swept is None:

@@ -19,7 +19,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from .exceptions import LedgerImmutable
+from .exceptions import LedgerImmutable, ProtectedAccount
 
 if TYPE_CHECKING:
     from .models import Account
@@ -109,9 +109,26 @@ class AccountQuerySet(models.QuerySet):
                 ),
                 fields=", ".join(sorted(refused)),
             )
+        if "status" in kwargs:
+            raise LedgerImmutable(
+                _(
+                    "An account's status changes only through freeze(), thaw() and "
+                    "close(), which check it on the locked row (got status=%(status)r)."
+                ),
+                status=kwargs["status"],
+            )
         return super().update(**kwargs)
 
     update.alters_data = True  # type: ignore[attr-defined]
+
+    def delete(self) -> Any:
+        core = self.filter(role__isnull=False).order_by("pk").first()
+        if core is not None:
+            raise ProtectedAccount(account=core, action=_("deleted"))
+        return super().delete()
+
+    delete.alters_data = True  # type: ignore[attr-defined]
+    delete.queryset_only = True  # type: ignore[attr-defined]
 
 
 #: Set by accounts.facade while it writes ledger rows; nothing else may.

@@ -23,7 +23,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db import models
+from django.db import models, router, transaction
 from django.db.models import Q, Subquery, Sum
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -190,6 +190,7 @@ class Account(models.Model):
 
     #: The currency as loaded from the database, to detect a change on save.
     _loaded_currency: str | None = None
+    _loaded_status: str | None = None
 
     class Meta:
         ordering = ["pk"]
@@ -258,22 +259,31 @@ class Account(models.Model):
                     ),
                     balance=self.balance,
                 )
-        else:
-            update_fields = kwargs.get("update_fields")
-            if update_fields is None:
-                kwargs["update_fields"] = [
-                    field.name
-                    for field in self._meta.concrete_fields
-                    if not field.primary_key and field.name not in LEDGER_FIELDS
-                ]
-            elif LEDGER_FIELDS.intersection(update_fields) - {"currency"}:
-                raise LedgerImmutable(
-                    _("An account's balance is changed only by accounts.facade.")
-                )
-            if self.currency != getattr(self, "_loaded_currency", self.currency):
-                self._check_currency_change()
-                kwargs["update_fields"] = [*kwargs["update_fields"], "currency"]
-        super().save(*args, **kwargs)
+            super().save(*args, **kwargs)
+            self._loaded_currency, self._loaded_status = self.currency, self.status
+            return
+        update_fields = kwargs.get("update_fields")
+        if update_fields is None:
+            update_fields = [
+                field.name
+                for field in self._meta.concrete_fields
+                if not field.primary_key and field.name not in LEDGER_FIELDS
+            ]
+        elif LEDGER_FIELDS.intersection(update_fields) - {"currency"}:
+            raise LedgerImmutable(_("An account's balance is changed only by accounts.facade."))
+        # The status is never written back as loaded: a stale instance would
+        # undo a freeze or close made since. A status set on this instance
+        # goes through the same locked, checked path as freeze()/thaw()/close().
+        kwargs["update_fields"] = [name for name in update_fields if name != "status"]
+        new_status = self.status
+        status_changed = new_status != getattr(self, "_loaded_status", new_status)
+        if self.currency != getattr(self, "_loaded_currency", self.currency):
+            self._check_currency_change()
+            kwargs["update_fields"] = [*kwargs["update_fields"], "currency"]
+        with transaction.atomic(using=kwargs.get("using") or router.db_for_write(Account)):
+            super().save(*args, **kwargs)
+            if status_changed:
+                self._change_status(new_status)
         self._loaded_currency = self.currency
 
     save.alters_data = True  # type: ignore[attr-defined]
@@ -290,7 +300,14 @@ class Account(models.Model):
         # **kwargs: Django 6.1 added fetch_mode.
         instance = super().from_db(db, field_names, values, **kwargs)
         instance._loaded_currency = instance.__dict__.get("currency")
+        instance._loaded_status = instance.__dict__.get("status")
         return instance
+
+    def refresh_from_db(self, *args: Any, **kwargs: Any) -> None:
+        super().refresh_from_db(*args, **kwargs)
+        # What save() compares with: the row as now read, not as first loaded.
+        self._loaded_currency = self.__dict__.get("currency")
+        self._loaded_status = self.__dict__.get("status")
 
     def _check_money(self) -> None:
         amounts.check_currency(self.currency)

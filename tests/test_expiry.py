@@ -96,7 +96,7 @@ def test_negative_balance_stays_open_and_is_reported_every_run(fund):
 
 def test_frozen_accounts_are_skipped_and_reported(fund):
     account = expired_account(fund, "3.00")
-    Account.objects.filter(pk=account.pk).update(status=Account.Status.FROZEN)
+    account.freeze()
     output = run("--verbosity", "2")
     assert "Skipped, frozen: 1" in output
     assert str(account) in output

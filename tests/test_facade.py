@@ -189,11 +189,14 @@ def test_money_in_another_currency_is_refused(source, account):
         (Account.Status.FROZEN, FrozenAccount, "is frozen"),
     ],
 )
-def test_closed_and_frozen_accounts_cannot_send_or_receive(fund, side, status, error, message):
-    sender, receiver = AccountFactory(), AccountFactory()
-    fund(sender, "10.00")
+def test_closed_and_frozen_accounts_cannot_send_or_receive(side, status, error, message):
+    # Credit, not a balance, lets the sender pay: a closed account has none.
+    sender, receiver = AccountFactory(credit_limit=Decimal("10.00")), AccountFactory()
     target = sender if side == "source" else receiver
-    Account.objects.filter(pk=target.pk).update(status=status)
+    if status == Account.Status.CLOSED:
+        target.close()
+    else:
+        target.freeze()
     before = ledger_totals()
     with pytest.raises(error, match=message) as info:
         facade.transfer(sender, receiver, Decimal("1.00"))

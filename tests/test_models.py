@@ -15,6 +15,7 @@ from accounts.exceptions import (
     ClosedAccount,
     CurrencyMismatch,
     InvalidAmount,
+    InvalidArgument,
     LedgerImmutable,
     ProtectedAccount,
     UnsupportedCurrency,
@@ -213,6 +214,16 @@ def test_deleting_an_account_type_keeps_its_accounts(db):
 def test_core_accounts_cannot_be_deleted(source):
     with pytest.raises(ProtectedAccount, match="is a core account and cannot be deleted"):
         source.delete()
+    core = Account.objects.filter(role__isnull=False).count()
+    customer = AccountFactory()
+    with pytest.raises(ProtectedAccount, match="is a core account and cannot be deleted"):
+        Account.objects.filter(role__isnull=False).delete()
+    with pytest.raises(ProtectedAccount, match="cannot be deleted"):
+        Account.objects.filter(pk__in=[customer.pk, source.pk]).delete()
+    assert Account.objects.filter(pk=customer.pk).exists()
+    assert Account.objects.filter(role__isnull=False).count() == core
+    Account.objects.filter(pk=customer.pk).delete()
+    assert not Account.objects.filter(pk=customer.pk).exists()
 
 
 # Ledger rows are append-only ---------------------------------------------------------
@@ -273,6 +284,50 @@ def test_close_freeze_thaw(account):
         account.thaw()
     with pytest.raises(ClosedAccount):
         account.freeze()
+
+
+def test_a_stale_instance_never_undoes_a_status_change(account):
+    stale = Account.objects.get(pk=account.pk)
+    account.freeze()
+    stale.description = "Edited while the account was being frozen"
+    stale.save()
+    stored = Account.objects.get(pk=account.pk)
+    assert stored.is_frozen()
+    assert stored.description == "Edited while the account was being frozen"
+
+
+def test_a_status_set_on_the_instance_goes_through_the_locked_checks(fund):
+    account = AccountFactory()
+    fund(account, "10.00")
+    account.status = Account.Status.CLOSED
+    account.description = "Not saved either"
+    with pytest.raises(AccountNotEmpty, match="its balance is £10.00, not zero"):
+        account.save()
+    stored = Account.objects.get(pk=account.pk)
+    assert stored.is_open() and stored.description == ""
+    account = Account.objects.get(pk=account.pk)
+    account.status = Account.Status.FROZEN
+    account.save()
+    assert Account.objects.get(pk=account.pk).is_frozen()
+    account.refresh_from_db()
+    account.status = Account.Status.OPEN
+    account.save(update_fields=["status"])
+    assert Account.objects.get(pk=account.pk).is_open()
+
+
+def test_an_unknown_status_is_refused(account):
+    account.status = "suspended"
+    with pytest.raises(InvalidArgument, match="Unknown account status 'suspended'"):
+        account.save()
+    assert Account.objects.get(pk=account.pk).is_open()
+
+
+def test_a_status_cannot_be_changed_by_queryset_update(fund):
+    account = AccountFactory()
+    fund(account, "10.00")
+    with pytest.raises(LedgerImmutable, match="changes only through freeze\\(\\), thaw"):
+        Account.objects.filter(pk=account.pk).update(status=Account.Status.CLOSED)
+    assert Account.objects.get(pk=account.pk).is_open()
 
 
 def test_core_accounts_cannot_be_closed_or_frozen(source):
