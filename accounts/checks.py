@@ -17,6 +17,8 @@ Ids are stable; never reuse a retired one.
 * accounts.E011 ACCOUNTS_CODE_LOOKUP_PROXY_COUNT is not a non-negative integer.
 * accounts.W001 A MySQL/MariaDB database runs at REPEATABLE READ: reversal
   checks could read a stale snapshot.
+* accounts.W002 ACCOUNTS_CODE_LOOKUP_CACHE is a DummyCache: the lookup
+  throttle never blocks.
 """
 
 from __future__ import annotations
@@ -193,6 +195,15 @@ def check_code_lookup_settings(
                 "ACCOUNTS_CODE_LOOKUP_CACHE is %r, which is not an alias in CACHES." % (alias,),
                 hint="Name a cache every process shares, such as Redis or Memcached.",
                 id="accounts.E010",
+            )
+        )
+    elif settings.CACHES[alias].get("BACKEND", "").endswith(".DummyCache"):
+        errors.append(
+            checks.Warning(
+                "ACCOUNTS_CODE_LOOKUP_CACHE is %r, a DummyCache: it stores nothing, so "
+                "failed gift card code lookups are never counted or blocked." % alias,
+                hint="Name a cache every process shares, such as Redis or Memcached.",
+                id="accounts.W002",
             )
         )
     return errors

@@ -321,6 +321,17 @@ def test_bad_lookup_settings_are_reported(settings, expected):
     assert lookup_check_ids(**settings) == [expected]
 
 
+def test_a_lookup_cache_that_stores_nothing_is_warned_about(settings):
+    settings.CACHES = {
+        **settings.CACHES,
+        "nothing": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"},
+    }
+    settings.ACCOUNTS_CODE_LOOKUP_CACHE = "nothing"
+    (message,) = check_code_lookup_settings()
+    assert message.id == "accounts.W002"
+    assert "'nothing'" in message.msg and "never counted or blocked" in message.msg
+
+
 def test_lookup_messages_name_the_bad_value_and_give_a_hint():
     with override_settings(ACCOUNTS_CODE_LOOKUP_CACHE="nowhere"):
         (message,) = check_code_lookup_settings()
