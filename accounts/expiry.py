@@ -30,8 +30,10 @@ from typing import Any, TypeVar
 from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from . import facade, sql
+from .exceptions import InvalidArgument
 from .models import Account, Hold
 
 Item = TypeVar("Item")
@@ -46,8 +48,14 @@ def batches(queryset: QuerySet, batch_size: int) -> Iterator[list[Any]]:
     """Yield the queryset's rows in primary-key order, ``batch_size`` at a time.
 
     Keyset pagination (``pk > last``), not OFFSET: rows handled in one batch
-    may leave the queryset, which would make OFFSET skip others.
+    may leave the queryset, which would make OFFSET skip others. Raises
+    ``InvalidArgument`` unless ``batch_size`` is a positive integer.
     """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise InvalidArgument(
+            _("The batch size must be a whole number of at least 1, not %(size)r."),
+            size=batch_size,
+        )
     last = None
     while True:
         page = queryset.order_by("pk")

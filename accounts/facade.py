@@ -41,6 +41,7 @@ Rejected alternatives:
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -76,6 +77,8 @@ from .exceptions import (
 )
 from .managers import posting
 from .models import Account, Hold, Transfer
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["transfer", "reverse", "hold", "capture", "release"]
 
@@ -713,7 +716,18 @@ def _resolve(using: str, locked: Hold, status: str, user: Any, capture: Any = No
 
 
 def _on_commit(using: str, signal: Any, sender: type, **kwargs: Any) -> None:
-    transaction.on_commit(lambda: signal.send(sender=sender, **kwargs), using=using, robust=True)
+    """Send ``signal`` once the transaction commits, to every receiver.
+
+    ``send_robust``: a receiver that raises is logged, and the receivers
+    after it still run (the money has moved; each of them must hear of it).
+    """
+
+    def send() -> None:
+        for receiver, result in signal.send_robust(sender=sender, **kwargs):
+            if isinstance(result, Exception):
+                logger.error("%s receiver %r raised", sender.__name__, receiver, exc_info=result)
+
+    transaction.on_commit(send, using=using)
 
 
 # Checks ---------------------------------------------------------------------------

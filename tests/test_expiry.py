@@ -12,6 +12,7 @@ from django.utils import timezone
 from djmoney.money import Money
 
 from accounts import expiry, facade, sql
+from accounts.exceptions import InvalidArgument
 from accounts.models import Account, Hold, Transfer
 
 from .conftest import assert_ledger_consistent, ledger_totals, needs_row_locks
@@ -155,6 +156,20 @@ def test_as_of_treats_that_moment_as_now(fund):
     assert reload(account).is_closed()
     with pytest.raises(CommandError, match="'next week' is not an ISO date"):
         run("--as-of", "next week")
+
+
+@pytest.mark.parametrize("size", ["0", "-3", "many"])
+def test_a_batch_size_below_one_is_refused_before_anything_happens(fund, size):
+    account = expired_account(fund, "2.00")
+    with pytest.raises(CommandError, match="--batch-size: must be a whole number of at least 1"):
+        run("--batch-size", size)
+    with pytest.raises(CommandError, match="at least 1, not '%s'" % size):
+        call_command("release_expired_holds", "--batch-size", size, stdout=StringIO())
+    with pytest.raises(InvalidArgument, match="at least 1, not 0"):
+        expiry.close_expired_accounts(batch_size=0)
+    with pytest.raises(InvalidArgument, match="at least 1, not 2.5"):
+        expiry.release_expired_holds(batch_size=2.5)
+    assert reload(account).is_open() and reload(account).balance == Money("2.00", "GBP")
 
 
 def test_running_it_again_changes_nothing(fund):

@@ -558,13 +558,21 @@ def test_a_failing_receiver_does_not_undo_or_hide_the_transfer(source, account, 
     def receiver(sender, transfer, **kwargs):
         raise ValueError("mail server down")
 
+    heard = []
+
+    def next_receiver(sender, transfer, **kwargs):
+        heard.append(transfer.pk)
+
     signals.transfer_posted.connect(receiver)
+    signals.transfer_posted.connect(next_receiver)
     try:
         trans = facade.transfer(source, account, Decimal("1.00"))
     finally:
         signals.transfer_posted.disconnect(receiver)
+        signals.transfer_posted.disconnect(next_receiver)
     assert Transfer.objects.filter(pk=trans.pk).exists()
     assert "mail server down" in caplog.text
+    assert heard == [trans.pk]  # the receivers after a failing one still run
 
 
 def test_ledger_rows_hold_the_balance_after_each_transaction(source, account, fund):

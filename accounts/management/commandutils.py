@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import datetime
 from typing import Any
 
@@ -28,10 +29,20 @@ def add_sweep_arguments(parser: Any) -> None:
     )
     parser.add_argument(
         "--batch-size",
-        type=int,
+        type=positive_int,
         default=DEFAULT_BATCH_SIZE,
         help="Rows read per query (default %(default)s).",
     )
+
+
+def positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError("must be a whole number of at least 1, not %r" % value)
+    return number
 
 
 def sweep_time(value: str | None) -> datetime.datetime:
