@@ -264,10 +264,14 @@ class Account(models.Model):
             return
         update_fields = kwargs.get("update_fields")
         if update_fields is None:
+            # Like Django's own save(): the loaded fields only, when some are deferred.
+            deferred = self.get_deferred_fields()
             update_fields = [
                 field.name
                 for field in self._meta.concrete_fields
-                if not field.primary_key and field.name not in LEDGER_FIELDS
+                if not field.primary_key
+                and field.name not in LEDGER_FIELDS
+                and field.attname not in deferred
             ]
         elif LEDGER_FIELDS.intersection(update_fields) - {"currency"}:
             raise LedgerImmutable(_("An account's balance is changed only by accounts.facade."))
@@ -280,7 +284,8 @@ class Account(models.Model):
         if self.currency != getattr(self, "_loaded_currency", self.currency):
             self._check_currency_change()
             kwargs["update_fields"] = [*kwargs["update_fields"], "currency"]
-        with transaction.atomic(using=kwargs.get("using") or router.db_for_write(Account)):
+        using = kwargs.get("using") or router.db_for_write(Account, instance=self)
+        with transaction.atomic(using=using):
             super().save(*args, **kwargs)
             if status_changed:
                 self._change_status(new_status)
@@ -303,11 +308,16 @@ class Account(models.Model):
         instance._loaded_status = instance.__dict__.get("status")
         return instance
 
-    def refresh_from_db(self, *args: Any, **kwargs: Any) -> None:
-        super().refresh_from_db(*args, **kwargs)
-        # What save() compares with: the row as now read, not as first loaded.
-        self._loaded_currency = self.__dict__.get("currency")
-        self._loaded_status = self.__dict__.get("status")
+    def refresh_from_db(
+        self, using: str | None = None, fields: Any = None, from_queryset: Any = None
+    ) -> None:
+        super().refresh_from_db(using, fields, from_queryset)
+        # What save() compares with: the row as now read, not as first loaded
+        # (only the columns read: Django also loads deferred fields this way).
+        if fields is None or "currency" in fields:
+            self._loaded_currency = self.__dict__.get("currency")
+        if fields is None or "status" in fields:
+            self._loaded_status = self.__dict__.get("status")
 
     def _check_money(self) -> None:
         amounts.check_currency(self.currency)

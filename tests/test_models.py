@@ -294,6 +294,11 @@ def test_a_stale_instance_never_undoes_a_status_change(account):
     stored = Account.objects.get(pk=account.pk)
     assert stored.is_frozen()
     assert stored.description == "Edited while the account was being frozen"
+    partial = Account.objects.only("description").get(pk=account.pk)
+    account.thaw()
+    partial.description = "Edited again"
+    partial.save()
+    assert Account.objects.get(pk=account.pk).is_open()
 
 
 def test_a_status_set_on_the_instance_goes_through_the_locked_checks(fund):
