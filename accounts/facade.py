@@ -275,11 +275,7 @@ def capture(
     using = router.db_for_write(Hold)
     try:
         with _locked(using, [hold.source_id, hold.destination_id]) as rows:
-            locked = (
-                Hold.objects.using(using)
-                .select_for_update(nowait=sql.nowait.get())
-                .get(pk=hold.pk)
-            )
+            locked = _locked_holds(using).get(pk=hold.pk)
             src, dst = rows[locked.source_id], rows[locked.destination_id]
             if key is not None:
                 existing = Transfer.objects.using(using).filter(idempotency_key=key).first()
@@ -335,9 +331,7 @@ def release(hold: Hold, *, user: Any = None) -> Hold:
     _check_hold(hold)
     using = router.db_for_write(Hold)
     with _locked(using, [hold.source_id]) as rows:
-        locked = (
-            Hold.objects.using(using).select_for_update(nowait=sql.nowait.get()).get(pk=hold.pk)
-        )
+        locked = _locked_holds(using).get(pk=hold.pk)
         if locked.status != Hold.Status.ACTIVE:
             raise HoldResolved(hold=locked, status=locked.get_status_display().lower())
         _free(using, rows[locked.source_id], locked, Hold.Status.RELEASED, user)
@@ -357,9 +351,7 @@ def expire_hold(hold: Hold, *, now: datetime | None = None) -> bool:
     now = now or timezone.now()
     using = router.db_for_write(Hold)
     with _locked(using, [hold.source_id]) as rows:
-        locked = (
-            Hold.objects.using(using).select_for_update(nowait=sql.nowait.get()).get(pk=hold.pk)
-        )
+        locked = _locked_holds(using).get(pk=hold.pk)
         if locked.status != Hold.Status.ACTIVE or not locked.is_expired(now):
             return False
         _free(using, rows[locked.source_id], locked, Hold.Status.EXPIRED, None)
@@ -511,11 +503,7 @@ def _lapse_holds(using: str, locked: Account) -> int:
     """Expire every active hold on a locked account; return how many."""
     if not locked.held.amount:
         return 0
-    holds = list(
-        Hold.objects.using(using)
-        .select_for_update(nowait=sql.nowait.get())
-        .filter(source=locked.pk, status="active")
-    )
+    holds = list(_locked_holds(using).filter(source=locked.pk, status="active"))
     for active in holds:
         _resolve(using, active, Hold.Status.EXPIRED, None)
     sql.write_ledger_fields(using, {locked.pk: {"held": Decimal(0)}})
@@ -524,6 +512,11 @@ def _lapse_holds(using: str, locked: Account) -> int:
 
 
 # The write path ---------------------------------------------------------------
+
+
+def _locked_holds(using: str) -> Any:
+    """Holds to read ``FOR UPDATE``, once their accounts are locked (``NOWAIT`` in the sweeps)."""
+    return Hold.objects.using(using).select_for_update(nowait=sql.nowait.get())
 
 
 @contextmanager

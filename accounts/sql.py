@@ -102,7 +102,7 @@ def lock_accounts(using: str, ids: list[int]) -> dict[int, Account]:
         )
         if connection.features.has_select_for_update:
             sql += " FOR UPDATE"
-            if wait is False and connection.features.has_select_for_update_nowait:
+            if not wait and connection.features.has_select_for_update_nowait:
                 sql += " NOWAIT"
         converters = []
         for f in fields:
