@@ -33,6 +33,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from . import facade
+from .codes import normalize_code
 from .conf import conf
 from .exceptions import AccountException
 from .forms import (
@@ -189,6 +190,16 @@ class AccountAdmin(admin.ModelAdmin):
         # Read here, not at import: AUTH_USER_MODEL may be any user model.
         username = get_user_model().USERNAME_FIELD
         return ("name", "code", "primary_user__%s" % username, "secondary_users__%s" % username)
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet, search_term: str
+    ) -> tuple[QuerySet, bool]:
+        # Codes are stored normalized: find a card by its code as printed too.
+        found, duplicates = super().get_search_results(request, queryset, search_term)
+        code = normalize_code(search_term)
+        if code and code != search_term.strip():
+            found = found | queryset.filter(code=code)
+        return found, duplicates
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         readonly = ["balance", "held", "available_amount", "status", "role", "created"]
