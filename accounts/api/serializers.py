@@ -457,8 +457,8 @@ class AccountFilter(StrictSerializer):
     """The account list's filters; every one narrows what the user may see anyway."""
 
     type = _QueryText(required=False, help_text=_("An account type's code (subtypes included)."))
-    status = AccountStatusField(required=False)
-    currency = CurrencyField(required=False)
+    status = AccountStatusField(required=False, help_text=_("open, frozen or closed."))
+    currency = CurrencyField(required=False, help_text=_("An ISO 4217 currency code."))
     user = _QueryText(
         required=False, help_text=_("A username: accounts where they are primary or secondary.")
     )
