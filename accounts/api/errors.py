@@ -150,7 +150,7 @@ register(ledger.LedgerImmutable, "ledger_immutable", 409, "Ledger rows cannot be
 def kind_of(exc: ledger.AccountException) -> ErrorKind:
     """The entry for ``exc``'s class, or for its nearest ancestor that has one."""
     for cls in type(exc).__mro__:
-        kind = LEDGER_ERRORS.get(cls)  # type: ignore[call-overload]
+        kind = LEDGER_ERRORS.get(cls)
         if kind is not None:
             return kind
     raise LookupError(type(exc))  # unreachable: AccountException itself is listed
@@ -241,10 +241,10 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         facts = facts_of(exc)
         if facts:
             body["facts"] = facts
-        response = Response(body, status=kind.status)
+        answer = Response(body, status=kind.status)
         if isinstance(exc, ledger.CodeLookupBlocked):
-            response["Retry-After"] = str(exc.retry_after)
-        return response
+            answer["Retry-After"] = str(exc.retry_after)
+        return answer
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):

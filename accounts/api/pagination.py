@@ -99,7 +99,7 @@ class KeysetPage:
             raise invalid
         if len(values) != len(self.keys):
             raise invalid
-        position = []
+        position: list[Any] = []
         for value in values:
             if isinstance(value, int) and not isinstance(value, bool):
                 position.append(value)

@@ -21,7 +21,7 @@ class ErrorFactsSerializer(serializers.Serializer):
     """What the ledger knew when it refused; only the facts that apply are present."""
 
     account = serializers.IntegerField(required=False, help_text=_("The account at issue."))
-    source = serializers.IntegerField(required=False)
+    source = serializers.IntegerField(required=False)  # type: ignore[assignment]
     destination = serializers.IntegerField(required=False)
     amount = MoneySerializer(required=False, help_text=_("The amount asked for."))
     available = MoneySerializer(required=False, help_text=_("What the account can spend now."))
@@ -58,7 +58,7 @@ class ErrorSerializer(serializers.Serializer):
     )
     message = serializers.CharField(help_text=_("For the customer, in the request's language."))
     facts = ErrorFactsSerializer(required=False)
-    fields = serializers.DictField(
+    fields = serializers.DictField(  # type: ignore[assignment]
         child=serializers.ListField(child=serializers.CharField()),
         required=False,
         help_text=_("Bad input: each field (or header) named, with what is wrong with it."),

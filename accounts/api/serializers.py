@@ -86,7 +86,7 @@ class AccountSerializer(serializers.ModelSerializer):
         help_text=_("Open and inside its start and end dates: it can pay and be paid now.")
     )
     status = AccountStatusField(read_only=True)
-    primary_user = serializers.SlugRelatedField(
+    primary_user: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
         slug_field="username",
         read_only=True,
         allow_null=True,
@@ -122,10 +122,13 @@ class AccountSerializer(serializers.ModelSerializer):
 class TransferSerializer(serializers.ModelSerializer):
     """A transfer: what moved, from where to where, and what of it was reversed."""
 
-    source = AccountIdField(source="source_id", read_only=True)
+    # The "type: ignore"s on fields named source: DRF's stubs type Field.source
+    # (the attribute path) on every field, which a field of that name shadows.
+
+    source = AccountIdField(source="source_id", read_only=True)  # type: ignore[assignment]
     destination = AccountIdField(source="destination_id", read_only=True)
     amount = MoneyField()
-    parent = serializers.SlugRelatedField(
+    parent: Any = serializers.SlugRelatedField(
         slug_field="reference",
         read_only=True,
         allow_null=True,
@@ -175,11 +178,11 @@ class TransferSerializer(serializers.ModelSerializer):
 class HoldSerializer(serializers.ModelSerializer):
     """Money reserved on ``source`` for a later capture to ``destination``."""
 
-    source = AccountIdField(source="source_id", read_only=True)
+    source = AccountIdField(source="source_id", read_only=True)  # type: ignore[assignment]
     destination = AccountIdField(source="destination_id", read_only=True)
     amount = MoneyField()
     status = HoldStatusField(read_only=True)
-    capture = serializers.SlugRelatedField(
+    capture: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
         slug_field="reference",
         read_only=True,
         allow_null=True,
@@ -207,7 +210,9 @@ class HoldSerializer(serializers.ModelSerializer):
 class StatementLineSerializer(serializers.ModelSerializer):
     """One leg on the account: signed amount (negative: money out) and the balance after it."""
 
-    transfer = serializers.SlugRelatedField(slug_field="reference", read_only=True)
+    transfer: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="reference", read_only=True
+    )
     amount = MoneyField(help_text=_("Negative when money left the account."))
     balance_after = MoneyField(help_text=_("The account's balance right after this line."))
     description = serializers.CharField(source="transfer.description", read_only=True)
@@ -292,6 +297,7 @@ def card_balance(card: Account, code: str) -> dict[str, Any]:
     """The data of :class:`CardBalanceSerializer` for ``card``."""
     from django.utils.formats import date_format
 
+    message: Any
     if card.is_closed():
         state, message = "closed", CARD_STATES["closed"]
     elif card.is_frozen():
@@ -349,7 +355,7 @@ class MoneyRequest(StrictSerializer):
             raise serializers.ValidationError(
                 {missing: [_("Give amount and currency together.")]}, code="required"
             )
-        if amount is not None:
+        if amount is not None and currency is not None:
             check_places(amount, currency)
             attrs["money"] = Money(amount, currency)
         else:
@@ -358,7 +364,7 @@ class MoneyRequest(StrictSerializer):
 
 
 class TransferRequest(MoneyRequest):
-    source = AccountIdField(help_text=_("Id of the account to debit."))
+    source = AccountIdField(help_text=_("Id of the account to debit."))  # type: ignore[assignment]
     destination = AccountIdField(help_text=_("Id of the account to credit."))
     amount = AmountField()
     currency = CurrencyField()
@@ -397,7 +403,7 @@ class ReverseRequest(MoneyRequest):
 
 
 class HoldRequest(MoneyRequest):
-    source = AccountIdField(help_text=_("Id of the account to reserve money on."))
+    source = AccountIdField(help_text=_("Id of the account to reserve money on."))  # type: ignore[assignment]
     destination = AccountIdField(help_text=_("Id of the account a capture will pay."))
     amount = AmountField()
     currency = CurrencyField()
