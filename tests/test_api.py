@@ -639,6 +639,19 @@ def test_bad_input_is_400_naming_the_field_and_writes_nothing(world, change, fie
     assert ledger_totals() == before
 
 
+def test_a_json_number_for_an_amount_is_refused_with_a_message_saying_why(world):
+    body = {**good_body(world), "amount": 5.1}
+    response = post(world.client(world.barry), "transfers/", body)
+    assert response.json()["fields"] == {
+        "amount": ['Amounts are decimal strings such as "10.00", never JSON numbers (got float).']
+    }
+    body = {**good_body(world), "currency": "USD"}
+    response = post(world.client(world.barry), "transfers/", body)
+    assert response.json()["fields"] == {
+        "currency": ["'USD' is not one of the currencies in use (GBP, EUR, JPY)."]
+    }
+
+
 def test_an_amount_with_more_places_than_the_currency_allows_is_400(world):
     jpy = AccountFactory(currency="JPY", primary_user=world.barry, account_type=world.wallets)
     facade.transfer(Account.objects.source_account("JPY"), jpy, Decimal("1000"))

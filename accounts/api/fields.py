@@ -117,9 +117,7 @@ class AmountField(serializers.Field):
     """
 
     default_error_messages = {
-        "type": _(
-            'Amounts are decimal strings such as "10.00", never JSON numbers (got %(type)s).'
-        ),
+        "type": _('Amounts are decimal strings such as "10.00", never JSON numbers (got {type}).'),
         "format": _('Write the amount as digits with an optional decimal point, like "10.00".'),
     }
 
@@ -141,7 +139,7 @@ class CurrencyField(serializers.Field):
     """One of ``ACCOUNTS_CURRENCIES``, as an ISO 4217 code string."""
 
     default_error_messages = {
-        "invalid": _("%(value)s is not one of the currencies in use (%(currencies)s).")
+        "invalid": _("{value} is not one of the currencies in use ({currencies}).")
     }
 
     def to_internal_value(self, data: Any) -> str:

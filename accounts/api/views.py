@@ -123,6 +123,7 @@ class AccountListView(LedgerView):
 
     @extend_schema(
         operation_id="accounts_list",
+        tags=["accounts"],
         summary="List accounts",
         description=(
             "The accounts the user may use, as primary or secondary user; every account "
@@ -170,6 +171,7 @@ class AccountDetailView(LedgerView):
 
     @extend_schema(
         operation_id="accounts_retrieve",
+        tags=["accounts"],
         summary="An account",
         description=(
             "An account the user may use; any account for users with "
@@ -193,6 +195,7 @@ class StatementView(LedgerView):
 
     @extend_schema(
         operation_id="accounts_statement",
+        tags=["accounts"],
         summary="An account's statement",
         description=(
             "The account's lines (the legs of its transfers), oldest first, each with the "
@@ -241,6 +244,7 @@ class TransferCreateView(LedgerView):
 
     @extend_schema(
         operation_id="transfers_create",
+        tags=["transfers"],
         summary="Move money",
         description=(
             "Debit ``source`` and credit ``destination``. A customer may debit only an "
@@ -293,6 +297,7 @@ class TransferDetailView(LedgerView):
 
     @extend_schema(
         operation_id="transfers_retrieve",
+        tags=["transfers"],
         summary="A transfer",
         description=(
             "A transfer on an account the user may use; any transfer for users with "
@@ -317,6 +322,7 @@ class TransferReverseView(LedgerView):
 
     @extend_schema(
         operation_id="transfers_reverse",
+        tags=["transfers"],
         summary="Reverse a transfer",
         description=(
             "Move all that is left of a transfer (or ``amount`` of it) back from its "
@@ -368,6 +374,7 @@ class HoldCreateView(LedgerView):
 
     @extend_schema(
         operation_id="holds_create",
+        tags=["holds"],
         summary="Reserve money",
         description=(
             "Reserve ``amount`` on ``source`` for a later capture to ``destination``: the "
@@ -419,6 +426,7 @@ class HoldDetailView(LedgerView):
 
     @extend_schema(
         operation_id="holds_retrieve",
+        tags=["holds"],
         summary="A hold",
         description=(
             "A hold on an account the user may use; any hold for users with "
@@ -443,6 +451,7 @@ class HoldCaptureView(LedgerView):
 
     @extend_schema(
         operation_id="holds_capture",
+        tags=["holds"],
         summary="Capture a hold",
         description=(
             "Turn the hold into a transfer of ``amount`` (default: all of it); the rest is "
@@ -492,6 +501,7 @@ class HoldReleaseView(LedgerView):
 
     @extend_schema(
         operation_id="holds_release",
+        tags=["holds"],
         summary="Release a hold",
         description=(
             "Free what the hold reserves, moving nothing. A hold resolves once: releasing "
@@ -535,6 +545,7 @@ class BalanceCheckView(LedgerView):
 
     @extend_schema(
         operation_id="balance_check",
+        tags=["gift cards"],
         summary="A gift card's balance by its code",
         description=(
             "No login. The code is sent in the body (never in the URL, so it stays out of "
