@@ -332,6 +332,15 @@ def test_statement_pages_follow_the_cursor_forwards_and_back(world):
     assert third["next"] is None
     assert client.get(third["previous"]).json()["results"] == second["results"]
     assert client.get(second["previous"]).json()["results"] == first["results"]
+    newest = client.get(url + "&order=newest").json()
+    older = client.get(newest["next"]).json()
+    assert [row["amount"]["amount"] for row in newest["results"] + older["results"]] == [
+        "-5.00",
+        "-4.00",
+        "-3.00",
+        "-2.00",
+    ]
+    assert client.get(older["previous"]).json()["results"] == newest["results"]
 
 
 def test_a_statement_page_costs_the_same_queries_whatever_the_history(
@@ -366,6 +375,7 @@ def test_a_statement_page_costs_the_same_queries_whatever_the_history(
         ({"end": "2026-03-01T10:00:00"}, "end"),
         ({"start": "2026-03-02", "end": "2026-03-01"}, "end"),
         ({"from": "2026-03-01"}, "from"),
+        ({"order": "latest"}, "order"),
     ],
 )
 def test_a_bad_statement_period_is_400_naming_the_parameter(world, params, field):
@@ -481,7 +491,13 @@ def test_a_secondary_user_pays_from_the_shared_account(world):
 def test_a_customer_cannot_pay_an_account_the_policy_does_not_allow(world, destination):
     before = ledger_totals()
     response = pay(world, world.barry, world.household, getattr(world, destination))
-    assert response.status_code == 400
+    missing = post(
+        world.client(world.barry),
+        "transfers/",
+        {"source": world.household.pk, "destination": 999999, "amount": "5.00", "currency": "GBP"},
+    )
+    assert response.status_code == missing.status_code == 400
+    assert response.json() == missing.json()
     assert response.json()["fields"] == {
         "destination": ["No account you may pay into has this id."]
     }

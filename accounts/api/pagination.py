@@ -40,18 +40,26 @@ def _moment(text: str) -> datetime.datetime | None:
 
 
 class KeysetPage:
-    """One page of ``queryset`` in ascending order of ``keys`` (unique together)."""
+    """One page of ``queryset`` in order of ``keys`` (unique together), descending if asked."""
 
-    def __init__(self, queryset: QuerySet, request: Request, keys: tuple[str, ...]) -> None:
+    def __init__(
+        self,
+        queryset: QuerySet,
+        request: Request,
+        keys: tuple[str, ...],
+        *,
+        descending: bool = False,
+    ) -> None:
         self.keys = keys
         self.request = request
         self.page_size = self._page_size(request)
         cursor = request.query_params.get("cursor")
         position, backwards = self._decode(cursor) if cursor else (None, False)
-        order = [("-" if backwards else "") + key for key in keys]
-        rows = queryset.order_by(*order)
+        # Reading backwards through a descending order is reading ascending.
+        down = descending != backwards
+        rows = queryset.order_by(*[("-" if down else "") + key for key in keys])
         if position is not None:
-            rows = rows.filter(self._beyond(position, backwards))
+            rows = rows.filter(self._beyond(position, down))
         fetched = list(rows[: self.page_size + 1])
         more = len(fetched) > self.page_size
         fetched = fetched[: self.page_size]
@@ -78,9 +86,9 @@ class KeysetPage:
             )
         return int(text)
 
-    def _beyond(self, position: list[Any], backwards: bool) -> Q:
-        """Rows strictly after ``position`` in key order (before it, going backwards)."""
-        op = "lt" if backwards else "gt"
+    def _beyond(self, position: list[Any], down: bool) -> Q:
+        """Rows strictly after ``position`` in the order read (keys descending if ``down``)."""
+        op = "lt" if down else "gt"
         condition = Q()
         equal: dict[str, Any] = {}
         for key, value in zip(self.keys, position, strict=True):

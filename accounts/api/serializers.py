@@ -237,7 +237,7 @@ class StatementLineSerializer(serializers.ModelSerializer):
 
 
 class StatementSerializer(serializers.Serializer):
-    """A page of an account's statement, oldest line first."""
+    """A page of an account's statement, oldest (or newest) line first."""
 
     account = serializers.IntegerField()
     currency = serializers.CharField()
@@ -482,6 +482,7 @@ class AccountFilter(StrictSerializer):
 class StatementFilter(StrictSerializer):
     start = _QueryText(required=False)
     end = _QueryText(required=False)
+    order = serializers.ChoiceField(choices=["oldest", "newest"], required=False)
     cursor = _QueryText(required=False)
     page_size = _QueryText(required=False)
 

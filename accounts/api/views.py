@@ -198,8 +198,8 @@ class StatementView(LedgerView):
         tags=["accounts"],
         summary="An account's statement",
         description=(
-            "The account's lines (the legs of its transfers), oldest first, each with the "
-            "balance after it, and the balances at the start and end of the period. Dates "
+            "The account's lines (the legs of its transfers), oldest or newest first, each "
+            "with the balance after it, and the balances at the start and end of the period. Dates "
             "mean whole days in the site's time zone. Pages of 50 (``page_size`` up to 200); "
             "every page costs the same however long the history."
         ),
@@ -209,6 +209,12 @@ class StatementView(LedgerView):
                 "start", str, description="A date (2026-03-01) or an aware date and time."
             ),
             OpenApiParameter("end", str, description="A date or an aware date and time."),
+            OpenApiParameter(
+                "order",
+                str,
+                enum=["oldest", "newest"],
+                description="oldest (the default) or newest first, as a wallet app shows it.",
+            ),
             OpenApiParameter("cursor", str, description="From a previous page's next/previous."),
             OpenApiParameter("page_size", int, description="1 to 200; default 50."),
         ],
@@ -221,7 +227,10 @@ class StatementView(LedgerView):
         account = get_object_or_404(visible_accounts(request.user), pk=pk)
         period = validated(serializers.StatementFilter, request, request.query_params.dict())
         statement = account.statement(period.get("start"), period.get("end"))
-        page = KeysetPage(statement.transactions, request, ("created", "pk"))
+        newest_first = period.get("order") == "newest"
+        page = KeysetPage(
+            statement.transactions, request, ("created", "pk"), descending=newest_first
+        )
         data = {
             "account": account.pk,
             "currency": account.currency,
