@@ -13,13 +13,10 @@ def require_api():
 
     if settings.API_INSTALLED:
         return
-    reason = (
-        "the REST API's extra is not installed (pip install django-managed-accounts[api]); "
-        "its tests are skipped"
-    )
+    reason = "the REST API's extra is not installed (pip install django-managed-accounts[api])"
     if os.environ.get("CI", "").lower() in ("true", "1", "yes"):
-        pytest.fail(reason + "; CI=true needs them to run", pytrace=False)
-    pytest.skip(reason, allow_module_level=True)
+        pytest.fail(reason + "; CI=true needs the API's tests to run", pytrace=False)
+    pytest.skip(reason + ": the API's tests are skipped", allow_module_level=True)
 
 
 @functools.cache

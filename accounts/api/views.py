@@ -199,9 +199,9 @@ class StatementView(LedgerView):
         summary="An account's statement",
         description=(
             "The account's lines (the legs of its transfers), oldest or newest first, each "
-            "with the balance after it, and the balances at the start and end of the period. Dates "
-            "mean whole days in the site's time zone. Pages of 50 (``page_size`` up to 200); "
-            "every page costs the same however long the history."
+            "with the balance after it, and the balances at the start and end of the "
+            "period. Dates mean whole days in the site's time zone. Pages of 50 "
+            "(``page_size`` up to 200); every page costs the same however long the history."
         ),
         parameters=[
             ACCOUNT_ID,
