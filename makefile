@@ -31,7 +31,7 @@ help:
 
 $(BIN)/.installed: setup.py requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q -r requirements.txt -e .
+	$(BIN)/pip install -q -r requirements.txt -e ".[api]"
 	$(BIN)/pip install -q "mysqlclient>=2.2" || \
 	  echo "*** mysqlclient did not build (run 'make system-packages'): MariaDB will be skipped"
 	touch $@
@@ -56,6 +56,7 @@ test-newest: dist
 	test -x $(NEWEST_VENV)/bin/python || $(NEWEST_PYTHON) -m venv $(NEWEST_VENV); \
 	$(NEWEST_VENV)/bin/pip install -q -r requirements.txt "Django>=6.0"; \
 	$(NEWEST_VENV)/bin/pip install -q --force-reinstall --no-deps dist/*.whl; \
+	$(NEWEST_VENV)/bin/pip install -q "$$(ls dist/*.whl)[api]"; \
 	$(NEWEST_VENV)/bin/pip install -q "mysqlclient>=2.2" || true; \
 	$(NEWEST_VENV)/bin/python -c "import django; print('Newest run: Django', django.get_version())"; \
 	ACCOUNTS_TEST_PG_PREPARED=1 $(NEWEST_VENV)/bin/python runtests.py --installed

@@ -28,6 +28,10 @@ setup(
         "django-money>=3.5,<4",
         "python-dateutil>=2.8",
     ],
+    extras_require={
+        # The REST API (accounts.api): pip install django-managed-accounts[api]
+        "api": ["djangorestframework>=3.16", "drf-spectacular>=0.28"],
+    },
     classifiers=[
         "Development Status :: 4 - Beta",
         "Environment :: Web Environment",

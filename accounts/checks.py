@@ -15,6 +15,8 @@ Ids are stable; never reuse a retired one.
 * accounts.E009 ACCOUNTS_CODE_LOOKUP_COOLDOWN is not a positive integer (seconds).
 * accounts.E010 ACCOUNTS_CODE_LOOKUP_CACHE is not an alias in CACHES.
 * accounts.E011 ACCOUNTS_CODE_LOOKUP_PROXY_COUNT is not a non-negative integer.
+* accounts.E012 ACCOUNTS_API_PAYABLE_ACCOUNT_TYPES is not a list of account type codes.
+* accounts.E013 ACCOUNTS_API_PAYMENT_POLICY is not the dotted path of a callable.
 * accounts.W001 A MySQL/MariaDB database runs at REPEATABLE READ: reversal
   checks could read a stale snapshot.
 * accounts.W002 ACCOUNTS_CODE_LOOKUP_CACHE is a DummyCache: the lookup
@@ -31,6 +33,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core import checks
+from django.utils.module_loading import import_string
 
 from .amounts import is_known_currency
 from .conf import Settings, conf
@@ -41,6 +44,7 @@ def register() -> None:
     checks.register(check_databases, "accounts")
     checks.register(check_code_lookup_settings, "accounts")
     checks.register(check_exact_columns, "accounts", checks.Tags.database)
+    checks.register(check_api_settings, "accounts")
 
 
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
@@ -249,3 +253,39 @@ def check_exact_columns(
                 )
             )
     return warnings
+
+
+def check_api_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """The REST API's settings (``accounts.api``); checked whether or not it is installed."""
+    errors: list[checks.CheckMessage] = []
+    types = conf.API_PAYABLE_ACCOUNT_TYPES
+    if not isinstance(types, tuple) or not all(isinstance(c, str) and c for c in types):
+        errors.append(
+            checks.Error(
+                "ACCOUNTS_API_PAYABLE_ACCOUNT_TYPES is %r; it must be a list of account "
+                "type codes." % (getattr(settings, "ACCOUNTS_API_PAYABLE_ACCOUNT_TYPES", None),),
+                hint="For example ACCOUNTS_API_PAYABLE_ACCOUNT_TYPES = ['wallets'].",
+                id="accounts.E012",
+            )
+        )
+    path = conf.API_PAYMENT_POLICY
+    problem = None
+    try:
+        policy = import_string(path) if isinstance(path, str) else None
+    except ImportError as exc:
+        problem = str(exc)
+    else:
+        if not callable(policy):
+            problem = "it is not a callable"
+    if problem is not None:
+        errors.append(
+            checks.Error(
+                "ACCOUNTS_API_PAYMENT_POLICY is %r: %s." % (path, problem),
+                hint=(
+                    "Name a callable policy(user, source, destination) -> bool, for example "
+                    "'accounts.api.policy.payable_by_type'."
+                ),
+                id="accounts.E013",
+            )
+        )
+    return errors

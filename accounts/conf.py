@@ -115,5 +115,27 @@ class Settings:
         """
         return self._get("ACCOUNTS_CODE_LOOKUP_PROXY_COUNT", 0)
 
+    # The REST API (accounts.api, an optional extra) ------------------------------
+
+    @property
+    def API_PAYABLE_ACCOUNT_TYPES(self) -> tuple[str, ...]:
+        """Codes of the account types (their subtypes included) a customer may pay into.
+
+        Read by the REST API's default payment policy
+        (``accounts.api.policy.payable_by_type``). Empty by default: customers
+        may move money through the API only where the application says so.
+        """
+        value = self._get("ACCOUNTS_API_PAYABLE_ACCOUNT_TYPES", ())
+        return tuple(value) if isinstance(value, (list, tuple)) else value
+
+    @property
+    def API_PAYMENT_POLICY(self) -> str:
+        """Dotted path of the callable deciding which accounts a customer may pay.
+
+        ``policy(user, source, destination) -> bool``; staff with
+        ``accounts.move_money`` are not asked.
+        """
+        return self._get("ACCOUNTS_API_PAYMENT_POLICY", "accounts.api.policy.payable_by_type")
+
 
 conf = Settings()

@@ -10,6 +10,7 @@ database, so its name must contain "sandbox".
 
 import os
 from decimal import Decimal
+from importlib.util import find_spec
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -106,3 +107,37 @@ ACCOUNTS_CODE_LOOKUP_COOLDOWN = 15 * 60
 ACCOUNTS_DEFAULT_CURRENCY = "GBP"
 ACCOUNTS_CURRENCIES = ["GBP", "EUR"]
 ACCOUNTS_MAX_INITIAL_VALUE = Decimal("1000.00")
+
+# The REST API (the package's "api" extra) with its OpenAPI schema and Swagger
+# UI, whose files drf-spectacular-sidecar serves from here: no CDN. The demo
+# runs without it when those packages are missing.
+API_INSTALLED = all(
+    find_spec(name) for name in ("rest_framework", "drf_spectacular", "drf_spectacular_sidecar")
+)
+if API_INSTALLED:
+    INSTALLED_APPS += [
+        "rest_framework",
+        "rest_framework.authtoken",
+        "drf_spectacular",
+        "drf_spectacular_sidecar",
+    ]
+    REST_FRAMEWORK = {
+        "DEFAULT_AUTHENTICATION_CLASSES": [
+            # Tokens for curl and apps (POST /api/token/), sessions (with CSRF)
+            # for the browser and Swagger UI after logging in to the shop.
+            "rest_framework.authentication.TokenAuthentication",
+            "rest_framework.authentication.SessionAuthentication",
+        ],
+        "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    }
+    SPECTACULAR_SETTINGS = {
+        "TITLE": "Teapot & Grinder: accounts API",
+        "DESCRIPTION": "django-managed-accounts' REST API, in the sandbox.",
+        "VERSION": "1",
+        "SERVE_INCLUDE_SCHEMA": False,
+        "SWAGGER_UI_DIST": "SIDECAR",
+        "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+        "REDOC_DIST": "SIDECAR",
+    }
+# Customers may pay into wallets (the household wallet, Alice's euro wallet).
+ACCOUNTS_API_PAYABLE_ACCOUNT_TYPES = ["wallets"]

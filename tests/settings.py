@@ -11,6 +11,7 @@ benchmarks use it) instead of memory.
 """
 
 import os
+from importlib.util import find_spec
 from typing import Any
 
 DATABASES: dict[str, dict[str, Any]]
@@ -114,3 +115,18 @@ LOGIN_URL = "shop:login"
 
 ACCOUNTS_DEFAULT_CURRENCY = "GBP"
 ACCOUNTS_CURRENCIES = ["GBP", "EUR", "JPY"]
+
+# The REST API (the "api" extra): installed and tested when its packages are.
+API_INSTALLED = all(find_spec(name) for name in ("rest_framework", "drf_spectacular"))
+if API_INSTALLED:
+    INSTALLED_APPS += ["rest_framework", "rest_framework.authtoken", "drf_spectacular"]
+    REST_FRAMEWORK = {
+        # Token first: a request without credentials gets 401 with WWW-Authenticate.
+        "DEFAULT_AUTHENTICATION_CLASSES": [
+            "rest_framework.authentication.TokenAuthentication",
+            "rest_framework.authentication.SessionAuthentication",
+        ],
+        "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    }
+    SPECTACULAR_SETTINGS = {"TITLE": "django-managed-accounts", "VERSION": "1"}
+ACCOUNTS_API_PAYABLE_ACCOUNT_TYPES = ["wallets"]

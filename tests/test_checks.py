@@ -5,7 +5,12 @@ from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 from django.test.utils import override_settings
 
-from accounts.checks import check_databases, check_settings, isolation_warnings
+from accounts.checks import (
+    check_api_settings,
+    check_databases,
+    check_settings,
+    isolation_warnings,
+)
 from accounts.conf import conf
 
 
@@ -82,3 +87,41 @@ def test_settings_are_read_lazily():
     with override_settings(ACCOUNTS_LAPSED_NAME="Lapsed"):
         assert conf.EXPIRED_NAME == "Lapsed"
     assert conf.EXPIRED_NAME == "Expired accounts"
+
+
+def api_ids(**settings):
+    with override_settings(**settings):
+        return [message.id for message in check_api_settings()]
+
+
+def allow_everything(user, source, destination):
+    return True
+
+
+@pytest.mark.parametrize(
+    ("settings", "expected"),
+    [
+        ({}, []),
+        ({"ACCOUNTS_API_PAYABLE_ACCOUNT_TYPES": []}, []),
+        ({"ACCOUNTS_API_PAYABLE_ACCOUNT_TYPES": ("wallets", "gift-cards")}, []),
+        ({"ACCOUNTS_API_PAYABLE_ACCOUNT_TYPES": "wallets"}, ["accounts.E012"]),
+        ({"ACCOUNTS_API_PAYABLE_ACCOUNT_TYPES": ["wallets", 3]}, ["accounts.E012"]),
+        ({"ACCOUNTS_API_PAYABLE_ACCOUNT_TYPES": [""]}, ["accounts.E012"]),
+        ({"ACCOUNTS_API_PAYMENT_POLICY": "tests.test_checks.allow_everything"}, []),
+        ({"ACCOUNTS_API_PAYMENT_POLICY": "tests.test_checks.no_such_policy"}, ["accounts.E013"]),
+        ({"ACCOUNTS_API_PAYMENT_POLICY": "nowhere.policy"}, ["accounts.E013"]),
+        ({"ACCOUNTS_API_PAYMENT_POLICY": "tests.test_checks.NAME"}, ["accounts.E013"]),
+        ({"ACCOUNTS_API_PAYMENT_POLICY": None}, ["accounts.E013"]),
+    ],
+)
+def test_api_settings_are_checked(settings, expected):
+    assert api_ids(**settings) == expected
+
+
+NAME = "not callable"
+
+
+def test_the_api_settings_checks_are_registered():
+    with override_settings(ACCOUNTS_API_PAYMENT_POLICY="nowhere.policy"):
+        with pytest.raises(SystemCheckError, match="accounts.E013"):
+            call_command("check")

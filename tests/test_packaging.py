@@ -21,3 +21,46 @@ def test_the_installed_wheel_is_under_test():
 def test_package_ships_migrations_and_type_information():
     assert (PACKAGE / "migrations" / "0001_initial.py").is_file()
     assert (PACKAGE / "py.typed").is_file()
+
+
+#: Run in a fresh interpreter: a project without the API imports every other
+#: module of the package and runs the system checks.
+WITHOUT_API = """
+import sys
+import django
+from django.conf import settings
+
+settings.configure(
+    INSTALLED_APPS=[
+        "django.contrib.admin", "django.contrib.auth", "django.contrib.contenttypes",
+        "django.contrib.sessions", "django.contrib.messages", "djmoney", "accounts",
+    ],
+    DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}},
+    USE_TZ=True,
+)
+django.setup()
+import accounts.admin, accounts.facade, accounts.urls, accounts.views, accounts.expiry
+from django.core import checks
+problems = [m for m in checks.run_checks() if m.id.startswith("accounts.")]
+assert problems == [], problems
+# (django-money imports DRF by itself when it is installed; drf-spectacular, never.)
+print(sorted(m for m in sys.modules if m.startswith(("accounts.api", "drf_spectacular"))))
+"""
+
+
+def test_package_ships_the_rest_api_and_imports_it_only_when_mounted():
+    import subprocess
+    import sys
+
+    assert (PACKAGE / "api" / "urls.py").is_file()
+    result = subprocess.run(
+        [sys.executable, "-c", WITHOUT_API],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=PACKAGE.parent,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    # The system checks load the API's payment policy, which needs no DRF.
+    assert result.stdout.strip() == "['accounts.api', 'accounts.api.policy']"

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 
@@ -6,3 +7,6 @@ urlpatterns = [
     path("gift-cards/", include("accounts.urls")),
     path("shop/", include("sandbox.shop.urls")),
 ]
+
+if settings.API_INSTALLED:
+    urlpatterns.append(path("api/accounts/", include("accounts.api.urls")))

@@ -9,6 +9,7 @@ that one database is dropped and created again; its name must contain
 
 from pathlib import Path
 
+from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
@@ -42,6 +43,10 @@ class Command(BaseCommand):
         write("Log in (shop: %slogin/, admin: %sadmin/):" % (URL, URL))
         for username, password, who in demo.LOGINS:
             write("  %-8s password %-8s %s" % (username, password, who))
+        if getattr(settings, "API_INSTALLED", False):
+            write("")
+            write("REST API: %sapi/accounts/, Swagger UI: %sapi/docs/," % (URL, URL))
+            write("tokens: POST username and password to %sapi/token/" % URL)
         write("")
         write("Gift cards (check one at %sgift-cards/balance/):" % URL)
         for code, state in cards:

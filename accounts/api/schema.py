@@ -1,0 +1,202 @@
+"""
+OpenAPI documentation shared by the API's views: the error body, the error
+codes each operation answers with (with an example of each), and the
+``Idempotency-Key`` header.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from django.utils.translation import gettext_lazy as _
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse
+from rest_framework import serializers
+
+from .errors import CODES
+from .fields import MoneySerializer
+
+
+class ErrorFactsSerializer(serializers.Serializer):
+    """What the ledger knew when it refused; only the facts that apply are present."""
+
+    account = serializers.IntegerField(required=False, help_text=_("The account at issue."))
+    source = serializers.IntegerField(required=False)  # type: ignore[assignment]
+    destination = serializers.IntegerField(required=False)
+    amount = MoneySerializer(required=False, help_text=_("The amount asked for."))
+    available = MoneySerializer(required=False, help_text=_("What the account can spend now."))
+    credit_limit = MoneySerializer(
+        required=False, allow_null=True, help_text=_("The account's credit limit (null: none).")
+    )
+    held = MoneySerializer(required=False, help_text=_("What the hold reserves."))
+    remaining = MoneySerializer(required=False, help_text=_("What is left to reverse."))
+    minimum = MoneySerializer(required=False)
+    maximum = MoneySerializer(required=False)
+    balance = MoneySerializer(required=False)
+    transfer = serializers.CharField(required=False, help_text=_("A transfer's reference."))
+    hold = serializers.CharField(required=False, help_text=_("A hold's reference."))
+    existing = serializers.CharField(
+        required=False, help_text=_("The transfer or hold the Idempotency-Key already made.")
+    )
+    status = serializers.CharField(required=False, help_text=_("A hold's status."))
+    currency = serializers.CharField(required=False)
+    expected = serializers.CharField(required=False)
+    source_currency = serializers.CharField(required=False)
+    destination_currency = serializers.CharField(required=False)
+    action = serializers.CharField(required=False)
+    start_date = serializers.DateTimeField(required=False)
+    end_date = serializers.DateTimeField(required=False)
+    expires_at = serializers.DateTimeField(required=False)
+    now = serializers.DateTimeField(
+        required=False, help_text=_("The database's clock when the ledger decided.")
+    )
+    retry_after = serializers.IntegerField(required=False, help_text=_("Seconds to wait."))
+
+
+class ErrorSerializer(serializers.Serializer):
+    """Every error: a stable machine code, a message for a person, and what applies of the rest."""
+
+    code = serializers.ChoiceField(
+        choices=sorted(CODES), help_text=_("Stable machine code: branch on this.")
+    )
+    message = serializers.CharField(help_text=_("For the customer, in the request's language."))
+    facts = ErrorFactsSerializer(required=False)
+    fields = serializers.DictField(  # type: ignore[assignment]
+        child=serializers.ListField(child=serializers.CharField()),
+        required=False,
+        help_text=_("Bad input: each field (or header) named, with what is wrong with it."),
+    )
+
+
+def _gbp(amount: str) -> dict[str, str]:
+    return {"amount": amount, "currency": "GBP"}
+
+
+#: An example body for each code (the message and facts as the API writes them).
+EXAMPLES: dict[str, dict[str, Any]] = {
+    "invalid": {
+        "message": "Invalid input: amount.",
+        "fields": {
+            "amount": [
+                'Amounts are decimal strings such as "10.00", never JSON numbers (got float).'
+            ]
+        },
+    },
+    "parse_error": {"message": "JSON parse error - Expecting value: line 1 column 12 (char 11)"},
+    "insufficient_funds": {
+        "message": "Account Barry's store credit cannot be debited £80.00: only £41.50 is "
+        "available.",
+        "facts": {
+            "account": 7,
+            "amount": _gbp("80.00"),
+            "available": _gbp("41.50"),
+            "credit_limit": _gbp("0.00"),
+        },
+    },
+    "idempotency_conflict": {
+        "message": "Idempotency key 'api:4:order-1001' was already used, by GX7K2M9QHT4RWB3N, "
+        "with different details; use a new key for a new operation.",
+        "facts": {"existing": "GX7K2M9QHT4RWB3N"},
+    },
+    "account_frozen": {"message": "Account Lost card is frozen.", "facts": {"account": 14}},
+    "account_closed": {"message": "Account Old wallet is closed.", "facts": {"account": 15}},
+    "account_expired": {
+        "message": "Account 9X2M-... expired on 2026-05-01 23:59:59.999999+01:00.",
+        "facts": {"account": 11, "end_date": "2026-05-01T23:59:59.999999+01:00"},
+    },
+    "invalid_reversal": {
+        "message": "Cannot reverse £30.00 of transfer GX7K2M9QHT4RWB3N: only £12.00 is left to "
+        "reverse.",
+        "facts": {
+            "transfer": "GX7K2M9QHT4RWB3N",
+            "amount": _gbp("30.00"),
+            "remaining": _gbp("12.00"),
+        },
+    },
+    "hold_resolved": {
+        "message": "Hold 4WB3NHT7KQ2M9XDR is already captured; a hold can be resolved only once.",
+        "facts": {"hold": "4WB3NHT7KQ2M9XDR", "status": "captured"},
+    },
+    "capture_exceeds_hold": {
+        "message": "Cannot capture £8.00: hold 4WB3NHT7KQ2M9XDR reserves only £6.00.",
+        "facts": {"hold": "4WB3NHT7KQ2M9XDR", "amount": _gbp("8.00"), "held": _gbp("6.00")},
+    },
+    "currency_mismatch": {
+        "message": "Cannot transfer from Household wallet (GBP) to Alice's euro wallet (EUR).",
+        "facts": {
+            "source": 8,
+            "destination": 9,
+            "source_currency": "GBP",
+            "destination_currency": "EUR",
+        },
+    },
+    "lookup_blocked": {
+        "message": "Too many codes that match no gift card were tried from your network. For your "
+        "security, code lookups are paused: try again in 15 minute(s).",
+        "facts": {"retry_after": 900},
+    },
+    "not_found": {"message": "Not found."},
+    "not_authenticated": {"message": "Authentication credentials were not provided."},
+    "authentication_failed": {"message": "Invalid token."},
+    "permission_denied": {
+        "message": "Only staff and services with the accounts.move_money permission may do this."
+    },
+}
+
+
+def example(code: str) -> dict[str, Any]:
+    """An example error body for ``code``."""
+    body = {"code": code, "message": str(CODES[code].description)}
+    body.update(EXAMPLES.get(code, {}))
+    return body
+
+
+#: Errors any authenticated endpoint can answer.
+AUTH = ("not_authenticated", "authentication_failed")
+#: Errors of any endpoint that reads a JSON body.
+BODY = ("invalid", "parse_error", "unsupported_media_type")
+#: What the ledger refuses a transfer or a hold with.
+MOVE = (
+    "invalid_amount",
+    "same_account",
+    "currency_mismatch",
+    "account_closed",
+    "account_frozen",
+    "account_expired",
+    "account_not_yet_active",
+    "insufficient_funds",
+    "idempotency_conflict",
+)
+
+
+def error_responses(*codes: str) -> dict[int, OpenApiResponse]:
+    """The error responses of an operation: one per status, listing its codes, with examples."""
+    by_status: dict[int, list[str]] = defaultdict(list)
+    for code in codes:
+        by_status[CODES[code].status].append(code)
+    responses = {}
+    for status, listed in sorted(by_status.items()):
+        description = "Error codes: " + "; ".join(
+            "``%s``: %s" % (code, CODES[code].description) for code in listed
+        )
+        examples = [
+            OpenApiExample(code, value=example(code), response_only=True, status_codes=[status])
+            for code in listed
+        ]
+        responses[status] = OpenApiResponse(ErrorSerializer, description, examples)
+    return responses
+
+
+IDEMPOTENCY_KEY = OpenApiParameter(
+    "Idempotency-Key",
+    str,
+    OpenApiParameter.HEADER,
+    required=False,
+    pattern=r"^[!-~]{1,100}$",
+    description=(
+        "One key per intended operation (an order number, a UUID), up to 100 visible ASCII "
+        "characters. Sending the same request again with the same key answers with the "
+        "original result and moves nothing; the same key with a different request is "
+        "refused with 409 idempotency_conflict. Keys are kept per user."
+    ),
+)
