@@ -10,13 +10,13 @@ class AccountsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import checks, core
+        from . import checks, core_accounts
 
         checks.register()
         # Core accounts are (re)created after every migrate and after every
         # flush, which also sends post_migrate; creation is idempotent.
         post_migrate.connect(
-            core.create_core_accounts,
+            core_accounts.create_core_accounts,
             sender=self,
             dispatch_uid="accounts.create_core_accounts",
         )

@@ -11,11 +11,18 @@ MariaDB.
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
+from django.apps import apps
+from django.db.models import Model
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from .exceptions import InvalidArgument
+from .exceptions import InvalidAccount, InvalidArgument
+
+if TYPE_CHECKING:
+    from .models import Account
 
 
 def storable(value: str, what: Any) -> str:
@@ -57,3 +64,46 @@ def text(value: Any, what: Any, max_length: int | None, *, allow_empty: bool = T
             max=max_length,
         )
     return storable(value, what)
+
+
+def account_id(account: Account | int, role: Any) -> int:
+    """The primary key of a saved account given as an ``Account`` or its id.
+
+    Raises ``InvalidAccount`` for an unsaved account or anything else.
+    """
+    if isinstance(account, apps.get_model("accounts", "Account")):
+        if account.pk is None:
+            raise InvalidAccount(
+                _("The %(role)s account is not saved yet; save it before moving money."),
+                role=role,
+            )
+        return int(account.pk)
+    if isinstance(account, int) and not isinstance(account, bool):
+        return account
+    raise InvalidAccount(
+        _("The %(role)s must be an Account, got %(account)r."), role=role, account=account
+    )
+
+
+def saved_pk(value: Any, model: type[Model], what: Any) -> int:
+    """The primary key of a saved ``model`` instance; ``InvalidArgument`` otherwise."""
+    if not isinstance(value, model) or value.pk is None:
+        raise InvalidArgument(_("%(value)r is not a saved %(what)s."), value=value, what=what)
+    return int(value.pk)
+
+
+def saved_user(user: Any) -> Any:
+    """The user to record: a saved user, or ``None`` (anonymous users, ``None``)."""
+    return user if getattr(user, "pk", None) else None
+
+
+def expiry(expires_at: Any) -> datetime | None:
+    """``None``, or an aware datetime (whether it is in the future is judged under the lock)."""
+    if expires_at is not None and (
+        not isinstance(expires_at, datetime) or timezone.is_naive(expires_at)
+    ):
+        raise InvalidArgument(
+            _("expires_at %(expires_at)r must be an aware datetime in the future, or None."),
+            expires_at=expires_at,
+        )
+    return expires_at

@@ -228,7 +228,7 @@ def check_exact_columns(
     from django.db import connections
     from django.db.utils import DatabaseError
 
-    from .checker import inexact_columns
+    from .integrity import inexact_columns
 
     warnings: list[checks.CheckMessage] = []
     for alias in databases or ():

@@ -31,6 +31,7 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
+from django.apps import apps
 from django.utils.translation import gettext_lazy as _
 
 from .exceptions import CodeGenerationError, InvalidArgument
@@ -124,8 +125,8 @@ def generate_code(length: int = CODE_LENGTH) -> str:
     Raises ``InvalidArgument`` for a bad length and ``CodeGenerationError``
     after ``MAX_ATTEMPTS`` collisions in a row.
     """
-    from .models import Account
-
+    # By name: this module is imported by the models.
+    Account = apps.get_model("accounts", "Account")
     if isinstance(length, bool) or not isinstance(length, int) or not 2 <= length <= MAX_LENGTH:
         raise InvalidArgument(
             _("A code length must be an integer from 2 to %(max)s, not %(length)r."),

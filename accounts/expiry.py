@@ -1,13 +1,15 @@
 """
-Sweeps run from cron (or Celery): holds past their expiry, expired accounts.
+Expiry, all of it: holds past their expiry, and accounts past their end date.
 
-Each item is handled in its own atomic block, through the facade's locked
-path, and re-checked under the lock: two sweeps running at once handle each
-item once, and a crash leaves every item either done or untouched, for the
-next run to finish. Items are read in primary-key batches, so memory stays
-bounded however many there are; the atomic blocks of one batch are
-savepoints committed together, because a commit (a WAL flush) per item
-would be most of the sweep's time.
+:func:`release_expired_holds` and :func:`close_expired_accounts` are the
+sweeps run from cron (or Celery). Each item is handled in its own atomic
+block, through the locked path (``accounts.holds.expire``,
+:func:`expire_account`), and re-checked under the lock at the database's
+time: two sweeps running at once handle each item once, and a crash leaves
+every item either done or untouched, for the next run to finish. Items are
+read in primary-key batches, so memory stays bounded however many there
+are; the atomic blocks of one batch are savepoints committed together,
+because a commit (a WAL flush) per item would be most of the sweep's time.
 
 A transaction that handles several items keeps every lock it took until it
 commits, so the sweeps take their locks differently from the facade's
@@ -16,6 +18,10 @@ ones lock with ``NOWAIT``, and an item whose rows another transaction holds
 ends the transaction (committing the items before it) and starts the next
 one. A sweep therefore never waits while holding a lock, and cannot close a
 cycle with a transfer, whatever order its items come in.
+
+What happens to an expired account is decided by one function,
+:func:`decide`, on the row as read for a dry run and on the locked row for
+the real one.
 """
 
 from __future__ import annotations
@@ -27,14 +33,14 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from django.db import transaction
+from django.db import router, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from . import facade, sql
-from .exceptions import InvalidArgument
-from .models import Account, Hold
+from . import amounts, arguments, holds, posting, rules, sql
+from .exceptions import InvalidAccount, InvalidArgument
+from .models import Account, Hold, Transfer
 
 Item = TypeVar("Item")
 
@@ -43,8 +49,11 @@ logger = logging.getLogger(__name__)
 #: Rows read per query, and handled per commit (each row in its own savepoint).
 DEFAULT_BATCH_SIZE = 100
 
+#: What expiry does with an account (``Expiry.outcome``).
+SWEPT, CLOSED, DEBT, FROZEN, SKIPPED = "swept", "closed", "debt", "frozen", "skipped"
 
-def batches(queryset: QuerySet, batch_size: int) -> Iterator[list[Any]]:
+
+def batches(queryset: QuerySet[Any], batch_size: int) -> Iterator[list[Any]]:
     """Yield the queryset's rows in primary-key order, ``batch_size`` at a time.
 
     Keyset pagination (``pk > last``), not OFFSET: rows handled in one batch
@@ -68,19 +77,19 @@ def batches(queryset: QuerySet, batch_size: int) -> Iterator[list[Any]]:
         last = rows[-1].pk
 
 
-def _run_batch(
+def run_batch(
     batch: list[Item],
-    handle: Callable[[Item], None],
+    handle: Callable[[Item, bool], None],
     fail: Callable[[Item, Exception], None],
 ) -> None:
-    """Call ``handle`` on each item, committing once per batch where the locks allow.
+    """Call ``handle(item, nowait)`` on each item, committing once per batch where locks allow.
 
-    ``handle`` runs each item in its own atomic block (the facade's), so here
-    it is a savepoint. The first item of each transaction may wait for its
-    locks; the others lock with ``NOWAIT``: if their rows are busy, the
-    transaction commits what it has done and the item starts the next one,
-    where waiting is safe because nothing else is held. Any other exception
-    goes to ``fail`` (logged there), and the batch goes on.
+    ``handle`` runs each item in its own atomic block (the locked path's), so
+    here it is a savepoint. The first item of each transaction may wait for
+    its locks (``nowait=False``); the others lock with ``NOWAIT``: if their
+    rows are busy, the transaction commits what it has done and the item
+    starts the next one, where waiting is safe because nothing else is held.
+    Any other exception goes to ``fail`` (logged there), and the batch goes on.
     """
     start = 0
     while start < len(batch):
@@ -88,17 +97,17 @@ def _run_batch(
             index = start
             while index < len(batch):
                 item = batch[index]
-                token = sql.nowait.set(index > start)
                 try:
-                    handle(item)
+                    handle(item, index > start)
                 except Exception as exc:  # noqa: BLE001 - one failure must not stop the sweep
                     if index > start and sql.locks_busy(exc):
                         break
                     fail(item, exc)
-                finally:
-                    sql.nowait.reset(token)
                 index += 1
         start = index
+
+
+# Holds -------------------------------------------------------------------------------
 
 
 @dataclass
@@ -122,21 +131,24 @@ def release_expired_holds(
 ) -> HoldSweep:
     """Mark every active hold past its expiry as expired, freeing what it reserved.
 
-    ``now`` (default: the current time) is the moment to judge expiry at.
-    With ``dry_run`` nothing is written. ``progress`` is called with the
-    number of holds looked at so far after each batch.
+    ``now`` (default: the current time) is the moment to judge expiry at;
+    under each hold's lock it is capped by the database's clock. With
+    ``dry_run`` nothing is written. ``progress`` is called with the number
+    of holds looked at so far after each batch.
     """
+    using = router.db_for_write(Hold)
     now = now or timezone.now()
     result = HoldSweep()
     seen = 0
-    candidates = Hold.objects.past_expiry(now).only("pk", "source_id", "currency", "amount")
+    candidates = (
+        Hold.objects.using(using).past_expiry(now).only("pk", "source_id", "currency", "amount")
+    )
 
-    def handle(hold: Hold) -> None:
-        if dry_run or facade.expire_hold(hold, now=now):
+    def handle(hold: Hold, nowait: bool) -> None:
+        if dry_run or holds.expire(using, hold.pk, cutoff=now, nowait=nowait):
             result.expired += 1
-            result.freed[hold.currency] = (
-                result.freed.get(hold.currency, Decimal(0)) + hold.amount.amount
-            )
+            amount = hold.amount.amount  # in the currency's own decimal places
+            result.freed[hold.currency] = result.freed.get(hold.currency, Decimal(0)) + amount
         else:
             result.skipped += 1
 
@@ -145,11 +157,109 @@ def release_expired_holds(
         result.failures.append((hold, exc))
 
     for batch in batches(candidates, batch_size):
-        _run_batch(batch, handle, fail)
+        run_batch(batch, handle, fail)
         seen += len(batch)
         if progress:
             progress(seen)
     return result
+
+
+# Accounts ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Expiry:
+    """What :func:`expire_account` did with one account (or would do, in a dry run)."""
+
+    #: "swept" (balance moved, closed), "closed" (zero balance, closed),
+    #: "debt" (negative balance: left open, its holds lapsed), "frozen" (left
+    #: alone), or "skipped" (closed, core or no longer expired when checked
+    #: under the lock).
+    outcome: str
+    #: The balance moved ("swept") or owed ("debt").
+    amount: Any = None
+    #: Active holds that lapsed with the account.
+    holds_expired: int = 0
+    transfer: Transfer | None = None
+
+
+def decide(account: Account, cutoff: datetime) -> str:
+    """What expiry does with ``account`` at ``cutoff``: one of the ``Expiry`` outcomes."""
+    if account.role or account.status == rules.CLOSED:
+        return SKIPPED
+    if not (account.end_date and account.end_date < cutoff):
+        return SKIPPED
+    if account.status == rules.FROZEN:
+        return FROZEN
+    balance = posting.amount(account, "balance")
+    if balance < 0:
+        return DEBT
+    return SWEPT if balance > 0 else CLOSED
+
+
+def expire_account(
+    account: Account | int,
+    *,
+    now: datetime | None = None,
+    description: str | None = None,
+    sink: Account | None = None,
+    nowait: bool = False,
+) -> Expiry:
+    """Close one account whose end date has passed; see ``facade.expire_account``."""
+    account_id = arguments.account_id(account, _("expired"))
+    using = router.db_for_write(Account)
+    currency = (
+        Account.objects.using(using).filter(pk=account_id).values_list("currency", flat=True)
+    ).first()
+    if currency is None:
+        raise InvalidAccount(
+            _("Account %(account)s does not exist (was it deleted?)."), account=account_id
+        )
+    if sink is None:
+        sink = Account.objects.db_manager(using).expired_account(currency)
+    sink_id = arguments.account_id(sink, _("expired"))
+    with posting.locked(using, [account_id, sink_id], nowait=nowait) as lock:
+        cutoff = lock.now if now is None else min(now, lock.now)
+        locked, expired = lock.rows[account_id], lock.rows[sink_id]
+        if expired.role != Account.Role.EXPIRED:
+            raise InvalidArgument(
+                _("Account %(account)s is not an expired core account."), account=expired
+            )
+        outcome = decide(locked, cutoff)
+        if outcome == SKIPPED or locked.currency != expired.currency:
+            return Expiry(SKIPPED)
+        if outcome == FROZEN:
+            return Expiry(FROZEN)
+        lapsed = posting.lapse_holds(using, locked, lock.now, past_expiry=False, nowait=nowait)
+        balance = posting.amount(locked, "balance")
+        swept = None
+        if outcome == DEBT:
+            if lapsed:
+                posting.write_accounts(using, {account_id: {"held": Decimal(0)}})
+        elif outcome == SWEPT:
+            rules.check_pair(locked, expired, None, lock.now, skip_window=True)
+            # The sweep and the close are one statement: the account's row
+            # gets its zero balance and its closed status together.
+            swept = posting.write_transfer(
+                using,
+                locked,
+                expired,
+                balance,
+                lock.now,
+                description=description
+                or str(
+                    _("Balance of expired account %(account)s (expired %(end)s)")
+                    % {"account": locked, "end": locked.end_date.isoformat()}
+                ),
+                source_columns={"status": rules.CLOSED, "held": Decimal(0)},
+            )
+        else:
+            closed = {"status": rules.CLOSED, "held": Decimal(0)}
+            posting.write_accounts(using, {account_id: closed})
+            locked.__dict__.update(closed)
+    posting.update_instances(lock.rows, account)
+    amount = amounts.money(balance, currency) if outcome in (SWEPT, DEBT) else None
+    return Expiry(outcome, amount=amount, holds_expired=lapsed, transfer=swept)
 
 
 @dataclass
@@ -182,71 +292,64 @@ def close_expired_accounts(
     """Close every account whose end date is before ``now``, sweeping its money away.
 
     A positive balance moves to the expired core account of the account's
-    currency, then the account is closed (``facade.expire_account``, one
+    currency, then the account is closed (:func:`expire_account`, one
     atomic block per account). Zero balances are just closed. Negative
     balances (unpaid credit) are reported in ``in_debt`` and left open;
     frozen accounts are reported and left alone; core accounts never expire.
     One account failing does not stop the others; it is in ``failures``.
-    Running it again changes nothing that is already done.
-
-    Each account is handled in its own atomic block; the blocks of one batch
-    are committed together, so a crash loses at most the uncommitted batch,
-    whose accounts are then untouched.
+    Running it again changes nothing that is already done. ``now`` is capped
+    by the database's clock under each account's lock; a dry run judges
+    each account as read, at ``now``, and writes (and creates) nothing.
     """
+    using = router.db_for_write(Account)
     now = now or timezone.now()
     result = AccountSweep()
     seen = 0
     candidates = (
-        Account.objects.expired(now)
+        Account.objects.using(using)
+        .expired(now)
         .filter(role__isnull=True)
         .exclude(status=Account.Status.CLOSED)
     )
     sinks: dict[str, Account] = {}
 
-    def handle(account: Account) -> None:
+    def handle(account: Account, nowait: bool) -> None:
         if dry_run:
-            outcome = _preview(account)
-        else:
-            if account.currency not in sinks:
-                sinks[account.currency] = Account.objects.expired_account(account.currency)
-            outcome = facade.expire_account(account, now=now, sink=sinks[account.currency])
-        _count(result, account, outcome)
+            outcome = decide(account, now)
+            amount = account.balance if outcome in (SWEPT, DEBT) else None
+            _count(result, account, Expiry(outcome, amount=amount))
+            return
+        if account.currency not in sinks:
+            sinks[account.currency] = Account.objects.using(using).expired_account(
+                account.currency
+            )
+        outcome_of = expire_account(account, now=now, sink=sinks[account.currency], nowait=nowait)
+        _count(result, account, outcome_of)
 
     def fail(account: Account, exc: Exception) -> None:
         logger.error("Could not close expired account %s", account.pk, exc_info=exc)
         result.failures.append((account, exc))
 
     for batch in batches(candidates, batch_size):
-        _run_batch(batch, handle, fail)
+        run_batch(batch, handle, fail)
         seen += len(batch)
         if progress:
             progress(seen)
     return result
 
 
-def _preview(account: Account) -> facade.Expiry:
-    """What ``expire_account`` would do, judged from the row as read (dry run)."""
-    if account.status == Account.Status.FROZEN:
-        return facade.Expiry("frozen")
-    if account.balance.amount < 0:
-        return facade.Expiry("debt", amount=account.balance)
-    if account.balance.amount > 0:
-        return facade.Expiry("swept", amount=account.balance)
-    return facade.Expiry("closed")
-
-
-def _count(result: AccountSweep, account: Account, outcome: facade.Expiry) -> None:
+def _count(result: AccountSweep, account: Account, outcome: Expiry) -> None:
     result.holds_expired += outcome.holds_expired
-    if outcome.outcome == "swept":
+    if outcome.outcome == SWEPT:
         result.closed += 1
         result.swept_accounts += 1
         currency = outcome.amount.currency.code
         result.swept[currency] = result.swept.get(currency, Decimal(0)) + outcome.amount.amount
-    elif outcome.outcome == "closed":
+    elif outcome.outcome == CLOSED:
         result.closed += 1
-    elif outcome.outcome == "debt":
+    elif outcome.outcome == DEBT:
         result.in_debt.append((account, outcome.amount))
-    elif outcome.outcome == "frozen":
+    elif outcome.outcome == FROZEN:
         result.frozen.append(account)
     else:
         result.skipped += 1

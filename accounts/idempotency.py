@@ -88,3 +88,30 @@ def after_race(model: type[Row], using: str, key: str | None, error: IntegrityEr
     if existing is None:
         raise error
     return existing
+
+
+class Request:
+    """One call of an operation as its caller made it, for its idempotency key.
+
+    ``arguments`` are the checked arguments as given (``None`` where the
+    caller gave nothing), never values the ledger derived from them.
+    """
+
+    def __init__(self, operation: str, key: str | None, **arguments: Any) -> None:
+        self.operation = operation
+        self.key = key
+        self.arguments = arguments
+
+    def fingerprint(self) -> str | None:
+        """The request's fingerprint (``None`` without a key: nothing will compare it)."""
+        if self.key is None:
+            return None
+        return fingerprint(self.operation, **self.arguments)
+
+    def find(self, model: type[Row], using: str) -> Row | None:
+        """The row an earlier request with this key wrote, if any."""
+        return find(model, using, self.key)
+
+    def replay(self, existing: Row, *, legacy_match: bool) -> Row:
+        """``existing`` if this request is the one that wrote it, else ``IdempotencyConflict``."""
+        return replay(existing, self.key, self.fingerprint(), legacy_match=legacy_match)

@@ -10,9 +10,8 @@ manager (``objects``) so that ``filter(balance__gt=Money(...))`` works.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from contextvars import ContextVar
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from django.db import models
 from django.db.models import Q
@@ -86,7 +85,7 @@ class AccountQuerySet(models.QuerySet):
         ``ACCOUNTS_CURRENCIES`` and ``migrate`` has not run since).
         Raises ``UnsupportedCurrency`` for a currency not in ``ACCOUNTS_CURRENCIES``.
         """
-        from .core import get_core_account
+        from .core_accounts import get_core_account
 
         return get_core_account(self.model, role, currency, using=self.db)
 
@@ -171,24 +170,19 @@ class AccountQuerySet(models.QuerySet):
     delete.queryset_only = True  # type: ignore[attr-defined]
 
 
-#: Set by accounts.facade while it writes ledger rows; nothing else may.
-posting: ContextVar[bool] = ContextVar("accounts_posting", default=False)
-
-
-def refuse_unless_posting(model: Any) -> None:
-    if not posting.get():
-        raise LedgerImmutable(
-            _("%(model)s rows are written only by accounts.facade."),
-            model=model._meta.verbose_name,
-        )
+def refuse_ledger_write(model: Any) -> NoReturn:
+    """Ledger rows are written only by the locked path (``accounts.posting``), in SQL."""
+    raise LedgerImmutable(
+        _("%(model)s rows are written only by accounts.facade."),
+        model=model._meta.verbose_name,
+    )
 
 
 class LedgerQuerySet(models.QuerySet):
     """QuerySet of append-only ledger rows: created only by the facade, never changed."""
 
     def bulk_create(self, objs: Any, *args: Any, **kwargs: Any) -> Any:
-        refuse_unless_posting(self.model)
-        return super().bulk_create(objs, *args, **kwargs)
+        refuse_ledger_write(self.model)
 
     def bulk_update(self, objs: Any, fields: Any, batch_size: Any = None) -> int:
         # Refused before bulk_update() opens its own atomic block, so the
@@ -280,8 +274,7 @@ class HoldQuerySet(models.QuerySet):
     delete.queryset_only = True  # type: ignore[attr-defined]
 
     def bulk_create(self, objs: Any, *args: Any, **kwargs: Any) -> Any:
-        refuse_unless_posting(self.model)
-        return super().bulk_create(objs, *args, **kwargs)
+        refuse_ledger_write(self.model)
 
     def bulk_update(self, objs: Any, fields: Any, batch_size: Any = None) -> int:
         return self.update()

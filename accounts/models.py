@@ -23,7 +23,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db import models, router, transaction
+from django.db import models
 from django.db.models import Q, Subquery
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -46,7 +46,7 @@ from .managers import (
     HoldQuerySet,
     TransactionQuerySet,
     TransferQuerySet,
-    refuse_unless_posting,
+    refuse_ledger_write,
 )
 
 #: Characters of generated references: no 0/O, 1/I/L look-alikes.
@@ -273,14 +273,16 @@ class Account(models.Model):
         someone else lowered the credit limit, set an end date or froze the
         account cannot put the old values back by saving an unrelated edit.
         ``update_fields`` still writes exactly the fields named. A changed
-        status goes through the locked checks of ``freeze()``, ``thaw()`` and
-        ``close()``; a changed credit limit is stamped with the database's
-        time (``credit_limit_changed_at``).
+        credit limit is stamped with the database's time
+        (``credit_limit_changed_at``). The status is never written here: it
+        changes only through ``freeze()``, ``thaw()`` and ``close()``, which
+        check it on the locked row, and a changed status is refused.
 
         Raises ``UnsupportedCurrency``, ``InvalidAmount`` (negative or
         over-precise credit limit), ``InvalidArgument`` (text no database can
         store), ``CurrencyMismatch`` (currency changed on an account with
-        transactions) and ``LedgerImmutable``.
+        transactions) and ``LedgerImmutable`` (a balance, held amount or
+        changed status); nothing is written when it raises.
         """
         self._prepare_for_write()
         if self._state.adding and not kwargs.get("update_fields"):
@@ -295,11 +297,16 @@ class Account(models.Model):
             raise LedgerImmutable(_("An account's balance is changed only by accounts.facade."))
         update_fields = list(update_fields)
         loaded = self._loaded or {}
-        new_status = self.status
-        status_changed = "status" in loaded and new_status != loaded["status"]
+        if "status" in loaded and self.status != loaded["status"]:
+            raise LedgerImmutable(
+                _(
+                    "An account's status changes only through freeze(), thaw() and "
+                    "close(), which check it on the locked row (got status %(status)s)."
+                ),
+                status=str(self.status),
+            )
         currency_changed = "currency" in loaded and self.currency != loaded["currency"]
-        # The status is never written as it stands on the instance: a change
-        # goes through the same locked, checked path as freeze()/thaw()/close().
+        # Never written as loaded: a stale instance would undo a freeze or close.
         update_fields = [name for name in update_fields if name not in ("status", "currency")]
         if currency_changed:
             self._check_currency_change()
@@ -307,15 +314,10 @@ class Account(models.Model):
         if "credit_limit" in update_fields:
             self.credit_limit_changed_at = DatabaseNow()
             update_fields.append("credit_limit_changed_at")
-        if not update_fields and not status_changed:
+        if not update_fields:
             return  # nothing changed: nothing to write
-        using = kwargs.get("using") or router.db_for_write(Account, instance=self)
         kwargs["update_fields"] = update_fields
-        with transaction.atomic(using=using):
-            if update_fields:
-                super().save(*args, **kwargs)
-            if status_changed:
-                self._change_status(new_status)
+        super().save(*args, **kwargs)
         if "credit_limit_changed_at" in update_fields:
             # Read back on first access: the database's time, not the expression.
             del self.__dict__["credit_limit_changed_at"]
@@ -567,33 +569,32 @@ class Account(models.Model):
 
     # State changes ------------------------------------------------------------
 
-    def close(self) -> None:
-        """Close the account; refused with ``AccountNotEmpty`` unless its balance is zero.
+    # The one back-edge from the models to the engine, imported when called:
+    # the engine imports the models.
 
-        Checked on the locked row, so a transfer committing at the same moment
-        cannot leave money on a closed account. Raises ``ProtectedAccount``
-        for a core account. Closing a closed account does nothing.
-        """
-        self._change_status(self.Status.CLOSED)
+    def close(self) -> None:
+        """Close the account: ``accounts.facade.close`` (``AccountNotEmpty`` unless empty)."""
+        from . import facade
+
+        facade.close(self)
 
     close.alters_data = True  # type: ignore[attr-defined]
 
     def freeze(self) -> None:
-        """Freeze the account: no money moves in or out until it is thawed."""
-        self._change_status(self.Status.FROZEN)
+        """Freeze the account: ``accounts.facade.freeze``."""
+        from . import facade
+
+        facade.freeze(self)
 
     freeze.alters_data = True  # type: ignore[attr-defined]
 
     def thaw(self) -> None:
-        """Open a frozen account again; a closed account stays closed (``ClosedAccount``)."""
-        self._change_status(self.Status.OPEN)
+        """Open a frozen account again: ``accounts.facade.thaw``."""
+        from . import facade
+
+        facade.thaw(self)
 
     thaw.alters_data = True  # type: ignore[attr-defined]
-
-    def _change_status(self, status: str) -> None:
-        from .facade import change_status
-
-        change_status(self, status)
 
 
 @dataclass
@@ -704,8 +705,7 @@ class Transfer(models.Model):
     def save(self, *args: Any, **kwargs: Any) -> None:
         if not self._state.adding:
             raise LedgerImmutable(_("Transfers are append-only and cannot be changed."))
-        refuse_unless_posting(type(self))
-        super().save(*args, **kwargs)
+        refuse_ledger_write(type(self))
 
     save.alters_data = True  # type: ignore[attr-defined]
 
@@ -784,8 +784,7 @@ class Transaction(models.Model):
     def save(self, *args: Any, **kwargs: Any) -> None:
         if not self._state.adding:
             raise LedgerImmutable(_("Transactions are append-only and cannot be changed."))
-        refuse_unless_posting(type(self))
-        super().save(*args, **kwargs)
+        refuse_ledger_write(type(self))
 
     save.alters_data = True  # type: ignore[attr-defined]
 
@@ -902,8 +901,7 @@ class Hold(models.Model):
         return self.reference
 
     def save(self, *args: Any, **kwargs: Any) -> None:
-        refuse_unless_posting(type(self))
-        super().save(*args, **kwargs)
+        refuse_ledger_write(type(self))
 
     save.alters_data = True  # type: ignore[attr-defined]
 

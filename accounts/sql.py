@@ -21,12 +21,11 @@ error wrapping and query logging (``assertNumQueries`` sees them). Values go
 through each field's ``get_db_prep_save`` and rows come back through the
 backend's converters, exactly as the ORM would do it.
 
-Only ``accounts.facade`` calls these, inside its locked atomic block.
+Only the locked path (``accounts.posting``) calls these, inside its atomic block.
 """
 
 from __future__ import annotations
 
-from contextvars import ContextVar
 from datetime import datetime
 from typing import Any
 
@@ -42,11 +41,6 @@ _cache: dict[tuple[Any, ...], Any] = {}
 #: (the transfer's id comes separately).
 LEG_FIELDS = ("account", "currency", "amount", "balance_after", "created")
 
-
-#: Set by the sweeps (``accounts.expiry``): lock without waiting, so that a
-#: transaction already holding locks never waits for another one (see
-#: ``locks_busy``). Elsewhere, waiting in primary-key order is what we want.
-nowait: ContextVar[bool] = ContextVar("accounts_lock_nowait", default=False)
 
 #: Errors a ``NOWAIT`` lock raises when the row is taken: PostgreSQL's
 #: lock_not_available, MariaDB's lock wait timeout, MySQL 8's ER_LOCK_NOWAIT.
@@ -83,16 +77,19 @@ def _insertable(model: type[models.Model]) -> list[Any]:
 # Reading ----------------------------------------------------------------------------
 
 
-def lock_accounts(using: str, ids: list[int]) -> tuple[dict[int, Account], datetime]:
+def lock_accounts(
+    using: str, ids: list[int], *, nowait: bool = False
+) -> tuple[dict[int, Account], datetime]:
     """``SELECT ... FOR UPDATE`` the accounts, in primary-key order.
 
     Returns them by pk, and the database's time once every lock was granted
     (the latest of the times read with each row; see ``accounts.clock``).
-    ``NOWAIT`` when ``nowait`` is set (and the database has it).
+    With ``nowait`` (and a database that has it), a row another transaction
+    holds fails the statement at once instead of waiting (see ``locks_busy``).
     """
     connection = connections[using]
     fields: list[Any] = list(Account._meta.concrete_fields)
-    wait = not nowait.get()
+    wait = not nowait
 
     def build() -> tuple[str, list[Any]]:
         qn = connection.ops.quote_name

@@ -12,7 +12,7 @@ from django.test import Client
 
 import accounts
 from accounts import facade
-from accounts.checker import check_ledger
+from accounts.integrity import check_ledger
 from accounts.models import Account, Transaction, Transfer
 
 from .factories import AccountFactory, StaffFactory, UserFactory

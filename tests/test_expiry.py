@@ -196,7 +196,7 @@ def test_running_it_again_changes_nothing(fund):
 
 def test_a_failure_on_one_account_does_not_affect_the_others(fund):
     accounts = [expired_account(fund, "1.00") for _ in range(4)]
-    real = facade.expire_account
+    real = expiry.expire_account
 
     def flaky(account, **kwargs):
         if account.pk == accounts[1].pk:
@@ -204,7 +204,7 @@ def test_a_failure_on_one_account_does_not_affect_the_others(fund):
         return real(account, **kwargs)
 
     err = StringIO()
-    with mock.patch.object(facade, "expire_account", flaky):
+    with mock.patch.object(expiry, "expire_account", flaky):
         with pytest.raises(CommandError, match="1 account\\(s\\) could not be closed"):
             call_command("close_expired_accounts", "--batch-size", "2", stdout=StringIO(),
                          stderr=err)  # fmt: skip
@@ -241,7 +241,7 @@ def test_a_failure_while_closing_rolls_back_the_sweep_too(fund):
 def test_a_crash_mid_batch_leaves_the_batch_untouched(fund):
     accounts = [expired_account(fund, "2.00") for _ in range(3)]
     before = ledger_totals()
-    real = facade.expire_account
+    real = expiry.expire_account
     calls = []
 
     def crash_on_third(account, **kwargs):
@@ -250,7 +250,7 @@ def test_a_crash_mid_batch_leaves_the_batch_untouched(fund):
             raise KeyboardInterrupt  # not an Exception: the process dies here
         return real(account, **kwargs)
 
-    with mock.patch.object(facade, "expire_account", crash_on_third):
+    with mock.patch.object(expiry, "expire_account", crash_on_third):
         with pytest.raises(KeyboardInterrupt):
             expiry.close_expired_accounts(batch_size=10)
     assert ledger_totals() == before

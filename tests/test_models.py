@@ -302,29 +302,37 @@ def test_a_stale_instance_never_undoes_a_status_change(account):
     assert Account.objects.get(pk=account.pk).is_open()
 
 
-def test_a_status_set_on_the_instance_goes_through_the_locked_checks(fund):
+def test_a_status_set_on_the_instance_is_refused_by_save_and_nothing_is_written(fund):
     account = AccountFactory()
     fund(account, "10.00")
-    account.status = Account.Status.CLOSED
-    account.description = "Not saved either"
+    for status in (Account.Status.CLOSED, Account.Status.FROZEN, "suspended"):
+        account = Account.objects.get(pk=account.pk)
+        account.status = status
+        account.description = "Not saved either"
+        with pytest.raises(LedgerImmutable, match="changes only through freeze\\(\\), thaw"):
+            account.save()
+        with pytest.raises(LedgerImmutable, match="changes only through freeze\\(\\), thaw"):
+            account.save(update_fields=["status", "description"])
+        stored = Account.objects.get(pk=account.pk)
+        assert stored.is_open() and stored.description == ""
+
+
+def test_status_changes_go_through_the_locked_checks(fund):
+    account = AccountFactory()
+    fund(account, "10.00")
     with pytest.raises(AccountNotEmpty, match="its balance is £10.00, not zero"):
-        account.save()
-    stored = Account.objects.get(pk=account.pk)
-    assert stored.is_open() and stored.description == ""
-    account = Account.objects.get(pk=account.pk)
-    account.status = Account.Status.FROZEN
-    account.save()
-    assert Account.objects.get(pk=account.pk).is_frozen()
-    account.refresh_from_db()
-    account.status = Account.Status.OPEN
-    account.save(update_fields=["status"])
+        facade.close(account)
+    facade.freeze(account)
+    assert account.is_frozen() and Account.objects.get(pk=account.pk).is_frozen()
+    account.description = "Saved after a freeze"
+    account.save()  # the status it was given by freeze() is the row's: no change
+    facade.thaw(account)
     assert Account.objects.get(pk=account.pk).is_open()
 
 
 def test_an_unknown_status_is_refused(account):
-    account.status = "suspended"
     with pytest.raises(InvalidArgument, match="Unknown account status 'suspended'"):
-        account.save()
+        facade.change_status(account, "suspended")
     assert Account.objects.get(pk=account.pk).is_open()
 
 

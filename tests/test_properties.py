@@ -29,7 +29,6 @@ from hypothesis.stateful import (
 )
 
 from accounts import expiry, facade
-from accounts.checker import check_ledger
 from accounts.exceptions import (
     AccountExpired,
     AccountNotEmpty,
@@ -45,6 +44,7 @@ from accounts.exceptions import (
     ProtectedAccount,
     SameAccount,
 )
+from accounts.integrity import check_ledger
 from accounts.models import Account, Hold, Transfer
 
 CURRENCIES = ("GBP", "JPY")

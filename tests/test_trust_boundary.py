@@ -20,7 +20,6 @@ from django.utils import timezone
 from djmoney.money import Money
 
 from accounts import expiry, facade
-from accounts.checker import check_ledger
 from accounts.exceptions import (
     AccountExpired,
     HoldResolved,
@@ -30,6 +29,7 @@ from accounts.exceptions import (
     InvalidArgument,
     LedgerImmutable,
 )
+from accounts.integrity import check_ledger
 from accounts.models import Account, Hold, Transaction, Transfer
 
 from .conftest import assert_ledger_consistent, ledger_totals
@@ -204,7 +204,7 @@ def test_codes_that_differ_only_in_accents_are_two_cards(db):
 
 @pytest.mark.skipif(connection.vendor != "mysql", reason="the collation matters on MariaDB/MySQL")
 def test_the_key_columns_have_a_binary_no_pad_collation_on_mariadb():
-    from accounts.checker import exact_columns, inexact_columns
+    from accounts.integrity import exact_columns, inexact_columns
 
     assert len(exact_columns()) == 7
     assert inexact_columns(connection) == []

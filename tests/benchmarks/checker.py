@@ -69,7 +69,7 @@ def main() -> None:
         raise SystemExit("the million-leg build uses PostgreSQL's generate_series")
     configure(args.backend)
     with bench_database():
-        from accounts.checker import check_ledger
+        from accounts.integrity import check_ledger
 
         with Timer() as built:
             build(args.legs)

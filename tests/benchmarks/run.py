@@ -342,7 +342,7 @@ def build_history(legs: int) -> int:
 
 
 def reads(repeat: int) -> dict[str, Any]:
-    from accounts.checker import check_ledger
+    from accounts.integrity import check_ledger
     from accounts.models import Account, Transaction
 
     sizes = {1000: build_history(1000), 100000: build_history(100000)}
@@ -597,7 +597,7 @@ def run_backend(backend: str, repeat: int, only: list[str]) -> dict[str, Any]:
                 }
             results.update(measured)
             log("  %s: %s done in %.0f s" % (backend, name, time.perf_counter() - started))
-    from accounts.checker import check_ledger  # noqa: F401 - imported while configured
+    from accounts.integrity import check_ledger  # noqa: F401 - imported while configured
 
     return results
 

@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DEFAULT_DB_ALIAS
 
-from accounts.checker import check_ledger
+from accounts.integrity import check_ledger
 
 
 class Command(BaseCommand):

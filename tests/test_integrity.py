@@ -10,7 +10,7 @@ from django.db import connection
 from django.utils import timezone
 
 from accounts import facade, sql
-from accounts.checker import check_ledger
+from accounts.integrity import check_ledger
 from accounts.models import Account, Hold, Transfer
 
 from .factories import AccountFactory

@@ -2,7 +2,7 @@ import pytest
 from django.core.management import call_command
 from django.test.utils import override_settings
 
-from accounts.core import create_core_accounts
+from accounts.core_accounts import create_core_accounts
 from accounts.exceptions import UnsupportedCurrency
 from accounts.models import Account
 

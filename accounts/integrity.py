@@ -1,0 +1,364 @@
+"""
+The ledger checker: proves, from the database alone, that the books balance.
+
+Every check is one SQL aggregate (or window) query whose result holds only
+the rows that are wrong, read in chunks, so the cost is a few scans of the
+tables however many rows they have, and memory stays flat. Comparisons are
+rounded to the columns' four decimal places, which makes them exact on
+PostgreSQL and MariaDB and immune to SQLite's floating-point sums.
+
+Run it with ``./manage.py check_ledger`` or call :func:`check_ledger`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from django.db import DEFAULT_DB_ALIAS, connections
+
+from .fields import ExactCharField, exact_collation
+from .models import Account, Hold, Transaction, Transfer
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong in the ledger."""
+
+    check: str
+    message: str
+    account: int | None = None
+    transfer: int | None = None
+    expected: Any = None
+    found: Any = None
+
+    def __str__(self) -> str:
+        where = []
+        if self.account is not None:
+            where.append("account #%s" % self.account)
+        if self.transfer is not None:
+            where.append("transfer #%s" % self.transfer)
+        text = "[%s] %s%s" % (self.check, ", ".join(where) + ": " if where else "", self.message)
+        if self.expected is not None or self.found is not None:
+            text += " (expected %s, found %s)" % (self.expected, self.found)
+        return text
+
+
+@dataclass
+class LedgerReport:
+    """What :func:`check_ledger` found."""
+
+    #: The problems found, at most ``limit`` per check.
+    problems: list[Problem] = field(default_factory=list)
+    #: How many problems each check found (all of them, past the limit too).
+    counts: dict[str, int] = field(default_factory=dict)
+    #: Rows looked at: accounts, transfers, legs, holds.
+    rows: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not any(self.counts.values())
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+def _number(value: Any) -> Decimal | None:
+    # SQLite hands decimals back as floats; show them as the column stores them.
+    if value is None or isinstance(value, Decimal):
+        return value
+    return Decimal(str(value)).quantize(Decimal("0.0001"))
+
+
+def exact_columns(*, unique: bool = False) -> list[tuple[str, str]]:
+    """The (table, column) pairs that identify something and must compare exactly.
+
+    ``unique=True``: only those that must also be unique (keys, references,
+    codes; merchant references are not).
+    """
+    return [
+        (model._meta.db_table, field.column)
+        for model in (Account, Transfer, Hold)
+        for field in model._meta.concrete_fields
+        if isinstance(field, ExactCharField) and (field.unique or not unique)
+    ]
+
+
+def inexact_columns(connection: Any) -> list[tuple[str, str, str]]:
+    """Exact columns whose live collation is not the exact one: (table, column, collation).
+
+    Only MariaDB/MySQL have collations that fold case, accents or trailing
+    spaces; elsewhere this is always empty.
+    """
+    expected = exact_collation(connection)
+    if expected is None:
+        return []
+    wanted = exact_columns()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT TABLE_NAME, COLUMN_NAME, COLLATION_NAME FROM information_schema.COLUMNS "
+            "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN (%s)"
+            % ", ".join(["%s"] * len({t for t, _c in wanted})),
+            sorted({t for t, _c in wanted}),
+        )
+        live = {(table, column): collation for table, column, collation in cursor.fetchall()}
+    return [
+        (table, column, live[table, column])
+        for table, column in wanted
+        if (table, column) in live and live[table, column] != expected
+    ]
+
+
+def _checks(connection: Any) -> list[tuple[str, str, Any]]:
+    """(name, SQL returning only wrong rows, row -> Problem)."""
+    qn = connection.ops.quote_name
+    # Byte-for-byte, whatever the column's collation (MySQL's binary strings
+    # also keep trailing spaces significant).
+    exact = "BINARY %s" if connection.vendor == "mysql" else "%s"
+    account = qn(Account._meta.db_table)
+    transfer = qn(Transfer._meta.db_table)
+    leg = qn(Transaction._meta.db_table)
+    hold = qn(Hold._meta.db_table)
+    return [
+        (
+            "currency",
+            "SELECT currency, SUM(amount) FROM %s GROUP BY currency "
+            "HAVING ROUND(SUM(amount), 4) <> 0" % leg,
+            lambda r: Problem(
+                "currency",
+                "the legs in %s do not sum to zero" % r[0],
+                expected=Decimal(0),
+                found=_number(r[1]),
+            ),
+        ),
+        (
+            "balance",
+            "SELECT a.id, a.balance, COALESCE(l.total, 0) FROM %s a LEFT JOIN "
+            "(SELECT account_id, SUM(amount) AS total FROM %s GROUP BY account_id) l "
+            "ON l.account_id = a.id WHERE ROUND(a.balance - COALESCE(l.total, 0), 4) <> 0"
+            % (account, leg),
+            lambda r: Problem(
+                "balance",
+                "the stored balance is not the sum of the account's legs",
+                account=r[0],
+                expected=_number(r[2]),
+                found=_number(r[1]),
+            ),
+        ),
+        (
+            "legs",
+            "SELECT tr.id, COUNT(t.id), COALESCE(SUM(t.amount), 0) FROM %s tr "
+            "LEFT JOIN %s t ON t.transfer_id = tr.id GROUP BY tr.id "
+            "HAVING COUNT(t.id) <> 2 OR ROUND(COALESCE(SUM(t.amount), 0), 4) <> 0"
+            % (transfer, leg),
+            lambda r: Problem(
+                "legs",
+                "a transfer needs exactly two legs summing to zero; it has %s summing to %s"
+                % (r[1], _number(r[2])),
+                transfer=r[0],
+                expected="2 legs, sum 0",
+                found="%s legs, sum %s" % (r[1], _number(r[2])),
+            ),
+        ),
+        (
+            "leg-shape",
+            "SELECT t.transfer_id, t.account_id, t.amount, tr.amount FROM %s t "
+            "JOIN %s tr ON tr.id = t.transfer_id JOIN %s a ON a.id = t.account_id "
+            "WHERE NOT ((t.account_id = tr.source_id AND ROUND(t.amount + tr.amount, 4) = 0) "
+            "OR (t.account_id = tr.destination_id AND ROUND(t.amount - tr.amount, 4) = 0)) "
+            "OR t.currency <> tr.currency OR a.currency <> tr.currency" % (leg, transfer, account),
+            lambda r: Problem(
+                "leg-shape",
+                "a leg must be minus the amount on the source or plus it on the "
+                "destination, in the accounts' currency",
+                account=r[1],
+                transfer=r[0],
+                expected="±%s" % _number(r[3]),
+                found=_number(r[2]),
+            ),
+        ),
+        (
+            "running-balance",
+            "SELECT transfer_id, account_id, balance_after, COALESCE(prev, 0) + amount FROM "
+            "(SELECT transfer_id, account_id, amount, balance_after, LAG(balance_after) "
+            "OVER (PARTITION BY account_id ORDER BY id) AS prev FROM %s) w "
+            "WHERE ROUND(balance_after - (COALESCE(prev, 0) + amount), 4) <> 0" % leg,
+            lambda r: Problem(
+                "running-balance",
+                "balance_after is not the previous balance plus the leg's amount",
+                account=r[1],
+                transfer=r[0],
+                expected=_number(r[3]),
+                found=_number(r[2]),
+            ),
+        ),
+        (
+            "reversed",
+            "SELECT p.id, p.amount, SUM(r.amount) FROM %s r JOIN %s p ON p.id = r.parent_id "
+            "GROUP BY p.id, p.amount HAVING ROUND(SUM(r.amount) - p.amount, 4) > 0"
+            % (transfer, transfer),
+            lambda r: Problem(
+                "reversed",
+                "the transfer is reversed beyond its amount",
+                transfer=r[0],
+                expected="at most %s" % _number(r[1]),
+                found=_number(r[2]),
+            ),
+        ),
+        (
+            "reversal-shape",
+            "SELECT r.id, p.id FROM %s r JOIN %s p ON p.id = r.parent_id "
+            "WHERE p.parent_id IS NOT NULL OR r.source_id <> p.destination_id "
+            "OR r.destination_id <> p.source_id" % (transfer, transfer),
+            lambda r: Problem(
+                "reversal-shape",
+                "a reversal must move money back from transfer #%s's destination to its "
+                "source, and a reversal cannot be reversed" % r[1],
+                transfer=r[0],
+            ),
+        ),
+        (
+            "held",
+            "SELECT a.id, a.held, COALESCE(h.total, 0) FROM %s a LEFT JOIN "
+            "(SELECT source_id, SUM(amount) AS total FROM %s WHERE status = 'active' "
+            "GROUP BY source_id) h ON h.source_id = a.id "
+            "WHERE ROUND(a.held - COALESCE(h.total, 0), 4) <> 0" % (account, hold),
+            lambda r: Problem(
+                "held",
+                "the held amount is not the sum of the account's active holds",
+                account=r[0],
+                expected=_number(r[2]),
+                found=_number(r[1]),
+            ),
+        ),
+        (
+            "capture",
+            "SELECT h.id, h.source_id, c.id FROM %s h LEFT JOIN %s c ON c.id = h.capture_id "
+            "WHERE (h.status = 'captured' AND (c.id IS NULL OR ROUND(c.amount - h.amount, 4) > 0 "
+            "OR c.source_id <> h.source_id OR c.destination_id <> h.destination_id)) "
+            "OR (h.status <> 'captured' AND h.capture_id IS NOT NULL)" % (hold, transfer),
+            lambda r: Problem(
+                "capture",
+                "hold #%s and its capture do not match (a captured hold has one capture of "
+                "at most its amount between its accounts; no other hold has one)" % r[0],
+                account=r[1],
+                transfer=r[2],
+            ),
+        ),
+        (
+            "overdrawn",
+            # An account below minus its credit limit (holds included) is
+            # wrong unless the one documented rule explains it: its limit was
+            # lowered below what it already owed or had reserved, and nothing
+            # was debited from it (other than the capture of a hold placed
+            # before) and no hold placed on it since.
+            "SELECT a.id, a.balance, a.held, a.credit_limit FROM %(account)s a "
+            "WHERE a.credit_limit IS NOT NULL "
+            "AND ROUND(a.balance - a.held + a.credit_limit, 4) < 0 "
+            "AND NOT (a.credit_limit_changed_at IS NOT NULL "
+            "AND NOT EXISTS (SELECT 1 FROM %(leg)s t WHERE t.account_id = a.id "
+            "AND t.amount < 0 AND t.created > a.credit_limit_changed_at "
+            "AND NOT EXISTS (SELECT 1 FROM %(hold)s c WHERE c.capture_id = t.transfer_id "
+            "AND c.created <= a.credit_limit_changed_at)) "
+            "AND NOT EXISTS (SELECT 1 FROM %(hold)s h WHERE h.source_id = a.id "
+            "AND h.created > a.credit_limit_changed_at))"
+            % {"account": account, "leg": leg, "hold": hold},
+            lambda r: Problem(
+                "overdrawn",
+                "the account is below minus its credit limit (balance %s, held %s, limit %s), "
+                "and no lowering of the limit explains it"
+                % (_number(r[1]), _number(r[2]), _number(r[3])),
+                account=r[0],
+                expected="balance - held >= -%s" % _number(r[3]),
+                found="balance - held = %s" % ((_number(r[1]) or 0) - (_number(r[2]) or 0)),
+            ),
+        ),
+        (
+            "duplicate-key",
+            " UNION ALL ".join(
+                "SELECT '%(table)s.%(column)s', MIN(%(col)s), COUNT(*) FROM %(qtable)s "
+                "WHERE %(col)s IS NOT NULL GROUP BY %(exact)s HAVING COUNT(*) > 1"
+                % {
+                    "table": table,
+                    "column": column,
+                    "qtable": qn(table),
+                    "col": qn(column),
+                    "exact": exact % qn(column),
+                }
+                for table, column in exact_columns(unique=True)
+            ),
+            lambda r: Problem(
+                "duplicate-key",
+                "%s %r is stored %s times: keys, references and codes must be unique, "
+                "compared exactly" % (r[0], r[1], r[2]),
+                expected=1,
+                found=r[2],
+            ),
+        ),
+    ]
+
+
+def _rows(cursor: Any, chunk: int = 1000) -> Iterator[Any]:
+    while True:
+        rows = cursor.fetchmany(chunk)
+        if not rows:
+            return
+        yield from rows
+
+
+def check_ledger(using: str = DEFAULT_DB_ALIAS, *, limit: int | None = 100) -> LedgerReport:
+    """Check the whole ledger and return a :class:`LedgerReport`.
+
+    Verifies that every currency sums to zero, that each account's stored
+    balance equals the sum of its legs and its held amount the sum of its
+    active holds, that each transfer has exactly two legs summing to zero
+    (minus the amount on the source, plus it on the destination), that each
+    leg's ``balance_after`` is the running balance, that no transfer is
+    reversed beyond its amount, that captured holds match their capture, that
+    no account is below minus its credit limit (holds included) unless a
+    lowering of the limit explains it, that keys, references and codes are
+    unique compared exactly, and (MariaDB/MySQL) that their columns compare
+    exactly. ``limit`` caps the problems kept per check (all are counted).
+    """
+    connection = connections[using]
+    report = LedgerReport()
+    started = time.perf_counter()
+    with connection.cursor() as cursor:
+        for name, model in (
+            ("accounts", Account),
+            ("transfers", Transfer),
+            ("legs", Transaction),
+            ("holds", Hold),
+        ):
+            cursor.execute(
+                "SELECT COUNT(*) FROM %s" % connection.ops.quote_name(model._meta.db_table)
+            )
+            report.rows[name] = cursor.fetchone()[0]
+        for name, query, problem in _checks(connection):
+            cursor.execute(query)
+            count = 0
+            for row in _rows(cursor):
+                count += 1
+                if limit is None or count <= limit:
+                    report.problems.append(problem(row))
+            report.counts[name] = count
+    collations = inexact_columns(connection)
+    report.counts["collation"] = len(collations)
+    for table, column, collation in collations[:limit]:
+        report.problems.append(
+            Problem(
+                "collation",
+                "%s.%s compares under %s, which folds case, accents or trailing spaces: "
+                "distinct keys would collide (run migrate, or see accounts.W003)"
+                % (table, column, collation),
+                expected=exact_collation(connection),
+                found=collation,
+            )
+        )
+    report.seconds = time.perf_counter() - started
+    return report

@@ -1,0 +1,266 @@
+"""
+The locked path: the one way into the ledger, and the only code that writes it.
+
+Every operation (``accounts.transfers``, ``accounts.holds``,
+``accounts.status``, ``accounts.expiry``) runs inside :func:`locked`, which
+
+1. opens ``transaction.atomic()`` (a savepoint inside the caller's
+   transaction, so the caller's rollback undoes the operation too);
+2. locks the accounts the operation touches with one ``SELECT ... FOR
+   UPDATE ... ORDER BY id``, re-reading them, and reads the database's
+   clock once the locks are granted (``accounts.sql``, ``accounts.clock``);
+
+and then decides on those rows (``accounts.rules``) and writes through
+:func:`write_transfer` (the one writer of transfers and their legs),
+:func:`write_hold`, :func:`resolve_holds` or :func:`write_accounts`. Holds
+are locked after their accounts (:func:`locked_holds`), never before, so
+the locks are always taken in the same order.
+
+Receivers hear of what was written once the outermost transaction commits
+(:func:`after_commit`); the ``Account`` instances a caller passed get what
+was written to their rows (:func:`update_instances`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from django.db import transaction
+from django.db.models import QuerySet
+from django.dispatch import Signal
+from django.utils.translation import gettext_lazy as _
+
+from . import signals, sql
+from .amounts import raw
+from .exceptions import InvalidAccount
+from .models import Account, Hold, Transfer
+from .rules import check_storable
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser
+
+logger = logging.getLogger("accounts.facade")
+
+
+@dataclass(frozen=True)
+class Locked:
+    """What :func:`locked` read: the accounts by primary key, and the database's time."""
+
+    rows: dict[int, Account]
+    now: datetime
+
+
+@contextmanager
+def locked(using: str, account_ids: Iterable[int], *, nowait: bool = False) -> Iterator[Locked]:
+    """Open the atomic block and lock the accounts, in primary-key order.
+
+    ``nowait=True`` fails at once (a ``DatabaseError`` that
+    ``accounts.sql.locks_busy`` recognises) instead of waiting for a row
+    another transaction holds: the sweeps use it for every item but the
+    first of a batch, so that they never wait while holding locks.
+    Raises ``InvalidAccount`` if an account does not exist.
+    """
+    ids = list(account_ids)
+    with transaction.atomic(using=using):
+        rows, now = sql.lock_accounts(using, ids, nowait=nowait)
+        missing = set(ids) - rows.keys()
+        if missing:
+            raise InvalidAccount(
+                _("Account %(account)s does not exist (was it deleted?)."),
+                account=min(missing),
+            )
+        yield Locked(rows, now)
+
+
+def locked_holds(using: str, *, nowait: bool = False) -> QuerySet[Hold]:
+    """Holds read ``FOR UPDATE``: call once their accounts are locked."""
+    return Hold.objects.using(using).select_for_update(nowait=nowait)
+
+
+def amount(row: Any, name: str) -> Decimal:
+    """A locked row's stored amount (balance, held, a hold's amount) as a plain Decimal."""
+    value = raw(row, name)
+    assert value is not None
+    return value
+
+
+def credit_limit(row: Account) -> Decimal | None:
+    """A locked account's credit limit as a plain Decimal; ``None``: no limit."""
+    return raw(row, "credit_limit")
+
+
+# Writing -------------------------------------------------------------------------
+
+
+def write_transfer(
+    using: str,
+    src: Account,
+    dst: Account,
+    value: Decimal,
+    now: datetime,
+    *,
+    parent: Transfer | None = None,
+    user: Any = None,
+    merchant_reference: str | None = None,
+    description: str = "",
+    key: str | None = None,
+    fingerprint: str | None = None,
+    source_columns: dict[str, Any] | None = None,
+) -> Transfer:
+    """Write a transfer, its two legs and both balances. Call only inside :func:`locked`.
+
+    ``src`` and ``dst`` are the locked rows; their ``balance`` (and the
+    source's other ``source_columns``, e.g. ``held``, written in the same
+    statement) are updated in memory to what was written. The rows are
+    stamped with ``now``, the database's time read under the lock, so on
+    each account ``created`` follows the posting order.
+    """
+    new_source = amount(src, "balance") - value
+    new_destination = amount(dst, "balance") + value
+    check_storable(new_source, value)
+    check_storable(new_destination, value)
+    posted = Transfer(
+        source_id=src.pk,
+        destination_id=dst.pk,
+        currency=src.currency,
+        amount=value,
+        merchant_reference=merchant_reference,
+        description=description,
+        user_id=user.pk if user is not None else None,
+        username=username(user),
+        idempotency_key=key,
+        request_fingerprint=fingerprint,
+        created=now,
+    )
+    if parent is not None:
+        posted.parent = parent
+    if user is not None:
+        posted.user = user
+    source_row: dict[str, Any] = {**(source_columns or {}), "balance": new_source}
+    sql.write_transfer(
+        using,
+        posted,
+        # The legs of a transfer sum to zero; each records its account's new balance.
+        [
+            (src.pk, src.currency, -value, new_source, now),
+            (dst.pk, src.currency, value, new_destination, now),
+        ],
+        {src.pk: source_row, dst.pk: {"balance": new_destination}},
+    )
+    src.__dict__.update(source_row)
+    dst.__dict__["balance"] = new_destination
+    after_commit(using, signals.transfer_posted, Transfer, transfer=posted)
+    return posted
+
+
+def write_hold(using: str, src: Account, placed: Hold) -> None:
+    """Insert a new hold and add its amount to the locked source's ``held``."""
+    held = amount(src, "held") + amount(placed, "amount")
+    check_storable(held)
+    sql.insert(using, placed)
+    write_accounts(using, {src.pk: {"held": held}})
+    src.__dict__["held"] = held
+    after_commit(using, signals.hold_created, Hold, hold=placed)
+
+
+def write_accounts(using: str, rows: dict[int, dict[str, Any]]) -> None:
+    """Set columns of locked accounts (held amounts, a status) in one ``UPDATE``."""
+    sql.write_ledger_fields(using, rows)
+
+
+def resolve_holds(
+    using: str,
+    holds: list[Hold],
+    status: str,
+    user: Any,
+    now: datetime,
+    *,
+    capture: Transfer | None = None,
+) -> None:
+    """Record how locked active holds were resolved (one statement), and tell receivers.
+
+    The caller writes the source's ``held`` (with its other changes).
+    """
+    columns: dict[str, Any] = {
+        "status": status,
+        "resolved_at": now,
+        "resolved_by": username(user),
+    }
+    if capture is not None:
+        columns["capture"] = capture
+    Hold.objects.using(using)._resolve([h.pk for h in holds], **columns)
+    for resolved in holds:
+        for name, value in columns.items():
+            setattr(resolved, name, value)
+        after_commit(using, signals.hold_resolved, Hold, hold=resolved)
+
+
+def free_holds(
+    using: str, src: Account, holds: list[Hold], status: str, user: Any, now: datetime
+) -> None:
+    """Release or expire locked active holds: give their amounts back to the source."""
+    held = amount(src, "held") - sum((amount(h, "amount") for h in holds), Decimal(0))
+    write_accounts(using, {src.pk: {"held": held}})
+    src.__dict__["held"] = held
+    resolve_holds(using, holds, status, user, now)
+
+
+def lapse_holds(
+    using: str, src: Account, now: datetime, *, past_expiry: bool, nowait: bool = False
+) -> int:
+    """Mark a locked account's active holds expired: all of them, or those past expiry.
+
+    Lowers the account's ``held`` in memory (the caller writes it with its
+    other changes) and returns how many lapsed. No query when nothing is held.
+    """
+    if not amount(src, "held"):
+        return 0
+    holds = locked_holds(using, nowait=nowait).filter(source=src.pk, status=Hold.Status.ACTIVE)
+    if past_expiry:
+        holds = holds.filter(expires_at__lte=now)
+    lapsed = list(holds.order_by("pk"))
+    if lapsed:
+        freed = sum((amount(h, "amount") for h in lapsed), Decimal(0))
+        src.__dict__["held"] = amount(src, "held") - freed
+        resolve_holds(using, lapsed, Hold.Status.EXPIRED, None, now)
+    return len(lapsed)
+
+
+# After the write ---------------------------------------------------------------------
+
+
+def after_commit(using: str, signal: Signal, sender: type, **kwargs: Any) -> None:
+    """Send ``signal`` once the outermost transaction commits, to every receiver.
+
+    ``send_robust``: a receiver that raises is logged, and the receivers
+    after it still run (the money has moved; each of them must hear of it).
+    """
+
+    def send() -> None:
+        for receiver, result in signal.send_robust(sender=sender, **kwargs):
+            if isinstance(result, Exception):
+                logger.error("%s receiver %r raised", sender.__name__, receiver, exc_info=result)
+
+    transaction.on_commit(send, using=using)
+
+
+def update_instances(rows: dict[int, Account], *instances: Any) -> None:
+    """Give the ``Account`` instances the caller passed what was written to their rows."""
+    for instance in instances:
+        if isinstance(instance, Account) and instance.pk in rows:
+            row = rows[instance.pk]
+            instance.__dict__["balance"] = amount(row, "balance")
+            instance.__dict__["held"] = amount(row, "held")
+            instance.__dict__["status"] = row.status
+            instance._remember(["balance", "held", "status"])
+
+
+def username(user: AbstractBaseUser | None) -> str:
+    """The username recorded next to a ledger row (kept when the user is deleted)."""
+    return user.get_username() if user is not None else ""

@@ -1,0 +1,122 @@
+"""
+Posting a transfer or a reversal, on the locked path.
+
+What :func:`post` decides on, and where it reads it (the trust boundary):
+
+* both accounts' status, dates, currency, balance, held amount and credit
+  limit: their locked rows;
+* the time: the database's clock, read with the locks;
+* a reversal's original (amount, accounts, currency, parent, merchant
+  reference): its row, read by primary key (those columns never change),
+  and what was reversed already: the amounts of its reversals, read after
+  the locks, so two reversals of one transfer run one after the other;
+* a repeated idempotency key: the stored row and its request fingerprint.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from django.db import IntegrityError
+from django.utils.translation import gettext_lazy as _
+
+from . import amounts, posting, rules
+from .exceptions import InvalidArgument
+from .idempotency import Request, after_race
+from .models import Account, Transfer
+
+
+def original(using: str, transfer_id: int) -> Transfer:
+    """The transfer to reverse, as stored (the caller's instance is never read)."""
+    found = Transfer.objects.using(using).filter(pk=transfer_id).first()
+    if found is None:
+        raise InvalidArgument(_("Transfer %(parent)s does not exist."), parent=transfer_id)
+    return found
+
+
+def post(
+    using: str,
+    request: Request,
+    *,
+    source_id: int,
+    destination_id: int,
+    value: Decimal | None,
+    currency: str | None,
+    parent: Transfer | None = None,
+    allow_partial: bool = False,
+    user: Any = None,
+    merchant_reference: str | None = None,
+    description: str = "",
+    instances: tuple[Any, ...] = (),
+) -> Transfer:
+    """Post one transfer, or a reversal of ``parent`` (read from the database).
+
+    ``value=None`` is accepted for reversals only: reverse what is left.
+    The ``Account`` instances in ``instances`` get their rows' new balances.
+    """
+    try:
+        with posting.locked(using, [source_id, destination_id]) as lock:
+            src, dst = lock.rows[source_id], lock.rows[destination_id]
+            existing = request.find(Transfer, using)
+            if existing is not None:
+                return _replay(request, existing, source_id, destination_id, value, parent)
+            rules.check_pair(src, dst, currency, lock.now)
+            if parent is not None:
+                value = rules.check_reversal(parent, _reversed(using, parent), value)
+            assert value is not None
+            amounts.check_places(value, src.currency)
+            held = posting.amount(src, "held")
+            if posting.credit_limit(src) is not None:
+                # Holds past their expiry stop reserving money, for good.
+                posting.lapse_holds(using, src, lock.now, past_expiry=True)
+            value = rules.check_funds(src, value, allow_partial=allow_partial)
+            if src.role == Account.Role.SOURCE:
+                # Money from the source: a top-up, or a withdrawal reversed.
+                rules.check_initial_value(dst, value, top_up=parent is None)
+            lapsed = posting.amount(src, "held") != held
+            posted = posting.write_transfer(
+                using,
+                src,
+                dst,
+                value,
+                lock.now,
+                parent=parent,
+                user=user,
+                merchant_reference=merchant_reference,
+                description=description,
+                key=request.key,
+                fingerprint=request.fingerprint(),
+                source_columns={"held": posting.amount(src, "held")} if lapsed else None,
+            )
+    except IntegrityError as error:
+        # A concurrent call with the same key committed first (the unique
+        # index made this insert wait for it): answer as a repeat would.
+        existing = after_race(Transfer, using, request.key, error)
+        return _replay(request, existing, source_id, destination_id, value, parent)
+    posting.update_instances(lock.rows, *instances)
+    return posted
+
+
+def _reversed(using: str, parent: Transfer) -> Decimal:
+    """What the reversals of ``parent`` moved so far, summed exactly (SQLite sums floats)."""
+    moved = Transfer.objects.using(using).filter(parent=parent.pk).values_list("amount", flat=True)
+    return sum(moved, Decimal(0))
+
+
+def _replay(
+    request: Request,
+    existing: Transfer,
+    source_id: int,
+    destination_id: int,
+    value: Decimal | None,
+    parent: Transfer | None,
+) -> Transfer:
+    """Answer a repeated key: the original transfer, or ``IdempotencyConflict``."""
+    legacy = (
+        existing.source_id == source_id
+        and existing.destination_id == destination_id
+        and (value is None or posting.amount(existing, "amount") == value)
+        and existing.parent_id == (parent.pk if parent is not None else None)
+    )
+    return request.replay(existing, legacy_match=legacy)
