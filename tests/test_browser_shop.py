@@ -83,8 +83,9 @@ def test_check_a_card_pay_with_it_and_the_account_refund_and_see_the_statement(
     # Refund part of the payment from the account.
     page.goto(site + order.get_absolute_url())
     wallet_payment = page.locator("#payments tr.payment").nth(1)
-    wallet_payment.locator("input[name=amount]").fill("5.00")
-    wallet_payment.locator("button[type=submit]").click()
+    assert wallet_payment.locator(".refund-all-form button").inner_text() == "Refund all (£8.50)"
+    wallet_payment.locator(".refund-form input[name=amount]").fill("5,00")
+    wallet_payment.locator(".refund-form button[type=submit]").click()
     page.wait_for_selector(".messages .success")
     assert page.inner_text(".messages") == "Refunded £5.00."
     assert page.locator("#payments tr.payment").nth(1).locator(".refundable").inner_text() == (

@@ -10,7 +10,7 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts.codes import format_code, normalize_code
 from accounts.exceptions import CodeLookupBlocked
-from accounts.forms import AmountField, check_places, new_token
+from accounts.forms import AmountField, AmountTextInput, check_places, new_token
 from accounts.lookup import lookup_code
 from accounts.models import Account, Transfer
 
@@ -64,7 +64,7 @@ class PaymentForm(forms.Form):
             try:
                 card = lookup_code(self.request, code)
             except CodeLookupBlocked as exc:
-                raise ValidationError(str(exc), code="blocked") from exc
+                raise ValidationError(exc.user_message, code="blocked") from exc
             if card is None or not card.can_be_authorised_by(self.request.user):
                 raise ValidationError(
                     _("No gift card has the code %(code)s."),
@@ -95,12 +95,17 @@ class PaymentForm(forms.Form):
 
 
 class RefundForm(forms.Form):
-    """How much of one payment to give back; empty means all that is left."""
+    """How much of one payment to give back.
+
+    The amount is always given: the order page has a separate "Refund all"
+    button that posts the amount left as it showed it, so refunding
+    everything is a choice the customer makes, never what an empty box means.
+    """
 
     amount = AmountField(
         label=_("Amount"),
-        required=False,
-        widget=forms.NumberInput(attrs={"step": "0.01", "min": "0.01", "size": 8}),
+        error_messages={"required": _("Enter the amount to refund, or use “Refund all”.")},
+        widget=AmountTextInput(attrs={"size": 8, "placeholder": "0.00"}),
     )
     token = token_field()
 
