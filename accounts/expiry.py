@@ -119,17 +119,23 @@ def release_expired_holds(
     dry_run: bool = False,
     batch_size: int = DEFAULT_BATCH_SIZE,
     progress: Callable[[int], None] | None = None,
+    report: Callable[[Hold, bool], None] | None = None,
 ) -> HoldSweep:
     """Mark every active hold past its expiry as expired, freeing what it reserved.
 
     ``now`` (default: the current time) is the moment to judge expiry at.
     With ``dry_run`` nothing is written. ``progress`` is called with the
-    number of holds looked at so far after each batch.
+    number of holds looked at so far after each batch; ``report(hold,
+    expired)`` with each hold once its batch is committed (``expired`` is
+    False for a hold another process resolved first).
     """
     now = now or timezone.now()
     result = HoldSweep()
     seen = 0
-    candidates = Hold.objects.past_expiry(now).only("pk", "source_id", "currency", "amount")
+    candidates = Hold.objects.past_expiry(now).only(
+        "pk", "reference", "source_id", "currency", "amount"
+    )
+    done: list[tuple[Hold, bool]] = []
 
     def handle(hold: Hold) -> None:
         if dry_run or facade.expire_hold(hold, now=now):
@@ -137,8 +143,10 @@ def release_expired_holds(
             result.freed[hold.currency] = (
                 result.freed.get(hold.currency, Decimal(0)) + hold.amount.amount
             )
+            done.append((hold, True))
         else:
             result.skipped += 1
+            done.append((hold, False))
 
     def fail(hold: Hold, exc: Exception) -> None:
         logger.error("Could not expire hold %s", hold.pk, exc_info=exc)
@@ -146,10 +154,19 @@ def release_expired_holds(
 
     for batch in batches(candidates, batch_size):
         _run_batch(batch, handle, fail)
+        _report(done, report)
         seen += len(batch)
         if progress:
             progress(seen)
     return result
+
+
+def _report(done: list[Any], report: Callable[..., None] | None) -> None:
+    """Hand a committed batch's items to ``report``, then forget them (memory stays flat)."""
+    if report is not None:
+        for item in done:
+            report(*item)
+    done.clear()
 
 
 @dataclass
@@ -178,6 +195,7 @@ def close_expired_accounts(
     dry_run: bool = False,
     batch_size: int = DEFAULT_BATCH_SIZE,
     progress: Callable[[int], None] | None = None,
+    report: Callable[[Account, facade.Expiry], None] | None = None,
 ) -> AccountSweep:
     """Close every account whose end date is before ``now``, sweeping its money away.
 
@@ -191,7 +209,8 @@ def close_expired_accounts(
 
     Each account is handled in its own atomic block; the blocks of one batch
     are committed together, so a crash loses at most the uncommitted batch,
-    whose accounts are then untouched.
+    whose accounts are then untouched. ``report(account, outcome)`` is
+    called with each account once its batch is committed.
     """
     now = now or timezone.now()
     result = AccountSweep()
@@ -202,6 +221,7 @@ def close_expired_accounts(
         .exclude(status=Account.Status.CLOSED)
     )
     sinks: dict[str, Account] = {}
+    done: list[tuple[Account, facade.Expiry]] = []
 
     def handle(account: Account) -> None:
         if dry_run:
@@ -211,6 +231,7 @@ def close_expired_accounts(
                 sinks[account.currency] = Account.objects.expired_account(account.currency)
             outcome = facade.expire_account(account, now=now, sink=sinks[account.currency])
         _count(result, account, outcome)
+        done.append((account, outcome))
 
     def fail(account: Account, exc: Exception) -> None:
         logger.error("Could not close expired account %s", account.pk, exc_info=exc)
@@ -218,6 +239,7 @@ def close_expired_accounts(
 
     for batch in batches(candidates, batch_size):
         _run_batch(batch, handle, fail)
+        _report(done, report)
         seen += len(batch)
         if progress:
             progress(seen)
