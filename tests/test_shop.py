@@ -385,7 +385,11 @@ def test_guessing_codes_at_checkout_is_blocked_too(shopper, card):
     add(shopper, "tea")
     for number in range(5):
         payload = "%s" % (str(number + 2) * 15)
-        pay(shopper, cards=payload + check_character(payload))
+        response = pay(shopper, cards=payload + check_character(payload))
+    # The fifth says both what was wrong and that lookups are now paused.
+    errors = response.context["form"].errors["cards"]
+    assert errors[0].startswith("No gift card has the code")
+    assert "code lookups are paused" in errors[1]
     response = pay(shopper, cards=card.code)
     assert "code lookups are paused" in response.content.decode()
     assert not Order.objects.exists()

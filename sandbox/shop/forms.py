@@ -11,7 +11,7 @@ from django.utils.translation import gettext_lazy as _
 from accounts.codes import format_code, normalize_code
 from accounts.exceptions import CodeLookupBlocked
 from accounts.forms import AmountField, AmountTextInput, check_places, new_token
-from accounts.lookup import lookup_code
+from accounts.lookup import LookupThrottle, client_address, lookup_code
 from accounts.models import Account, Transfer
 
 from .models import Order
@@ -66,11 +66,18 @@ class PaymentForm(forms.Form):
             except CodeLookupBlocked as exc:
                 raise ValidationError(exc.user_message, code="blocked") from exc
             if card is None or not card.can_be_authorised_by(self.request.user):
-                raise ValidationError(
-                    _("No gift card has the code %(code)s."),
-                    code="not_found",
-                    params={"code": format_code(code)},
-                )
+                errors = [
+                    ValidationError(
+                        _("No gift card has the code %(code)s."),
+                        code="not_found",
+                        params={"code": format_code(code)},
+                    )
+                ]
+                retry_after = LookupThrottle(client_address(self.request)).retry_after()
+                if retry_after is not None:
+                    # That was the last attempt allowed: say so now.
+                    errors.append(ValidationError(CodeLookupBlocked(retry_after).user_message))
+                raise ValidationError(errors)
             if card.currency != self.basket.currency:
                 raise ValidationError(
                     _("Gift card %(code)s is in %(card)s; this shop sells in %(shop)s."),
