@@ -205,30 +205,32 @@ class AccountAdmin(admin.ModelAdmin):
     # The money first: at 1280 pixels, with the filters beside it, the list
     # shows name, balance, held, credit limit and status without scrolling.
     list_display = (
-        "__str__",
-        "balance_column",
-        "held_column",
-        "credit_limit_column",
+        "account_column",
+        "balance_money",
+        "held_money",
+        "credit_limit_money",
         "status",
         "currency",
-        "code_column",
         "primary_user",
         "account_type",
         "end_date",
+        "code_column",
     )
     list_select_related = ("account_type", "primary_user")
     list_filter = ("status", "account_type", CurrencyFilter, ActivityFilter)
     raw_id_fields = ("primary_user", "secondary_users")
     actions = ["freeze", "thaw", "close"]
     show_full_result_count = False
+    # The money near the top, where finance staff look first.
     fieldsets = (
-        (None, {"fields": ("name", "code", "description", "account_type")}),
-        (_("Users"), {"fields": ("primary_user", "secondary_users")}),
+        (None, {"fields": ("name", "code", "account_type")}),
         (
             _("Money"),
             {"fields": ("currency", "balance", "held", "available_amount", "credit_limit")},
         ),
+        (_("Users"), {"fields": ("primary_user", "secondary_users")}),
         (_("Status"), {"fields": ("status", "start_date", "end_date", "role", "created")}),
+        (_("Notes"), {"fields": ("description",)}),
         (None, {"fields": ("shown",), "classes": ("hidden",)}),
     )
     #: Rows per statement page.
@@ -237,16 +239,23 @@ class AccountAdmin(admin.ModelAdmin):
     class Media:
         css = {"all": (ADMIN_CSS,)}
 
+    @admin.display(description=_("account"), ordering="name")
+    def account_column(self, obj: Account) -> Any:
+        # A name may wrap; a card's code, shown as printed, stays on one line.
+        if obj.name or not obj.code:
+            return str(obj)
+        return format_html('<span class="accounts-code">{}</span>', format_code(obj.code))
+
     @admin.display(description=_("balance"), ordering="balance")
-    def balance_column(self, obj: Account) -> Any:
+    def balance_money(self, obj: Account) -> Any:
         return money_cell(obj.balance)
 
     @admin.display(description=_("held"), ordering="held")
-    def held_column(self, obj: Account) -> Any:
+    def held_money(self, obj: Account) -> Any:
         return money_cell(obj.held)
 
     @admin.display(description=_("credit limit"), ordering="credit_limit")
-    def credit_limit_column(self, obj: Account) -> Any:
+    def credit_limit_money(self, obj: Account) -> Any:
         return money_cell(_("no limit") if obj.credit_limit is None else obj.credit_limit)
 
     @admin.display(description=_("code"), ordering="code")
@@ -744,7 +753,7 @@ class ReversalInline(ReadOnlyInline):
 class TransferAdmin(LedgerAdmin):
     list_display = (
         "reference",
-        "amount_column",
+        "amount_money",
         "source",
         "destination",
         "created",
@@ -776,7 +785,7 @@ class TransferAdmin(LedgerAdmin):
         css = {"all": (ADMIN_CSS,)}
 
     @admin.display(description=_("amount"), ordering="amount")
-    def amount_column(self, obj: Transfer) -> Any:
+    def amount_money(self, obj: Transfer) -> Any:
         return money_cell(obj.amount)
 
     @admin.display(description=_("reversed so far"))
@@ -842,7 +851,7 @@ class TransferAdmin(LedgerAdmin):
 
 @admin.register(Transaction)
 class TransactionAdmin(LedgerAdmin):
-    list_display = ("created", "account", "amount_column", "balance_after_column", "transfer")
+    list_display = ("created", "account", "amount_money", "balance_after_money", "transfer")
     list_select_related = ("transfer", "account")
     # Newest first by id, which follows posting order: ``created`` has no
     # index of its own, so sorting the whole ledger by it grows with the ledger.
@@ -856,11 +865,11 @@ class TransactionAdmin(LedgerAdmin):
         css = {"all": (ADMIN_CSS,)}
 
     @admin.display(description=_("amount"))
-    def amount_column(self, obj: Transaction) -> Any:
+    def amount_money(self, obj: Transaction) -> Any:
         return money_cell(obj.amount)
 
     @admin.display(description=_("balance after"))
-    def balance_after_column(self, obj: Transaction) -> Any:
+    def balance_after_money(self, obj: Transaction) -> Any:
         return money_cell(obj.balance_after)
 
 
@@ -872,7 +881,7 @@ class HoldAdmin(LedgerAdmin):
     # money, and until when.
     list_display = (
         "reference",
-        "amount_column",
+        "amount_money",
         "status",
         "expires_at",
         "source",
@@ -907,7 +916,7 @@ class HoldAdmin(LedgerAdmin):
         css = {"all": (ADMIN_CSS,)}
 
     @admin.display(description=_("amount"), ordering="amount")
-    def amount_column(self, obj: Hold) -> Any:
+    def amount_money(self, obj: Hold) -> Any:
         return money_cell(obj.amount)
 
     def has_move_money_permission(self, request: HttpRequest) -> bool:

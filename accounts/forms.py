@@ -342,6 +342,7 @@ class AccountForm(forms.ModelForm):
     class Meta:
         model = Account
         fields = EDITABLE_FIELDS
+        widgets = {"description": forms.Textarea(attrs={"rows": 3})}
 
     def __init__(self, *args: Any, user: Any = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -1310,10 +1310,10 @@ def test_the_account_list_puts_the_money_first_and_never_wraps_it(admin_client, 
 
     columns = [header["class_attrib"] for header in response.context["result_headers"]]
     assert [c.split("column-")[1].split(" ")[0].rstrip('"') for c in columns[1:5]] == [
-        "__str__",
-        "balance_column",
-        "held_column",
-        "credit_limit_column",
+        "account_column",
+        "balance_money",
+        "held_money",
+        "credit_limit_money",
     ]
     html = response.content.decode()
     assert '<span class="accounts-money">-£20.00</span>' in html

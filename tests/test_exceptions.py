@@ -53,7 +53,7 @@ def test_an_expired_card_tells_the_customer_the_day_in_their_time_zone(card):
             card.code
         )
     # The developer's message stays exact, and the facts are attributes.
-    assert str(exc) == "Account %s expired on %s." % (card.code, end)
+    assert str(exc) == "Account %s expired on %s." % (format_code(card.code), end)
     assert exc.end_date == end
     assert exc.account.pk == card.pk
 
