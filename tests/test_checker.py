@@ -204,7 +204,7 @@ def test_check_ledger_refuses_an_unknown_database_as_a_usage_error(db, capsys):
     with pytest.raises(CommandError, match="invalid choice: 'nope'"):
         call_command("check_ledger", "--database", "nope")
     # From the command line: a usage message and exit status 2, no traceback.
-    with pytest.raises(SystemExit) as exit_info:
+    with pytest.raises(SystemExit, match="^2$") as exit_info:
         ManagementUtility(["manage.py", "check_ledger", "--database", "nope"]).execute()
     assert exit_info.value.code == 2
     err = capsys.readouterr().err

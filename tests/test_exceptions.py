@@ -25,9 +25,11 @@ from .factories import AccountFactory
 pytestmark = pytest.mark.django_db
 
 
-def raised(call, *args, **kwargs):
-    with pytest.raises(AccountException) as info:
+def raised(exception, match, call, *args, **kwargs):
+    """The exception ``call`` raises, checked to be exactly ``exception`` with ``match``."""
+    with pytest.raises(exception, match=match) as info:
         call(*args, **kwargs)
+    assert type(info.value) is exception
     return info.value
 
 
@@ -45,7 +47,7 @@ def test_an_expired_card_tells_the_customer_the_day_in_their_time_zone(card):
     sales = Account.objects.sales_account()
 
     with timezone.override("Europe/London"), translation.override("en-gb"):
-        exc = raised(facade.transfer, card, sales, Decimal("1.00"))
+        exc = raised(AccountExpired, "expired on", facade.transfer, card, sales, Decimal("1"))
         assert isinstance(exc, AccountExpired)
         assert exc.user_message == "Gift card %s expired on 20 Jul 2026." % format_code(card.code)
     with timezone.override("America/New_York"), translation.override("fr"):
@@ -61,7 +63,10 @@ def test_an_expired_card_tells_the_customer_the_day_in_their_time_zone(card):
 def test_a_frozen_card_names_the_card_as_printed_and_nothing_internal(card):
     card.freeze()
 
-    exc = raised(facade.transfer, card, Account.objects.sales_account(), Decimal("1.00"))
+    exc = raised(
+        FrozenAccount, "is frozen", facade.transfer, card, Account.objects.sales_account(),
+        Decimal("1.00"),
+    )  # fmt: skip
 
     assert isinstance(exc, FrozenAccount)
     assert exc.user_message == (
@@ -75,13 +80,19 @@ def test_a_named_account_is_called_by_its_name_and_an_unnamed_one_yours(fund, us
     named = AccountFactory(
         name="Household wallet", start_date=timezone.now() + datetime.timedelta(days=3)
     )
-    exc = raised(facade.transfer, Account.objects.source_account(), named, Decimal("1.00"))
+    exc = raised(
+        AccountNotYetActive, "cannot be used before", facade.transfer,
+        Account.objects.source_account(), named, Decimal("1.00"),
+    )  # fmt: skip
     assert isinstance(exc, AccountNotYetActive)
     assert exc.user_message.startswith("Household wallet can be used from ")
 
     mine = AccountFactory(name=None, primary_user=user)
     mine.freeze()
-    exc = raised(facade.transfer, Account.objects.source_account(), mine, Decimal("1.00"))
+    exc = raised(
+        FrozenAccount, "is frozen", facade.transfer, Account.objects.source_account(), mine,
+        Decimal("1.00"),
+    )  # fmt: skip
     assert exc.user_message == "Your account is frozen and cannot be used for now."
 
 
@@ -89,7 +100,10 @@ def test_insufficient_funds_carries_amount_available_and_limit(fund):
     wallet = AccountFactory(name="Wallet", credit_limit=Decimal("5.00"))
     fund(wallet, "10.00")
 
-    exc = raised(facade.transfer, wallet, Account.objects.sales_account(), Decimal("20.00"))
+    exc = raised(
+        InsufficientFunds, "cannot be debited", facade.transfer, wallet,
+        Account.objects.sales_account(), Decimal("20.00"),
+    )  # fmt: skip
 
     assert isinstance(exc, InsufficientFunds)
     assert (exc.amount, exc.available, exc.credit_limit) == (
@@ -104,6 +118,8 @@ def test_insufficient_funds_carries_amount_available_and_limit(fund):
 def test_an_empty_card_has_nothing_to_spend(fund):
     empty = AccountFactory(name=None, code=generate_code())
     exc = raised(
+        InsufficientFunds,
+        "only £0.00 is available",
         facade.transfer,
         empty,
         Account.objects.sales_account(),
@@ -120,13 +136,15 @@ def test_refund_messages_say_what_is_left(fund):
     fund(wallet, "10.00")
     payment = facade.transfer(wallet, Account.objects.sales_account(), Decimal("8.50"))
 
-    exc = raised(facade.reverse, payment, amount=Decimal("9.00"))
+    exc = raised(
+        InvalidReversal, "only £8.50 is left", facade.reverse, payment, amount=Decimal("9.00")
+    )
     assert isinstance(exc, InvalidReversal)
     assert exc.remaining == Money("8.50", "GBP")
     assert exc.user_message == "Only £8.50 is left to refund."
 
     facade.reverse(payment)
-    exc = raised(facade.reverse, payment)
+    exc = raised(InvalidReversal, "already been fully reversed", facade.reverse, payment)
     assert exc.user_message == "This payment has already been refunded in full."
 
 
