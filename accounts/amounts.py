@@ -25,8 +25,16 @@ from .exceptions import CurrencyMismatch, InvalidAmount, UnsupportedCurrency
 #: Column size of every money column in the ledger.
 MAX_DIGITS = 19
 DECIMAL_PLACES = 4
-#: Exclusive bound on the absolute value of any stored amount or balance.
-LIMIT = Decimal(10) ** (MAX_DIGITS - DECIMAL_PLACES)
+#: Significant digits every backend stores exactly. SQLite keeps a decimal
+#: column as a floating-point number (REAL), which holds 15 significant
+#: digits: 12345678901234.56 would come back as 12345678901234.6.
+EXACT_DIGITS = 15
+#: Exclusive bound on the absolute value of any amount, balance, held amount
+#: or credit limit: 99,999,999,999.9999 is the largest, stored exactly by
+#: every backend (11 digits before the point, the columns' 4 after). The
+#: same bound applies everywhere, so an amount behaves the same on SQLite,
+#: PostgreSQL and MariaDB.
+LIMIT = Decimal(10) ** (EXACT_DIGITS - DECIMAL_PLACES)
 
 MONEY_TYPES = (BaseMoney,)
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connections
 
+from .fields import ExactCharField, exact_collation
 from .models import Account, Hold, Transaction, Transfer
 
 
@@ -74,8 +75,51 @@ def _number(value: Any) -> Decimal | None:
     return Decimal(str(value)).quantize(Decimal("0.0001"))
 
 
-def _checks(qn: Any) -> list[tuple[str, str, Any]]:
+def exact_columns(*, unique: bool = False) -> list[tuple[str, str]]:
+    """The (table, column) pairs that identify something and must compare exactly.
+
+    ``unique=True``: only those that must also be unique (keys, references,
+    codes; merchant references are not).
+    """
+    return [
+        (model._meta.db_table, field.column)
+        for model in (Account, Transfer, Hold)
+        for field in model._meta.concrete_fields
+        if isinstance(field, ExactCharField) and (field.unique or not unique)
+    ]
+
+
+def inexact_columns(connection: Any) -> list[tuple[str, str, str]]:
+    """Exact columns whose live collation is not the exact one: (table, column, collation).
+
+    Only MariaDB/MySQL have collations that fold case, accents or trailing
+    spaces; elsewhere this is always empty.
+    """
+    expected = exact_collation(connection)
+    if expected is None:
+        return []
+    wanted = exact_columns()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT TABLE_NAME, COLUMN_NAME, COLLATION_NAME FROM information_schema.COLUMNS "
+            "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN (%s)"
+            % ", ".join(["%s"] * len({t for t, _c in wanted})),
+            sorted({t for t, _c in wanted}),
+        )
+        live = {(table, column): collation for table, column, collation in cursor.fetchall()}
+    return [
+        (table, column, live[table, column])
+        for table, column in wanted
+        if (table, column) in live and live[table, column] != expected
+    ]
+
+
+def _checks(connection: Any) -> list[tuple[str, str, Any]]:
     """(name, SQL returning only wrong rows, row -> Problem)."""
+    qn = connection.ops.quote_name
+    # Byte-for-byte, whatever the column's collation (MySQL's binary strings
+    # also keep trailing spaces significant).
+    exact = "BINARY %s" if connection.vendor == "mysql" else "%s"
     account = qn(Account._meta.db_table)
     transfer = qn(Transfer._meta.db_table)
     leg = qn(Transaction._meta.db_table)
@@ -206,6 +250,56 @@ def _checks(qn: Any) -> list[tuple[str, str, Any]]:
                 transfer=r[2],
             ),
         ),
+        (
+            "overdrawn",
+            # An account below minus its credit limit (holds included) is
+            # wrong unless the one documented rule explains it: its limit was
+            # lowered below what it already owed or had reserved, and nothing
+            # was debited from it (other than the capture of a hold placed
+            # before) and no hold placed on it since.
+            "SELECT a.id, a.balance, a.held, a.credit_limit FROM %(account)s a "
+            "WHERE a.credit_limit IS NOT NULL "
+            "AND ROUND(a.balance - a.held + a.credit_limit, 4) < 0 "
+            "AND NOT (a.credit_limit_changed_at IS NOT NULL "
+            "AND NOT EXISTS (SELECT 1 FROM %(leg)s t WHERE t.account_id = a.id "
+            "AND t.amount < 0 AND t.created > a.credit_limit_changed_at "
+            "AND NOT EXISTS (SELECT 1 FROM %(hold)s c WHERE c.capture_id = t.transfer_id "
+            "AND c.created <= a.credit_limit_changed_at)) "
+            "AND NOT EXISTS (SELECT 1 FROM %(hold)s h WHERE h.source_id = a.id "
+            "AND h.created > a.credit_limit_changed_at))"
+            % {"account": account, "leg": leg, "hold": hold},
+            lambda r: Problem(
+                "overdrawn",
+                "the account is below minus its credit limit (balance %s, held %s, limit %s), "
+                "and no lowering of the limit explains it"
+                % (_number(r[1]), _number(r[2]), _number(r[3])),
+                account=r[0],
+                expected="balance - held >= -%s" % _number(r[3]),
+                found="balance - held = %s" % ((_number(r[1]) or 0) - (_number(r[2]) or 0)),
+            ),
+        ),
+        (
+            "duplicate-key",
+            " UNION ALL ".join(
+                "SELECT '%(table)s.%(column)s', MIN(%(col)s), COUNT(*) FROM %(qtable)s "
+                "WHERE %(col)s IS NOT NULL GROUP BY %(exact)s HAVING COUNT(*) > 1"
+                % {
+                    "table": table,
+                    "column": column,
+                    "qtable": qn(table),
+                    "col": qn(column),
+                    "exact": exact % qn(column),
+                }
+                for table, column in exact_columns(unique=True)
+            ),
+            lambda r: Problem(
+                "duplicate-key",
+                "%s %r is stored %s times: keys, references and codes must be unique, "
+                "compared exactly" % (r[0], r[1], r[2]),
+                expected=1,
+                found=r[2],
+            ),
+        ),
     ]
 
 
@@ -225,8 +319,11 @@ def check_ledger(using: str = DEFAULT_DB_ALIAS, *, limit: int | None = 100) -> L
     active holds, that each transfer has exactly two legs summing to zero
     (minus the amount on the source, plus it on the destination), that each
     leg's ``balance_after`` is the running balance, that no transfer is
-    reversed beyond its amount, and that captured holds match their capture.
-    ``limit`` caps the problems kept per check (all are counted).
+    reversed beyond its amount, that captured holds match their capture, that
+    no account is below minus its credit limit (holds included) unless a
+    lowering of the limit explains it, that keys, references and codes are
+    unique compared exactly, and (MariaDB/MySQL) that their columns compare
+    exactly. ``limit`` caps the problems kept per check (all are counted).
     """
     connection = connections[using]
     report = LedgerReport()
@@ -242,7 +339,7 @@ def check_ledger(using: str = DEFAULT_DB_ALIAS, *, limit: int | None = 100) -> L
                 "SELECT COUNT(*) FROM %s" % connection.ops.quote_name(model._meta.db_table)
             )
             report.rows[name] = cursor.fetchone()[0]
-        for name, query, problem in _checks(connection.ops.quote_name):
+        for name, query, problem in _checks(connection):
             cursor.execute(query)
             count = 0
             for row in _rows(cursor):
@@ -250,5 +347,18 @@ def check_ledger(using: str = DEFAULT_DB_ALIAS, *, limit: int | None = 100) -> L
                 if limit is None or count <= limit:
                     report.problems.append(problem(row))
             report.counts[name] = count
+    collations = inexact_columns(connection)
+    report.counts["collation"] = len(collations)
+    for table, column, collation in collations[:limit]:
+        report.problems.append(
+            Problem(
+                "collation",
+                "%s.%s compares under %s, which folds case, accents or trailing spaces: "
+                "distinct keys would collide (run migrate, or see accounts.W003)"
+                % (table, column, collation),
+                expected=exact_collation(connection),
+                found=collation,
+            )
+        )
     report.seconds = time.perf_counter() - started
     return report

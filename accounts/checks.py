@@ -19,6 +19,9 @@ Ids are stable; never reuse a retired one.
   checks could read a stale snapshot.
 * accounts.W002 ACCOUNTS_CODE_LOOKUP_CACHE is a DummyCache: the lookup
   throttle never blocks.
+* accounts.W003 (database check) A MariaDB/MySQL column holding keys,
+  references or codes does not compare exactly (its collation folds case,
+  accents or trailing spaces).
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ def register() -> None:
     checks.register(check_settings, "accounts")
     checks.register(check_databases, "accounts")
     checks.register(check_code_lookup_settings, "accounts")
+    checks.register(check_exact_columns, "accounts", checks.Tags.database)
 
 
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
@@ -207,3 +211,41 @@ def check_code_lookup_settings(
             )
         )
     return errors
+
+
+def check_exact_columns(
+    app_configs: Any = None, databases: Any = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
+    """Keys, references and codes compare exactly in the live database (MariaDB/MySQL).
+
+    A database check: Django runs it for ``migrate``, ``check --database``
+    and the test runner, which name the databases to look at.
+    """
+    from django.db import connections
+    from django.db.utils import DatabaseError
+
+    from .checker import inexact_columns
+
+    warnings: list[checks.CheckMessage] = []
+    for alias in databases or ():
+        connection = connections[alias]
+        if connection.vendor != "mysql":
+            continue
+        try:
+            found = inexact_columns(connection)
+        except DatabaseError:
+            continue  # not migrated yet: migrate creates the columns right
+        for table, column, collation in found:
+            warnings.append(
+                checks.Warning(
+                    "%s.%s in database %r compares under %s: keys, references or codes "
+                    "that differ only in case, accents or trailing spaces would be taken "
+                    "for the same one." % (table, column, alias, collation),
+                    hint=(
+                        "Run migrate (accounts 0007 sets a binary no-pad collation), or "
+                        "ALTER the column to that collation."
+                    ),
+                    id="accounts.W003",
+                )
+            )
+    return warnings

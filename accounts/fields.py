@@ -21,6 +21,7 @@ from typing import Any
 from django import forms
 from django.conf import settings
 from django.db import models
+from django.db.models import lookups
 from django.db.models.query_utils import DeferredAttribute
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -152,3 +153,55 @@ class WindowDateTimeField(models.DateTimeField):
 
     def get_prep_value(self, value: Any) -> Any:
         return super().get_prep_value(window_bound(value, end=self.end))
+
+
+def exact_collation(connection: Any) -> str | None:
+    """The collation that compares text byte for byte, trailing spaces included.
+
+    ``None`` where the database's default already does (PostgreSQL's
+    deterministic collations, SQLite's ``BINARY``). MariaDB's and MySQL's
+    defaults fold case and accents (``"Xk9aQ" = "xK9Aq"``, ``"café" =
+    "cafe"``), and their ``_bin`` collations still ignore trailing spaces
+    (``"pay-7" = "pay-7 "``): the ``NO PAD`` binary collations do neither.
+    """
+    if connection.vendor != "mysql":
+        return None
+    return "utf8mb4_nopad_bin" if connection.mysql_is_mariadb else "utf8mb4_0900_bin"
+
+
+class ExactCharField(models.CharField):
+    """A ``CharField`` that every backend compares exactly, byte for byte.
+
+    For columns that identify something (idempotency keys, references,
+    codes): two values are the same only if they are the same string. On
+    MariaDB/MySQL the column gets the collation of :func:`exact_collation`
+    (by migration, and in any later migration that alters it); the system
+    check ``accounts.W003`` reports a live column that lost it. The
+    case-insensitive lookups (``iexact``, ``icontains``, ``istartswith``,
+    ``iendswith``) still fold case there, as on the other backends: they
+    compare under a case-insensitive collation.
+    """
+
+    def db_parameters(self, connection: Any) -> dict[str, Any]:
+        params = super().db_parameters(connection)
+        if not getattr(self, "db_collation", None):
+            collation = exact_collation(connection)
+            if collation:
+                params["collation"] = collation
+        return params
+
+
+class _FoldCaseOnMySQL:
+    """A case-insensitive lookup that stays so on a column with an exact collation."""
+
+    def process_lhs(self, compiler: Any, connection: Any, lhs: Any = None) -> Any:
+        sql, params = super().process_lhs(compiler, connection, lhs)  # type: ignore[misc]
+        if connection.vendor == "mysql":
+            sql = "%s COLLATE utf8mb4_unicode_ci" % sql
+        return sql, params
+
+
+for _lookup in (lookups.IExact, lookups.IContains, lookups.IStartsWith, lookups.IEndsWith):
+    ExactCharField.register_lookup(
+        type(_lookup.__name__, (_FoldCaseOnMySQL, _lookup), {"__module__": __name__})
+    )

@@ -19,6 +19,9 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from .arguments import storable
+from .clock import DatabaseNow
+from .codes import normalize_code
 from .exceptions import LedgerImmutable, ProtectedAccount
 
 if TYPE_CHECKING:
@@ -99,7 +102,44 @@ class AccountQuerySet(models.QuerySet):
         """The core account that receives what is left on expired accounts."""
         return self.core(self.model.Role.EXPIRED, currency)
 
+    def bulk_create(self, objs: Any, *args: Any, **kwargs: Any) -> Any:
+        """Insert new accounts with the checks of ``save()``: each starts with a zero balance.
+
+        Codes are normalized, money settings and text are checked, and an
+        account carrying a balance or held amount is refused
+        (``LedgerImmutable``) before anything is inserted.
+        """
+        objs = list(objs)
+        for obj in objs:
+            obj._prepare_for_write()
+            obj._refuse_money_on_creation()
+        created = super().bulk_create(objs, *args, **kwargs)
+        for obj in created:
+            obj._remember()
+        return created
+
+    def bulk_update(self, objs: Any, fields: Any, batch_size: Any = None) -> int:
+        objs = list(objs)
+        if "code" in fields:
+            for obj in objs:
+                obj.code = normalize_code(obj.code) or None if obj.code else None
+        return super().bulk_update(objs, fields, batch_size=batch_size)
+
+    bulk_update.alters_data = True  # type: ignore[attr-defined]
+
     def update(self, **kwargs: Any) -> int:
+        """Update columns of many accounts; never a balance, held amount, currency or status.
+
+        Codes are normalized and text checked as by ``save()``; a new credit
+        limit is stamped with the database's time (``credit_limit_changed_at``).
+        """
+        if isinstance(kwargs.get("code"), str):
+            kwargs["code"] = normalize_code(kwargs["code"]) or None
+        for name in ("name", "code", "description"):
+            if isinstance(kwargs.get(name), str):
+                storable(kwargs[name], self.model._meta.get_field(name).verbose_name)
+        if "credit_limit" in kwargs:
+            kwargs["credit_limit_changed_at"] = DatabaseNow()
         refused = LEDGER_FIELDS.intersection(kwargs)
         if refused:
             raise LedgerImmutable(
@@ -248,6 +288,6 @@ class HoldQuerySet(models.QuerySet):
 
     bulk_update.alters_data = True  # type: ignore[attr-defined]
 
-    def _resolve(self, pk: int, **columns: Any) -> int:
-        """Record a hold's resolution. Only the facade calls this, under the lock."""
-        return models.QuerySet.update(self.filter(pk=pk), **columns)
+    def _resolve(self, pks: list[int], **columns: Any) -> int:
+        """Record the resolution of holds. Only the facade calls this, under the lock."""
+        return models.QuerySet.update(self.filter(pk__in=pks), **columns)

@@ -24,12 +24,13 @@ from typing import Any
 
 from django.conf import settings
 from django.db import models, router, transaction
-from django.db.models import Q, Subquery, Sum
+from django.db.models import Q, Subquery
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from . import amounts
-from .codes import format_code
+from . import amounts, arguments
+from .clock import DatabaseNow
+from .codes import format_code, normalize_code
 from .conf import conf
 from .exceptions import (
     CurrencyMismatch,
@@ -37,7 +38,7 @@ from .exceptions import (
     LedgerImmutable,
     ProtectedAccount,
 )
-from .fields import LedgerMoneyField, WindowDateTimeField, window_bound, zero
+from .fields import ExactCharField, LedgerMoneyField, WindowDateTimeField, window_bound, zero
 from .managers import (
     LEDGER_FIELDS,
     AccountQuerySet,
@@ -67,6 +68,15 @@ def generate_reference() -> str:
 
 def default_currency() -> str:
     return conf.DEFAULT_CURRENCY
+
+
+def _verbose_name(instance: models.Model, name: str) -> Any:
+    return getattr(instance._meta.get_field(name), "verbose_name", name)
+
+
+def _stored(value: Any) -> Any:
+    """A field's value as the database stores it, for comparison (money as its amount)."""
+    return value.amount if isinstance(value, amounts.MONEY_TYPES) else value
 
 
 class AccountType(models.Model):
@@ -126,13 +136,16 @@ class Account(models.Model):
 
     name = models.CharField(_("name"), max_length=128, unique=True, null=True, blank=True)
     description = models.TextField(_("description"), blank=True)
-    code = models.CharField(
+    code = ExactCharField(
         _("code"),
         max_length=128,
         unique=True,
         null=True,
         blank=True,
-        help_text=_("Optional unique code, for example a gift card number."),
+        help_text=_(
+            "Optional unique code, for example a gift card number; stored upper case, "
+            "without spaces or dashes."
+        ),
     )
     account_type = models.ForeignKey(
         AccountType,
@@ -183,15 +196,27 @@ class Account(models.Model):
         blank=True,
         help_text=_("How far the balance may go below zero; empty means no limit."),
     )
+    credit_limit_changed_at = models.DateTimeField(
+        _("credit limit changed at"),
+        null=True,
+        blank=True,
+        editable=False,
+        help_text=_(
+            "When the credit limit was last changed (the database's clock): an account "
+            "whose limit was lowered below its debt is not reported by check_ledger "
+            "unless it was debited since."
+        ),
+    )
     start_date = WindowDateTimeField(_("start date"), null=True, blank=True)
     end_date = WindowDateTimeField(_("end date"), null=True, blank=True, end=True)
     created = models.DateTimeField(_("created"), default=timezone.now, editable=False)
 
     objects = AccountQuerySet.as_manager()
 
-    #: The currency as loaded from the database, to detect a change on save.
-    _loaded_currency: str | None = None
-    _loaded_status: str | None = None
+    #: Each loaded column's value as read from the database (money as a plain
+    #: Decimal), to tell which fields this instance changed: save() writes
+    #: only those, so a stale instance never writes back an old value.
+    _loaded: dict[str, Any] | None = None
 
     class Meta:
         ordering = ["pk"]
@@ -241,57 +266,61 @@ class Account(models.Model):
         return "#%s" % self.pk if self.pk else str(_("unsaved account"))
 
     def save(self, *args: Any, **kwargs: Any) -> None:
-        """Save the account's own fields; its balance is never written from here.
+        """Save the fields this instance changed; its balance is never written from here.
 
-        A balance loaded earlier could be stale (a transfer may have moved
-        money since), so an update never writes it back.
+        A new account is inserted with every field (and a zero balance). An
+        existing one writes only the fields whose value differs from what was
+        loaded (or refreshed) from the database, so an instance loaded before
+        someone else lowered the credit limit, set an end date or froze the
+        account cannot put the old values back by saving an unrelated edit.
+        ``update_fields`` still writes exactly the fields named. A changed
+        status goes through the locked checks of ``freeze()``, ``thaw()`` and
+        ``close()``; a changed credit limit is stamped with the database's
+        time (``credit_limit_changed_at``).
+
         Raises ``UnsupportedCurrency``, ``InvalidAmount`` (negative or
-        over-precise credit limit), ``CurrencyMismatch`` (currency changed on
-        an account with transactions) and ``LedgerImmutable``.
+        over-precise credit limit), ``InvalidArgument`` (text no database can
+        store), ``CurrencyMismatch`` (currency changed on an account with
+        transactions) and ``LedgerImmutable``.
         """
-        self.name = self.name or None
-        self.code = self.code or None
-        self._check_money()
+        self._prepare_for_write()
         if self._state.adding and not kwargs.get("update_fields"):
-            if self.balance.amount != 0 or self.held.amount != 0:
-                raise LedgerImmutable(
-                    _(
-                        "A new account starts with a zero balance; move money onto "
-                        "it with accounts.facade.transfer (got %(balance)s)."
-                    ),
-                    balance=self.balance,
-                )
+            self._refuse_money_on_creation()
             super().save(*args, **kwargs)
-            self._loaded_currency, self._loaded_status = self.currency, self.status
+            self._remember()
             return
         update_fields = kwargs.get("update_fields")
         if update_fields is None:
-            # Like Django's own save(): the loaded fields only, when some are deferred.
-            deferred = self.get_deferred_fields()
-            update_fields = [
-                field.name
-                for field in self._meta.concrete_fields
-                if not field.primary_key
-                and field.name not in LEDGER_FIELDS
-                and field.attname not in deferred
-            ]
+            update_fields = self._changed_fields()
         elif LEDGER_FIELDS.intersection(update_fields) - {"currency"}:
             raise LedgerImmutable(_("An account's balance is changed only by accounts.facade."))
-        # The status is never written back as loaded: a stale instance would
-        # undo a freeze or close made since. A status set on this instance
-        # goes through the same locked, checked path as freeze()/thaw()/close().
-        kwargs["update_fields"] = [name for name in update_fields if name != "status"]
+        update_fields = list(update_fields)
+        loaded = self._loaded or {}
         new_status = self.status
-        status_changed = new_status != getattr(self, "_loaded_status", new_status)
-        if self.currency != getattr(self, "_loaded_currency", self.currency):
+        status_changed = "status" in loaded and new_status != loaded["status"]
+        currency_changed = "currency" in loaded and self.currency != loaded["currency"]
+        # The status is never written as it stands on the instance: a change
+        # goes through the same locked, checked path as freeze()/thaw()/close().
+        update_fields = [name for name in update_fields if name not in ("status", "currency")]
+        if currency_changed:
             self._check_currency_change()
-            kwargs["update_fields"] = [*kwargs["update_fields"], "currency"]
+            update_fields.append("currency")
+        if "credit_limit" in update_fields:
+            self.credit_limit_changed_at = DatabaseNow()
+            update_fields.append("credit_limit_changed_at")
+        if not update_fields and not status_changed:
+            return  # nothing changed: nothing to write
         using = kwargs.get("using") or router.db_for_write(Account, instance=self)
+        kwargs["update_fields"] = update_fields
         with transaction.atomic(using=using):
-            super().save(*args, **kwargs)
+            if update_fields:
+                super().save(*args, **kwargs)
             if status_changed:
                 self._change_status(new_status)
-        self._loaded_currency = self.currency
+        if "credit_limit_changed_at" in update_fields:
+            # Read back on first access: the database's time, not the expression.
+            del self.__dict__["credit_limit_changed_at"]
+        self._remember(update_fields)
 
     save.alters_data = True  # type: ignore[attr-defined]
 
@@ -306,8 +335,7 @@ class Account(models.Model):
     def from_db(cls, db: str | None, field_names: Any, values: Any, **kwargs: Any) -> Account:
         # **kwargs: Django 6.1 added fetch_mode.
         instance = super().from_db(db, field_names, values, **kwargs)
-        instance._loaded_currency = instance.__dict__.get("currency")
-        instance._loaded_status = instance.__dict__.get("status")
+        instance._remember()
         return instance
 
     def refresh_from_db(
@@ -316,10 +344,55 @@ class Account(models.Model):
         super().refresh_from_db(using, fields, from_queryset)
         # What save() compares with: the row as now read, not as first loaded
         # (only the columns read: Django also loads deferred fields this way).
-        if fields is None or "currency" in fields:
-            self._loaded_currency = self.__dict__.get("currency")
-        if fields is None or "status" in fields:
-            self._loaded_status = self.__dict__.get("status")
+        self._remember(fields)
+
+    # Saving: what changed, and what may be stored ------------------------------
+
+    def _remember(self, names: Any = None) -> None:
+        """Record the values of ``names`` (default: every loaded column) as the database's."""
+        loaded = dict(self._loaded or {})
+        for field in self._meta.concrete_fields:
+            if names is not None and field.name not in names and field.attname not in names:
+                continue
+            if field.attname in self.__dict__:
+                loaded[field.attname] = _stored(self.__dict__[field.attname])
+            else:
+                loaded.pop(field.attname, None)
+        self._loaded = loaded
+
+    def _changed_fields(self) -> list[str]:
+        """The fields whose value differs from the database's as last read."""
+        loaded = self._loaded or {}
+        changed = []
+        for field in self._meta.concrete_fields:
+            if field.primary_key or field.name in LEDGER_FIELDS - {"currency"}:
+                continue
+            if field.attname not in self.__dict__:
+                continue  # deferred and never set: nothing to write
+            value = _stored(self.__dict__[field.attname])
+            if field.attname not in loaded or loaded[field.attname] != value:
+                changed.append(field.name)
+        return changed
+
+    def _prepare_for_write(self) -> None:
+        """Normalize and check the fields before they are written (save and bulk_create)."""
+        self.name = self.name or None
+        self.code = normalize_code(self.code) or None if self.code else None
+        for name in ("name", "code", "description"):
+            value = self.__dict__.get(name)
+            if isinstance(value, str):
+                arguments.storable(value, _verbose_name(self, name))
+        self._check_money()
+
+    def _refuse_money_on_creation(self) -> None:
+        if self.balance.amount != 0 or self.held.amount != 0:
+            raise LedgerImmutable(
+                _(
+                    "A new account starts with a zero balance; move money onto "
+                    "it with accounts.facade.transfer (got %(balance)s)."
+                ),
+                balance=self.balance,
+            )
 
     def _check_money(self) -> None:
         amounts.check_currency(self.currency)
@@ -346,7 +419,7 @@ class Account(models.Model):
                     "cannot change to %(new)s."
                 ),
                 account=self,
-                old=self._loaded_currency,
+                old=(self._loaded or {}).get("currency"),
                 new=self.currency,
             )
 
@@ -357,8 +430,9 @@ class Account(models.Model):
         from .exceptions import AccountException
 
         try:
-            self._check_money()
-            if self.pk and self.currency != getattr(self, "_loaded_currency", self.currency):
+            self._prepare_for_write()
+            loaded = self._loaded or {}
+            if self.pk and self.currency != loaded.get("currency", self.currency):
                 self._check_currency_change()
         except AccountException as exc:
             raise ValidationError(str(exc)) from exc
@@ -545,7 +619,7 @@ class Statement:
 class Transfer(models.Model):
     """One movement of money from ``source`` to ``destination``. Append-only."""
 
-    reference = models.CharField(
+    reference = ExactCharField(
         _("reference"), max_length=32, unique=True, default=generate_reference, editable=False
     )
     source = models.ForeignKey(
@@ -575,7 +649,7 @@ class Transfer(models.Model):
         # index.)
         db_index=False,
     )
-    merchant_reference = models.CharField(
+    merchant_reference = ExactCharField(
         _("merchant reference"), max_length=128, null=True, blank=True, db_index=True
     )
     description = models.TextField(_("description"), blank=True)
@@ -593,8 +667,19 @@ class Transfer(models.Model):
         blank=True,
         help_text=_("Who made the transfer, kept when the user is deleted."),
     )
-    idempotency_key = models.CharField(
+    idempotency_key = ExactCharField(
         _("idempotency key"), max_length=128, null=True, blank=True, unique=True
+    )
+    request_fingerprint = models.CharField(
+        _("request fingerprint"),
+        max_length=64,
+        null=True,
+        blank=True,
+        editable=False,
+        help_text=_(
+            "SHA-256 of the request that wrote this row, as asked: with the idempotency "
+            "key, only an identical request is answered with this row."
+        ),
     )
     created = models.DateTimeField(_("created"), default=timezone.now, db_index=True)
 
@@ -635,9 +720,14 @@ class Transfer(models.Model):
         return self.parent_id is not None
 
     def reversed_amount(self) -> Any:
-        """How much of this transfer has been reversed so far (one query)."""
-        total = Transfer.objects.filter(parent=self.pk).aggregate(total=Sum("amount"))["total"]
-        return amounts.money(total or Decimal(0), self.currency)
+        """How much of this transfer has been reversed so far (one query).
+
+        Summed in Python: SQLite would add the amounts as floating-point numbers.
+        """
+        total = sum(
+            Transfer.objects.filter(parent=self.pk).values_list("amount", flat=True), Decimal(0)
+        )
+        return amounts.money(total, self.currency)
 
     def reversible_amount(self) -> Any:
         """What can still be reversed (zero for a reversal, which cannot be reversed)."""
@@ -722,7 +812,7 @@ class Hold(models.Model):
         RELEASED = "released", _("Released")
         EXPIRED = "expired", _("Expired")
 
-    reference = models.CharField(
+    reference = ExactCharField(
         _("reference"), max_length=32, unique=True, default=generate_reference, editable=False
     )
     source = models.ForeignKey(
@@ -744,7 +834,7 @@ class Hold(models.Model):
         _("status"), max_length=16, choices=Status.choices, default=Status.ACTIVE
     )
     expires_at = models.DateTimeField(_("expires at"), null=True, blank=True)
-    merchant_reference = models.CharField(
+    merchant_reference = ExactCharField(
         _("merchant reference"), max_length=128, null=True, blank=True, db_index=True
     )
     description = models.TextField(_("description"), blank=True)
@@ -757,8 +847,19 @@ class Hold(models.Model):
         related_name="+",
     )
     username = models.CharField(_("username"), max_length=150, blank=True)
-    idempotency_key = models.CharField(
+    idempotency_key = ExactCharField(
         _("idempotency key"), max_length=128, null=True, blank=True, unique=True
+    )
+    request_fingerprint = models.CharField(
+        _("request fingerprint"),
+        max_length=64,
+        null=True,
+        blank=True,
+        editable=False,
+        help_text=_(
+            "SHA-256 of the request that wrote this row, as asked: with the idempotency "
+            "key, only an identical request is answered with this row."
+        ),
     )
     created = models.DateTimeField(_("created"), default=timezone.now, db_index=True)
     resolved_at = models.DateTimeField(_("resolved at"), null=True, blank=True)

@@ -27,10 +27,13 @@ Only ``accounts.facade`` calls these, inside its locked atomic block.
 from __future__ import annotations
 
 from contextvars import ContextVar
+from datetime import datetime
 from typing import Any
 
 from django.db import DatabaseError, connections, models
 
+from . import clock
+from .clock import NOW_SQL
 from .models import Account, Transaction
 
 _cache: dict[tuple[Any, ...], Any] = {}
@@ -80,9 +83,11 @@ def _insertable(model: type[models.Model]) -> list[Any]:
 # Reading ----------------------------------------------------------------------------
 
 
-def lock_accounts(using: str, ids: list[int]) -> dict[int, Account]:
-    """``SELECT ... FOR UPDATE`` the accounts, in primary-key order; return them by pk.
+def lock_accounts(using: str, ids: list[int]) -> tuple[dict[int, Account], datetime]:
+    """``SELECT ... FOR UPDATE`` the accounts, in primary-key order.
 
+    Returns them by pk, and the database's time once every lock was granted
+    (the latest of the times read with each row; see ``accounts.clock``).
     ``NOWAIT`` when ``nowait`` is set (and the database has it).
     """
     connection = connections[using]
@@ -93,39 +98,53 @@ def lock_accounts(using: str, ids: list[int]) -> dict[int, Account]:
         qn = connection.ops.quote_name
         columns = ", ".join(qn(f.column) for f in fields)
         pk = qn(Account._meta.pk.column)
-        sql = "SELECT %s FROM %s WHERE %s IN (%s) ORDER BY %s" % (
+        now_sql = NOW_SQL.get(connection.vendor)
+        select = "SELECT %s%s FROM %s WHERE %s IN (%s) ORDER BY %s" % (
             columns,
+            # The clock of each row is read as the row is locked, except on
+            # PostgreSQL, where the scan computes its columns before the lock
+            # is taken: there the locked rows are read again, below.
+            ", %s" % now_sql if now_sql and connection.vendor != "postgresql" else "",
             qn(Account._meta.db_table),
             pk,
             ", ".join(["%s"] * len(ids)),
             pk,
         )
         if connection.features.has_select_for_update:
-            sql += " FOR UPDATE"
+            select += " FOR UPDATE"
             if not wait and connection.features.has_select_for_update_nowait:
-                sql += " NOWAIT"
+                select += " NOWAIT"
+        if connection.vendor == "postgresql":
+            select = "WITH locked AS MATERIALIZED (%s) SELECT locked.*, %s FROM locked" % (
+                select,
+                now_sql,
+            )
         converters = []
         for f in fields:
             column = f.get_col(Account._meta.db_table)
             field_converters = f.get_db_converters(connection)
             found = connection.ops.get_db_converters(column) + field_converters
             converters.append((column, found))
-        return sql, converters
+        return select, converters
 
     sql, converters = _cached((using, "lock", len(ids), wait), build)
     names = [f.attname for f in fields]
     found = {}
+    latest = None
     with connection.cursor() as cursor:
         cursor.execute(sql, ids)
         for row in cursor.fetchall():
             values = []
-            for value, (column, field_converters) in zip(row, converters, strict=True):
+            for value, (column, field_converters) in zip(row, converters, strict=False):
                 for converter in field_converters:
                     value = converter(value, column, connection)
                 values.append(value)
+            if len(row) > len(converters):
+                moment = row[len(converters)]
+                latest = moment if latest is None or moment > latest else latest
             account = Account.from_db(using, names, values)
             found[account.pk] = account
-    return found
+    return found, clock.from_database(latest)
 
 
 # Statement builders: (SQL, parameters) ------------------------------------------------

@@ -21,7 +21,7 @@ from accounts.models import Account, Transfer
 
 from .conftest import assert_ledger_consistent, ledger_totals
 from .factories import AccountFactory, AccountTypeFactory, StaffFactory, UserFactory
-from .utils import confirmed_data, move_money
+from .utils import confirmed_data, ledger_time, move_money
 
 pytestmark = pytest.mark.django_db
 
@@ -106,6 +106,7 @@ def test_account_list_shows_the_accounts_money_and_owners(admin_client, fund):
     row = next(r for r in response.context["cl"].result_list if r.pk == account.pk)
     assert row == account
     html = response.content.decode()
+    # The code as printed: stored GIFT1, shown in groups of four.
     for text in ("Barry&#x27;s card", "GIFT-1", "Gift cards", "barry", "£12.50", "£5.00", "GBP"):
         assert text in html
     assert "Jan. 31, 2030" in html
@@ -767,10 +768,8 @@ def test_statement_filters_by_date_range_and_keeps_it_when_paging(
 ):
     bank = Account.objects.source_account()
     for day, amount in ((1, "1.00"), (2, "2.00"), (3, "4.00")):
-        moment = local_moment(2026, 3, day, 12)
-        monkeypatch.setattr(timezone, "now", lambda moment=moment: moment)
-        facade.transfer(bank, account, Decimal(amount))
-    monkeypatch.undo()
+        with ledger_time(local_moment(2026, 3, day, 12)):
+            facade.transfer(bank, account, Decimal(amount))
 
     response = admin_client.get(
         url("account_statement", account.pk, query="?start=2026-03-02&end=2026-03-02")
@@ -860,9 +859,8 @@ def test_transactions_are_searchable_by_transfer_reference(admin_client, purchas
 
 def test_the_ledger_can_be_filtered_by_date(admin_client, account, monkeypatch):
     bank = Account.objects.source_account()
-    monkeypatch.setattr(timezone, "now", lambda: local_moment(2026, 3, 1, 12))
-    old = facade.transfer(bank, account, Decimal("1.00"))
-    monkeypatch.undo()
+    with ledger_time(local_moment(2026, 3, 1, 12)):
+        old = facade.transfer(bank, account, Decimal("1.00"))
     new = facade.transfer(bank, account, Decimal("2.00"))
     # What the admin's own date filter links send: an aware midnight.
     cutoff = local_moment(2026, 3, 2).isoformat()

@@ -191,7 +191,7 @@ def test_check_ledger_command(books):
     assert "legs" in out.getvalue()
 
     wallet, _ = books
-    set_column(Account, wallet.pk, "balance", Decimal("1.00"))
+    set_column(Account, wallet.pk, "balance", Decimal("999.00"))
     out = StringIO()
     with pytest.raises(CommandError, match=r"1 problem\(s\) in the ledger"):
         call_command("check_ledger", stdout=out)
@@ -215,3 +215,95 @@ def test_check_ledger_is_quiet_at_verbosity_zero_unless_something_is_wrong(books
     out = StringIO()
     call_command("check_ledger", "-v", "0", stdout=out)
     assert out.getvalue() == ""
+
+
+# Overdrawn accounts -----------------------------------------------------------------
+
+
+def test_an_account_below_minus_its_credit_limit_is_reported(books):
+    wallet, _ = books  # 33.00, of which 4.00 held; no credit
+    set_column(Account, wallet.pk, "balance", Decimal("3.00"))
+    (problem,) = found(check_ledger(), "overdrawn")
+    assert problem.account == wallet.pk
+    assert "(balance 3.0000, held 4.0000, limit 0.0000)" in str(problem)
+    assert "found balance - held = -1.0000" in str(problem)
+
+
+def test_a_limit_lowered_below_the_debt_is_explained_until_the_next_debit(fund):
+    wallet, shop = AccountFactory(credit_limit=Decimal("50.00")), AccountFactory()
+    facade.transfer(wallet, shop, Decimal("40.00"))  # 40.00 in debt
+    facade.hold(wallet, shop, Decimal("5.00"))
+    wallet.credit_limit = Decimal("10.00")  # risk staff cut the limit: allowed
+    wallet.save()
+    assert check_ledger().ok
+    # A debit after the cut could only have come from around the facade.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE accounts_account SET credit_limit_changed_at = %s WHERE id = %s",
+            [timezone.now() - timezone.timedelta(days=1), wallet.pk],
+        )
+    (problem,) = found(check_ledger(), "overdrawn")
+    assert problem.account == wallet.pk
+
+
+def test_a_limit_changed_around_the_orm_is_not_explained(fund):
+    wallet, shop = AccountFactory(credit_limit=Decimal("50.00")), AccountFactory()
+    facade.transfer(wallet, shop, Decimal("40.00"))
+    set_column(Account, wallet.pk, "credit_limit", Decimal("10.00"))  # no change time
+    assert [p.account for p in found(check_ledger(), "overdrawn")] == [wallet.pk]
+
+
+# Keys compared exactly ---------------------------------------------------------------
+
+
+@pytest.mark.skipif(
+    connection.vendor != "postgresql",
+    reason="the unique index must be dropped to store a duplicate: MySQL commits DDL, and "
+    "SQLite's is part of the table",
+)
+def test_keys_that_are_the_same_string_twice_are_reported(books):
+    wallet, shop = books
+    first = facade.transfer(wallet, shop, Decimal("1.00"), idempotency_key="pay-7")
+    second = facade.transfer(wallet, shop, Decimal("1.00"), idempotency_key="pay-8")
+    with connection.cursor() as cursor:
+        # What the unique index stops: drop it (rolled back with the test).
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        constraints = connection.introspection.get_constraints(cursor, "accounts_transfer")
+        for name, info in constraints.items():
+            if info["unique"] and info["columns"] == ["idempotency_key"]:
+                cursor.execute('ALTER TABLE accounts_transfer DROP CONSTRAINT "%s"' % name)
+        cursor.execute("ALTER TABLE accounts_transfer DISABLE TRIGGER accounts_transfer_fixed")
+    set_column(Transfer, second.pk, "idempotency_key", "pay-7")
+    (problem,) = found(check_ledger(), "duplicate-key")
+    assert "accounts_transfer.idempotency_key 'pay-7' is stored 2 times" in str(problem)
+    assert first.pk != second.pk
+
+
+@pytest.mark.skipif(connection.vendor != "mysql", reason="only MariaDB/MySQL have such collations")
+@pytest.mark.django_db(transaction=True)
+def test_a_key_column_that_folds_case_is_reported_by_the_checker_and_a_system_check():
+    from django.core import checks
+
+    from accounts.checks import check_exact_columns
+
+    assert check_ledger().counts["collation"] == 0
+    assert check_exact_columns(databases=["default"]) == []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "ALTER TABLE accounts_hold MODIFY idempotency_key varchar(128) "
+            "COLLATE utf8mb4_unicode_ci NULL"
+        )
+    try:
+        (problem,) = found(check_ledger(), "collation")
+        assert "accounts_hold.idempotency_key compares under utf8mb4_unicode_ci" in str(problem)
+        assert [w.id for w in check_exact_columns(databases=["default"])] == ["accounts.W003"]
+        assert "accounts.W003" in {
+            m.id for m in checks.run_checks(tags=["database"], databases=["default"])
+        }
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "ALTER TABLE accounts_hold MODIFY idempotency_key varchar(128) "
+                "COLLATE utf8mb4_nopad_bin NULL"
+            )
+    assert check_ledger().ok

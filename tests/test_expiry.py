@@ -17,6 +17,7 @@ from accounts.models import Account, Hold, Transfer
 
 from .conftest import assert_ledger_consistent, ledger_totals, needs_row_locks
 from .factories import AccountFactory
+from .utils import ledger_time
 
 pytestmark = pytest.mark.django_db
 
@@ -150,12 +151,22 @@ def test_dry_run_writes_nothing_and_reports(fund):
 def test_as_of_treats_that_moment_as_now(fund):
     account = AccountFactory(end_date=datetime.date(2030, 6, 30))
     fund(account, "2.00")
-    # The start of the last day, then its last second.
-    assert "Closed 0 expired" in run("--as-of", "2030-06-30", "--allow-future")
-    assert "Closed 0 expired" in run("--as-of", "2030-06-30T23:59:59", "--allow-future")
-    assert reload(account).is_open()
-    assert "Closed 1 expired" in run("--as-of", "2030-07-01", "--allow-future")
+    with ledger_time(timezone.make_aware(datetime.datetime(2030, 7, 2))):
+        assert "Closed 0 expired" in run("--as-of", "2030-06-30")  # the start of the last day
+        assert "Closed 0 expired" in run("--as-of", "2030-06-30T23:59:59")
+        assert reload(account).is_open()
+        assert "Closed 1 expired" in run("--as-of", "2030-07-01")
     assert reload(account).is_closed()
+
+
+def test_a_cut_off_later_than_the_database_clock_closes_nothing_not_yet_due(fund):
+    account = AccountFactory(end_date=datetime.date(2030, 6, 30))
+    fund(account, "2.00")
+    result = expiry.close_expired_accounts(now=timezone.make_aware(datetime.datetime(2031, 1, 1)))
+    # Picked as a candidate by the cut-off, then judged under the lock by the
+    # database's clock, which says the card is still valid.
+    assert (result.closed, result.skipped) == (0, 1)
+    assert reload(account).is_open() and reload(account).balance == Money("2.00", "GBP")
     with pytest.raises(CommandError, match="'next week' is not an ISO date"):
         run("--as-of", "next week")
 
@@ -324,7 +335,7 @@ def test_a_future_as_of_is_refused_on_a_real_run(fund):
         run("--as-of", "2030-01-01")
 
     assert info.value.returncode == 2  # a usage error, nothing looked at
-    assert "--dry-run" in str(info.value) and "--allow-future" in str(info.value)
+    assert "--dry-run" in str(info.value)
     assert ledger_totals() == before and reload(account).is_open()
     assert "Would close 1 expired account(s)" in run("--as-of", "2030-01-01", "--dry-run")
     assert reload(account).is_open()

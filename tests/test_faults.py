@@ -17,6 +17,7 @@ from accounts.models import Account, Hold
 from .conftest import assert_ledger_consistent, ledger_totals
 from .factories import AccountFactory
 from .test_facade import is_transaction_control
+from .utils import ledger_time
 
 pytestmark = pytest.mark.django_db
 
@@ -71,9 +72,11 @@ def world(fund):
     purchase = facade.transfer(wallet, shop, Decimal("30.00"))
     to_capture = facade.hold(wallet, shop, Decimal("10.00"))
     to_release = facade.hold(wallet, shop, Decimal("5.00"))
-    lapsing = facade.hold(
-        wallet, shop, Decimal("2.00"), expires_at=timezone.now() + datetime.timedelta(minutes=1)
-    )
+    an_hour_ago = timezone.now() - datetime.timedelta(hours=1)
+    with ledger_time(an_hour_ago):  # placed then, expired a minute later
+        lapsing = facade.hold(
+            wallet, shop, Decimal("2.00"), expires_at=an_hour_ago + datetime.timedelta(minutes=1)
+        )
     expired = AccountFactory()
     fund(expired, "7.00")
     facade.hold(expired, shop, Decimal("1.00"))
@@ -91,9 +94,7 @@ def world(fund):
         "hold": lambda: facade.hold(wallet, shop, Decimal("4.00")),
         "capture": lambda: facade.capture(Hold.objects.get(pk=to_capture.pk), Decimal("6.00")),
         "release": lambda: facade.release(Hold.objects.get(pk=to_release.pk)),
-        "expire hold": lambda: facade.expire_hold(
-            Hold.objects.get(pk=lapsing.pk), now=timezone.now() + datetime.timedelta(hours=1)
-        ),
+        "expire hold": lambda: facade.expire_hold(Hold.objects.get(pk=lapsing.pk)),
         "sweep an expired account": lambda: facade.expire_account(
             Account.objects.get(pk=expired.pk)
         ),

@@ -37,6 +37,7 @@ from .conftest import (
 )
 from .factories import AccountFactory
 from .test_facade import is_transaction_control
+from .utils import ledger_time
 
 pytestmark = pytest.mark.django_db
 
@@ -142,10 +143,11 @@ def test_hold_capture_and_release_cost_a_fixed_number_of_statements(wallet, sale
     # lock both accounts, insert the hold, update held
     assert count_statements(lambda: facade.hold(wallet, sales, Decimal("1.00"))) == 3
     first, second = (facade.hold(wallet, sales, Decimal("1.00")) for _ in range(2))
-    # lock the account, lock the hold, update held, update the hold
-    assert count_statements(lambda: facade.release(first)) == 4
-    # lock both accounts and the hold, the transfer's writes, update the hold
-    assert count_statements(lambda: facade.capture(second)) == 3 + TRANSFER_WRITES
+    # read the hold's account, lock it, lock the hold, update held, update the hold
+    assert count_statements(lambda: facade.release(first)) == 5
+    # read the hold's accounts, lock them and the hold, the transfer's writes,
+    # update the hold
+    assert count_statements(lambda: facade.capture(second)) == 4 + TRANSFER_WRITES
     # a debit on an account with holds adds one query (holds past their expiry)
     debit = count_statements(lambda: facade.transfer(wallet, sales, Decimal("1.00")))
     assert debit == TRANSFER_STATEMENTS + 1
@@ -260,16 +262,26 @@ def test_an_expired_hold_reserves_nothing_and_cannot_be_captured(wallet, sales):
     hold = facade.hold(wallet, sales, Decimal("60.00"), expires_at=later(minutes=5))
     with pytest.raises(InsufficientFunds):
         facade.transfer(wallet, sales, Decimal("50.00"))
-    with mock.patch("django.utils.timezone.now", return_value=later(minutes=6)):
+    with ledger_time(later(minutes=6)):
         facade.transfer(wallet, sales, Decimal("50.00"))  # the hold no longer counts
+        # ... and the debit that relied on that marked it expired, for good.
+        with pytest.raises(HoldResolved, match="is already expired"):
+            facade.capture(hold)
+    assert Hold.objects.get(pk=hold.pk).status == Hold.Status.EXPIRED
+    assert stored(wallet).held == Money("0.00", "GBP")
+
+
+def test_a_hold_past_its_expiry_cannot_be_captured(wallet, sales):
+    hold = facade.hold(wallet, sales, Decimal("60.00"), expires_at=later(minutes=5))
+    with ledger_time(later(minutes=6)):
         with pytest.raises(HoldExpired, match="can no longer be captured"):
             facade.capture(hold)
-    assert Hold.objects.get(pk=hold.pk).status == Hold.Status.ACTIVE  # until the sweep
+    assert Hold.objects.get(pk=hold.pk).status == Hold.Status.ACTIVE  # until a sweep or debit
 
 
 def test_an_expired_hold_can_still_be_released(wallet, sales):
     hold = facade.hold(wallet, sales, Decimal("60.00"), expires_at=later(minutes=5))
-    with mock.patch("django.utils.timezone.now", return_value=later(minutes=6)):
+    with ledger_time(later(minutes=6)):
         facade.release(hold)
     assert stored(wallet).held == Money("0.00", "GBP")
 
@@ -280,14 +292,16 @@ def test_release_expired_holds_marks_them_and_frees_the_money(wallet, sales):
     ]
     lasting = facade.hold(wallet, sales, Decimal("5.00"), expires_at=later(days=5))
     forever = facade.hold(wallet, sales, Decimal("1.00"))
-    result = expiry.release_expired_holds(now=later(minutes=6), batch_size=2)
+    with ledger_time(later(minutes=6)):
+        result = expiry.release_expired_holds(batch_size=2)
     assert result.expired == 3
     assert result.freed == {"GBP": Decimal("30.00")}
     assert {h.status for h in Hold.objects.filter(pk__in=[h.pk for h in lapsing])} == {"expired"}
     assert Hold.objects.get(pk=lasting.pk).status == "active"
     assert Hold.objects.get(pk=forever.pk).status == "active"
     assert stored(wallet).held == Money("6.00", "GBP")
-    again = expiry.release_expired_holds(now=later(minutes=6))
+    with ledger_time(later(minutes=6)):
+        again = expiry.release_expired_holds()
     assert again.expired == 0
     with pytest.raises(HoldResolved, match="is already expired"):
         facade.release(lapsing[0])
@@ -309,8 +323,9 @@ def test_release_expired_holds_command(wallet, sales):
     assert stored(wallet).held == Money("10.00", "GBP")
 
     out = StringIO()
-    call_command("release_expired_holds", "--as-of", later(minutes=6).isoformat(),
-                 "--allow-future", "-v", "2", stdout=out)  # fmt: skip
+    as_of = later(minutes=6).isoformat()
+    with ledger_time(later(minutes=7)):
+        call_command("release_expired_holds", "--as-of", as_of, "-v", "2", stdout=out)
     assert "Expired 1 hold(s)" in out.getvalue()
     hold = Hold.objects.get()
     assert "expired hold %s on account #%s: freed 10.00 GBP" % (hold.reference, wallet.pk) in (
@@ -335,8 +350,8 @@ def test_a_failure_on_one_hold_does_not_stop_the_sweep(wallet, sales):
             raise RuntimeError("injected")
         return real(hold, **kwargs)
 
-    with mock.patch.object(facade, "expire_hold", flaky):
-        result = expiry.release_expired_holds(now=later(minutes=2))
+    with mock.patch.object(facade, "expire_hold", flaky), ledger_time(later(minutes=2)):
+        result = expiry.release_expired_holds()
     assert result.expired == 2
     assert [h.pk for h, _ in result.failures] == [holds[1].pk]
     assert Hold.objects.get(pk=holds[1].pk).status == "active"

@@ -23,6 +23,7 @@ from accounts.exceptions import (
 from accounts.models import Account, Transaction, Transfer
 
 from .factories import AccountFactory, AccountTypeFactory, UserFactory
+from .utils import ledger_time
 
 pytestmark = pytest.mark.django_db
 
@@ -418,10 +419,8 @@ def test_account_types_form_a_tree(db):
 
 
 def _at(moment):
-    """Patch timezone.now for the facade, so history lands at known moments."""
-    from unittest import mock
-
-    return mock.patch("django.utils.timezone.now", return_value=moment)
+    """Move the ledger's clock, so history lands at known moments."""
+    return ledger_time(moment)
 
 
 def test_balance_at_and_statement(source, django_assert_num_queries):

@@ -103,6 +103,9 @@ class Ledger(RuleBasedStateMachine):
         self.holds_by_pk = {}
         self.keys = {}
         self.hold_keys = {}
+        #: Each key's request as it was first asked: only the identical one is a replay.
+        self.requests = {}
+        self.hold_requests = {}
         self.sinks = {}
         self.shops = {}
 
@@ -228,17 +231,12 @@ class Ledger(RuleBasedStateMachine):
     def short_of_funds(self, source, amount):
         return source.limit is not None and source.balance - source.held - amount < -source.limit
 
-    def expected_outcome(self, source, destination, amount, key, parent):
+    def expected_outcome(self, source, destination, amount, key, parent, request):
         """The error the rules demand, or None; and the amount that would move."""
         if source.pk == destination.pk:
             return SameAccount, amount
         if key is not None and key in self.keys:
-            earlier = self.transfers_by_pk[self.keys[key]]
-            same = (earlier.source, earlier.destination, earlier.parent) == (
-                source.pk,
-                destination.pk,
-                parent.pk if parent else None,
-            ) and (amount is None or earlier.amount == amount)
+            same = self.requests[key] == request
             return ("replay" if same else IdempotencyConflict), amount
         error = self.pair_error(source, destination)
         if error:
@@ -266,7 +264,7 @@ class Ledger(RuleBasedStateMachine):
             return None
         raise AssertionError("expected %s, but the call succeeded" % error.__name__)
 
-    def record(self, transfer, source, destination, amount, key, parent):
+    def record(self, transfer, source, destination, amount, key, parent, request=None):
         source.balance -= amount
         destination.balance += amount
         self.transfers_by_pk[transfer.pk] = ModelTransfer(
@@ -276,6 +274,7 @@ class Ledger(RuleBasedStateMachine):
             parent.reversed += amount
         if key is not None:
             self.keys[key] = transfer.pk
+            self.requests[key] = request
 
     # Transfers and reversals ----------------------------------------------------------------
 
@@ -292,7 +291,8 @@ class Ledger(RuleBasedStateMachine):
 
     def post_transfer(self, source_pk, destination_pk, amount, key):
         source, destination = self.model[source_pk], self.model[destination_pk]
-        error, amount = self.expected_outcome(source, destination, amount, key, None)
+        request = ("transfer", source_pk, destination_pk, amount)
+        error, amount = self.expected_outcome(source, destination, amount, key, None, request)
         if error == "replay":
             transfer = facade.transfer(source_pk, destination_pk, amount, idempotency_key=key)
             assert transfer.pk == self.keys[key]
@@ -303,7 +303,7 @@ class Ledger(RuleBasedStateMachine):
         )
         if transfer is None:
             return multiple()
-        self.record(transfer, source, destination, amount, key, None)
+        self.record(transfer, source, destination, amount, key, None, request)
         return transfer.pk
 
     @rule(target=transfers, source_pk=customers, over=st.booleans(), key=KEYS)
@@ -336,19 +336,21 @@ class Ledger(RuleBasedStateMachine):
                 lambda: facade.reverse(transfer_row, amount=amount, idempotency_key=key),
             )
             return multiple()
-        error, amount = self.expected_outcome(source, destination, amount, key, original)
+        request = ("reverse", original_pk, amount)
+        asked = amount
+        error, amount = self.expected_outcome(source, destination, amount, key, original, request)
         if error == "replay":
             assert (
-                facade.reverse(transfer_row, amount=amount, idempotency_key=key).pk
+                facade.reverse(transfer_row, amount=asked, idempotency_key=key).pk
                 == (self.keys[key])
             )
             return multiple()
         reversal = self.expect(
-            error, lambda: facade.reverse(transfer_row, amount=amount, idempotency_key=key)
+            error, lambda: facade.reverse(transfer_row, amount=asked, idempotency_key=key)
         )
         if reversal is None:
             return multiple()
-        self.record(reversal, source, destination, amount, key, original)
+        self.record(reversal, source, destination, amount, key, original, request)
         return reversal.pk
 
     # Holds --------------------------------------------------------------------------------
@@ -368,11 +370,7 @@ class Ledger(RuleBasedStateMachine):
             error = SameAccount
         elif key is not None and key in self.hold_keys:
             earlier = self.holds_by_pk[self.hold_keys[key]]
-            if (earlier.source, earlier.destination, earlier.amount) == (
-                source_pk,
-                destination_pk,
-                amount,
-            ):
+            if self.hold_requests[key] == (source_pk, destination_pk, amount):
                 assert call().pk == earlier.pk
                 return multiple()
             error = IdempotencyConflict
@@ -387,6 +385,7 @@ class Ledger(RuleBasedStateMachine):
         self.holds_by_pk[placed.pk] = ModelHold(placed.pk, source_pk, destination_pk, amount)
         if key is not None:
             self.hold_keys[key] = placed.pk
+            self.hold_requests[key] = (source_pk, destination_pk, amount)
         return placed.pk
 
     @rule(
@@ -402,10 +401,10 @@ class Ledger(RuleBasedStateMachine):
         call = lambda: facade.capture(  # noqa: E731
             Hold.objects.get(pk=hold_pk), amount, idempotency_key=key
         )
+        request = ("capture", hold_pk, amount)
         if key is not None and key in self.keys:
-            earlier = self.transfers_by_pk[self.keys[key]]
-            if held.capture == earlier.pk and (amount is None or amount == earlier.amount):
-                assert call().pk == earlier.pk
+            if self.requests[key] == request:
+                assert call().pk == self.keys[key]
                 return multiple()
             error = IdempotencyConflict
         elif held.status != "active":
@@ -420,7 +419,7 @@ class Ledger(RuleBasedStateMachine):
         amount = held.amount if amount is None else amount
         source.held -= held.amount
         held.status, held.capture = "captured", captured.pk
-        self.record(captured, source, destination, amount, key, None)
+        self.record(captured, source, destination, amount, key, None, request)
         return captured.pk
 
     @rule(hold_pk=holds)
@@ -441,12 +440,12 @@ class Ledger(RuleBasedStateMachine):
         for model in list(self.model.values()):
             if model.core or model.status != "open" or not (model.end and model.end < now):
                 continue
-            if model.balance < 0:
-                continue  # debt: left open
             for held in self.holds_by_pk.values():
                 if held.source == model.pk and held.status == "active":
                     held.status = "expired"
             model.held = Decimal(0)
+            if model.balance < 0:
+                continue  # debt: left open, its holds lapsed
             self.model[self.sinks[model.currency]].balance += model.balance
             model.balance = Decimal(0)
             model.status = "closed"

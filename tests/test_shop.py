@@ -29,6 +29,7 @@ from sandbox.shop.payments import place_order
 from .conftest import assert_ledger_consistent, ledger_totals, needs_row_locks
 from .factories import AccountFactory, UserFactory
 from .test_concurrency import run_concurrently
+from .utils import ledger_time
 
 SHOP = reverse("shop:shop")
 CHECKOUT = reverse("shop:checkout")
@@ -195,9 +196,7 @@ def test_a_statement_for_a_date_range(shopper, barry, fund):
     account = AccountFactory(primary_user=barry)
     bank = Account.objects.source_account()
     for day, amount in ((3, "1.00"), (10, "2.00"), (20, "4.00")):
-        moment = timezone.make_aware(datetime.datetime(2026, 1, day, 12))
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setattr("django.utils.timezone.now", lambda moment=moment: moment)
+        with ledger_time(timezone.make_aware(datetime.datetime(2026, 1, day, 12))):
             facade.transfer(bank, account, Decimal(amount))
     response = shopper.get(
         reverse("shop:statement", args=[account.pk]), {"start": "2026-01-05", "end": "2026-01-15"}

@@ -15,8 +15,10 @@ from typing import Any
 
 from dateutil import parser as dateparser
 from django.core.management.base import CommandError
+from django.db import DEFAULT_DB_ALIAS
 from django.utils import timezone
 
+from accounts.clock import database_now
 from accounts.expiry import DEFAULT_BATCH_SIZE
 
 #: Exit code of a run refused before it started (argparse uses it too).
@@ -35,15 +37,7 @@ def add_sweep_arguments(parser: Any) -> None:
         help=(
             "Treat this moment as now: an ISO date (meaning its start, in the current "
             "time zone) or datetime (naive means the current time zone). A moment in "
-            "the future needs --dry-run or --allow-future."
-        ),
-    )
-    parser.add_argument(
-        "--allow-future",
-        action="store_true",
-        help=(
-            "Let a real run use an --as-of in the future: it expires what is not due yet. "
-            "Meant for tests and rehearsals on a copy of the database."
+            "the future needs --dry-run: it shows what would be due by then."
         ),
     )
     parser.add_argument(
@@ -67,9 +61,10 @@ def positive_int(value: str) -> int:
 def sweep_time(value: str | None, options: dict[str, Any] | None = None) -> datetime.datetime:
     """Parse --as-of; default to now.
 
-    A moment in the future is refused for a real run (it would expire holds
-    and close accounts before they are due) unless ``--dry-run`` or
-    ``--allow-future`` is given.
+    A moment later than the database's clock is refused for a real run: it
+    would look like a promise to expire holds and close accounts before they
+    are due, which the ledger never does (each item is judged under its lock
+    by the database's clock). A dry run may look ahead.
     """
     if not value:
         return timezone.now()
@@ -84,11 +79,11 @@ def sweep_time(value: str | None, options: dict[str, Any] | None = None) -> date
     if timezone.is_naive(moment):
         moment = timezone.make_aware(moment)
     options = options or {}
-    if moment > timezone.now() and not options.get("dry_run") and not options.get("allow_future"):
+    if not options.get("dry_run") and moment > database_now(DEFAULT_DB_ALIAS):
         raise CommandError(
-            "--as-of %s is in the future: a real run would act on what is not due yet. "
-            "Add --dry-run to see what would happen then, or --allow-future if you "
-            "really mean to." % moment.isoformat(),
+            "--as-of %s is in the future: nothing is due then yet, and a real run acts "
+            "only on what is due now. Add --dry-run to see what would be due by then."
+            % moment.isoformat(),
             returncode=USAGE_ERROR,
         )
     return moment

@@ -4,10 +4,13 @@ six months of history.
 
 Money only moves through ``accounts.facade`` (and the shop's
 ``place_order``), as it would in production. To spread the history over past
-months honestly, each past operation runs with ``django.utils.timezone.now``
-patched to its moment, in chronological order: the facade stamps its rows
-with that time, exactly as it would have then. Ledger rows are never written
-or edited any other way.
+months honestly, each past operation runs with the clocks patched to its
+moment, in chronological order: the application's (``timezone.now``) and
+the one the ledger reads from the database under its locks
+(``accounts.clock.from_database``), so the facade stamps its rows with that
+time, exactly as it would have then. Ledger rows are never written or edited
+any other way. (A demo's trick only: in production the ledger's time is the
+database's, and nothing moves it.)
 """
 
 import random
@@ -57,8 +60,11 @@ CASHIER_PERMISSIONS = [*CLERK_PERMISSIONS, ("accounts", "move_money")]
 
 @contextmanager
 def back_in_time(moment: datetime) -> Iterator[None]:
-    """Run code as if it were ``moment``: the facade stamps rows with ``timezone.now()``."""
-    with mock.patch("django.utils.timezone.now", return_value=moment):
+    """Run code as if it were ``moment``, for the shop and for the ledger."""
+    with (
+        mock.patch("django.utils.timezone.now", return_value=moment),
+        mock.patch("accounts.clock.from_database", return_value=moment),
+    ):
         yield
 
 
