@@ -1,5 +1,8 @@
 # Developer commands. On a fresh clone, `make test` and `make sandbox` set up
-# everything they need (a virtual environment in .venv) and run.
+# everything they need (Debian packages when run as root, a virtual
+# environment in .venv) and say what they are doing. Each step checks what is
+# there and does what is missing, so running a command again repairs what a
+# failed run left behind: nothing is marked done before it works.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
@@ -9,17 +12,44 @@ BIN := $(VENV)/bin
 NEWEST_PYTHON ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python) \
                              $(shell command -v python3.13 2>/dev/null))
 NEWEST_VENV ?= .venv-newest
-DEBIAN_PACKAGES := default-libmysqlclient-dev pkg-config chromium chromium-driver
+# Where `make sandbox` serves the demo.
+SANDBOX_ADDRESS ?= 127.0.0.1:8000
+
+# Debian packages, by what needs them: a virtual environment (venv); the
+# MariaDB driver, which compiles (headers, compiler, pkg-config); the browser
+# tests (Chromium, driven through Playwright).
+SANDBOX_PACKAGES := python3-venv
+TEST_PACKAGES := $(SANDBOX_PACKAGES) python3-dev build-essential pkg-config \
+                 default-libmysqlclient-dev chromium
+DEBIAN_PACKAGES := $(TEST_PACKAGES)
+
+# $(call debian_packages,<packages>): install the missing ones as root; as
+# anyone else, say which are missing and how to install them, and go on (what
+# needs them is then skipped, with the reason).
+define debian_packages
+	@command -v dpkg >/dev/null || { echo "==> Not Debian: make sure these (or their equivalents) are installed: $(1)"; exit 0; }; \
+	missing=$$(for p in $(1); do dpkg -s $$p 2>/dev/null | grep -q '^Status:.* installed' || echo $$p; done); \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then \
+	  echo "==> Installing Debian packages:" $$missing; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	else \
+	  echo "==> Missing Debian packages:" $$missing; \
+	  echo "    Run 'sudo make system-packages' to install them; going on without them."; \
+	fi
+endef
 
 .DEFAULT_GOAL := help
-.PHONY: help install system-packages test test-newest soak bench lint format sandbox dist clean
+.PHONY: help install system-packages sandbox-packages test-packages mysql-driver test \
+        test-newest soak bench lint format sandbox dist clean
 
 help:
-	@echo "make test             install everything into $(VENV) and run the suite on every"
-	@echo "                      reachable database (SQLite, PostgreSQL, MariaDB), then once"
-	@echo "                      more on Python 3.13 with the newest Django, from the built wheel"
+	@echo "make test             install everything (Debian packages too, as root) into $(VENV)"
+	@echo "                      and run the suite on every reachable database (SQLite,"
+	@echo "                      PostgreSQL, MariaDB), then once more on Python 3.13 with the"
+	@echo "                      newest Django, from the built wheel"
 	@echo "make sandbox          rebuild the demo shop's database (migrate, demo data), print the"
-	@echo "                      logins and run it on 127.0.0.1:8000; SQLite, or PostgreSQL with"
+	@echo "                      logins and run it on $(SANDBOX_ADDRESS); SQLite, or PostgreSQL with"
 	@echo "                      SANDBOX_DATABASE_URL=postgres://user@host/<name with sandbox>"
 	@echo "make soak             a one-minute soak (4 processes) on PostgreSQL and MariaDB"
 	@echo "make bench            the benchmarks on every reachable database, with a table of"
@@ -29,44 +59,58 @@ help:
 	@echo "make dist             build the sdist and wheel into dist/"
 	@echo "make clean            remove virtual environments and build output"
 
-$(BIN)/.installed: setup.py requirements.txt
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q -r requirements.txt -e ".[api]"
-	$(BIN)/pip install -q "mysqlclient>=2.2" || \
-	  echo "*** mysqlclient did not build (run 'make system-packages'): MariaDB will be skipped"
-	touch $@
-
-install: $(BIN)/.installed
-
 system-packages:
-	@missing=$$(for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
-	if [ -n "$$missing" ]; then \
-	  echo "Installing Debian packages:" $$missing; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
-	fi
+	$(call debian_packages,$(DEBIAN_PACKAGES))
 
-test: install
+sandbox-packages:
+	$(call debian_packages,$(SANDBOX_PACKAGES))
+
+test-packages:
+	$(call debian_packages,$(TEST_PACKAGES))
+
+# The stamp is touched only once everything in it has installed.
+$(BIN)/.installed: setup.py requirements.txt
+	@test -x $(BIN)/python || { echo "==> Creating the virtual environment $(VENV)"; $(PYTHON) -m venv $(VENV); }
+	@echo "==> Installing the package and its test requirements into $(VENV)"
+	@$(BIN)/pip install -q -r requirements.txt -e ".[api]"
+	@touch $@
+
+install: sandbox-packages $(BIN)/.installed
+
+# No stamp: whether the driver imports is checked on every run, so a build
+# that failed (missing headers) is tried again once they are there.
+mysql-driver: test-packages install
+	@$(BIN)/python -c "import MySQLdb" 2>/dev/null || { \
+	  echo "==> Building mysqlclient, the MariaDB driver (log: $(VENV)/mysqlclient.log)"; \
+	  $(BIN)/pip install "mysqlclient>=2.2" >$(VENV)/mysqlclient.log 2>&1 && echo "    done" || \
+	  echo "*** mysqlclient did not build (see $(VENV)/mysqlclient.log): the MariaDB run will be skipped. Run 'sudo make system-packages', then this again."; }
+
+test: mysql-driver
+	@echo "==> Running the suite on every reachable database"
 	$(BIN)/python runtests.py
-	$(MAKE) --no-print-directory test-newest
+	@$(MAKE) --no-print-directory test-newest
 
 test-newest: dist
 	@if [ -z "$(NEWEST_PYTHON)" ]; then \
-	  echo "Python 3.13 is not on this machine: skipped the newest-Django run."; exit 0; fi; \
+	  echo "==> Python 3.13 is not on this machine: skipped the newest-Django run."; exit 0; fi; \
 	set -e; \
+	echo "==> Installing the wheel with the newest Django into $(NEWEST_VENV) ($(NEWEST_PYTHON))"; \
 	test -x $(NEWEST_VENV)/bin/python || $(NEWEST_PYTHON) -m venv $(NEWEST_VENV); \
 	$(NEWEST_VENV)/bin/pip install -q -r requirements.txt "Django>=6.0"; \
 	$(NEWEST_VENV)/bin/pip install -q --force-reinstall --no-deps dist/*.whl; \
 	$(NEWEST_VENV)/bin/pip install -q "$$(ls dist/*.whl)[api]"; \
-	$(NEWEST_VENV)/bin/pip install -q "mysqlclient>=2.2" || true; \
-	$(NEWEST_VENV)/bin/python -c "import django; print('Newest run: Django', django.get_version())"; \
+	$(NEWEST_VENV)/bin/python -c "import MySQLdb" 2>/dev/null || \
+	  $(NEWEST_VENV)/bin/pip install "mysqlclient>=2.2" >$(NEWEST_VENV)/mysqlclient.log 2>&1 || \
+	  echo "*** mysqlclient did not build for $(NEWEST_VENV): its MariaDB run will be skipped."; \
+	$(NEWEST_VENV)/bin/python -c "import django; print('==> Newest run: Django', django.get_version())"; \
 	ACCOUNTS_TEST_PG_PREPARED=1 $(NEWEST_VENV)/bin/python runtests.py --installed
 
-soak: install
+soak: mysql-driver
 	ACCOUNTS_SOAK_SECONDS=$${ACCOUNTS_SOAK_SECONDS:-60} $(BIN)/python runtests.py \
 	  --backend postgresql --backend mariadb -- tests/test_resilience.py -s -q
 
 REPEAT ?= 3
-bench: install
+bench: mysql-driver
 	$(BIN)/python -m tests.benchmarks.run --repeat $(REPEAT)
 
 lint: install
@@ -79,15 +123,19 @@ format: install
 	$(BIN)/ruff check --fix .
 
 dist: install
-	rm -rf dist build
-	$(BIN)/python -m build --sdist --wheel --outdir dist . >/dev/null
+	@echo "==> Building the sdist and the wheel into dist/"
+	@rm -rf dist build
+	@$(BIN)/python -m build --sdist --wheel --outdir dist . >/dev/null
 	@ls dist
 
 # Every run starts from a clean demo: rebuild_sandbox deletes the SQLite file,
-# or drops and recreates the one database SANDBOX_DATABASE_URL names.
-sandbox: install
-	$(BIN)/python sandbox/manage.py rebuild_sandbox
-	$(BIN)/python sandbox/manage.py runserver 127.0.0.1:8000
+# or drops and recreates the one database SANDBOX_DATABASE_URL names. The
+# MariaDB driver is built only for a mysql:// SANDBOX_DATABASE_URL.
+sandbox: install $(if $(filter mysql://%,$(SANDBOX_DATABASE_URL)),mysql-driver)
+	@echo "==> Rebuilding the sandbox database"
+	@SANDBOX_ADDRESS=$(SANDBOX_ADDRESS) $(BIN)/python sandbox/manage.py rebuild_sandbox
+	@echo "==> Starting the development server on http://$(SANDBOX_ADDRESS)/ (Ctrl-C stops it)"
+	@$(BIN)/python sandbox/manage.py runserver $(SANDBOX_ADDRESS)
 
 clean:
 	rm -rf $(VENV) $(NEWEST_VENV) dist build *.egg-info sandbox/db.sqlite3

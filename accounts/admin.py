@@ -10,6 +10,13 @@ names alike (``admin:accounts_account_top_up``, ``..._withdraw``,
 ``admin:accounts_hold_release``), so they are easy to find in URLs and
 permission audits.
 
+Every money form has two steps: the form, then a confirmation page stating
+exactly what will happen ("Move £150.00 from Bank (GBP) to Barry's wallet.");
+nothing is written before it is confirmed. The form's one-time token rides
+along as the idempotency key, so a double click or a browser's retry of the
+confirmation moves the money once. Releasing holds, one or many, is
+confirmed the same way.
+
 Transfers, transactions and holds are append-only: their admins only show
 them (a hold can be released, through the facade).
 """
@@ -22,8 +29,9 @@ from typing import Any, cast
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.utils import unquote
+from django.contrib.admin.widgets import ManyToManyRawIdWidget
 from django.contrib.auth import get_user_model
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -33,10 +41,11 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from . import facade
-from .codes import normalize_code
+from .codes import format_code, normalize_code
 from .conf import conf
-from .exceptions import AccountException
+from .exceptions import AccountException, HoldResolved
 from .forms import (
+    MOVE_MONEY_PERMISSION,
     AccountForm,
     MoveMoneyForm,
     ReleaseForm,
@@ -46,15 +55,41 @@ from .forms import (
     TransferForm,
     WithdrawForm,
 )
+from .lookup import MAX_CODE_LENGTH
 from .models import Account, AccountType, Hold, Transaction, Transfer
 from .pagination import UncountedPage
 
-MOVE_MONEY_PERMISSION = "accounts.move_money"
+#: The stylesheet of the package's admin pages: money columns right-aligned, never wrapped.
+ADMIN_CSS = "accounts/admin.css"
 
 
 def has_move_money_permission(request: HttpRequest) -> bool:
     """Whether the user may move money (``accounts.move_money``)."""
     return request.user.has_perm(MOVE_MONEY_PERMISSION)
+
+
+def forbidden(model_admin: admin.ModelAdmin, request: HttpRequest, reason: Any) -> HttpResponse:
+    """A 403 page in the admin's layout, saying which permission is missing."""
+    request.current_app = model_admin.admin_site.name
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "title": _("You may not do this"),
+        "reason": reason,
+        "opts": model_admin.opts,
+    }
+    return TemplateResponse(request, "admin/accounts/forbidden.html", context, status=403)
+
+
+NO_MOVE_MONEY = _(
+    "Moving money needs the permission “Can move money” (accounts.move_money). "
+    "Ask an administrator if you need it."
+)
+NO_VIEW = _("You do not have permission to view this.")
+
+
+def money_cell(value: Any) -> Any:
+    """An amount for a list column: never wrapped after its minus sign."""
+    return format_html('<span class="accounts-money">{}</span>', value)
 
 
 # List filters -------------------------------------------------------------
@@ -151,40 +186,91 @@ class PendingHoldInline(admin.TabularInline):
         return format_html('<a href="{}">{}</a>', url, obj.reference)
 
 
+class UsersRawIdWidget(ManyToManyRawIdWidget):
+    """The ids of an account's secondary users, with their names next to them."""
+
+    def label_and_url_for_value(self, value: Any) -> tuple[str, str]:
+        model = self.rel.model
+        try:
+            users = list(model._default_manager.using(self.db).filter(pk__in=value))
+        except (ValueError, TypeError, ValidationError):
+            return "", ""
+        return ", ".join(str(user) for user in users), ""
+
+
 @admin.register(Account)
 class AccountAdmin(admin.ModelAdmin):
     form = AccountForm
     inlines = [PendingHoldInline]
+    # The money first: at 1280 pixels, with the filters beside it, the list
+    # shows name, balance, held, credit limit and status without scrolling.
     list_display = (
-        "__str__",
-        "code",
-        "account_type",
-        "primary_user",
+        "account_column",
+        "balance_money",
+        "held_money",
+        "credit_limit_money",
         "status",
-        "balance",
-        "held",
-        "credit_limit",
         "currency",
-        "start_date",
+        "primary_user",
+        "account_type",
         "end_date",
-        "created",
+        "code_column",
     )
     list_select_related = ("account_type", "primary_user")
     list_filter = ("status", "account_type", CurrencyFilter, ActivityFilter)
     raw_id_fields = ("primary_user", "secondary_users")
     actions = ["freeze", "thaw", "close"]
     show_full_result_count = False
+    # The money near the top, where finance staff look first.
     fieldsets = (
-        (None, {"fields": ("name", "code", "description", "account_type")}),
-        (_("Users"), {"fields": ("primary_user", "secondary_users")}),
+        (None, {"fields": ("name", "code", "account_type")}),
         (
             _("Money"),
             {"fields": ("currency", "balance", "held", "available_amount", "credit_limit")},
         ),
+        (_("Users"), {"fields": ("primary_user", "secondary_users")}),
         (_("Status"), {"fields": ("status", "start_date", "end_date", "role", "created")}),
+        (_("Notes"), {"fields": ("description",)}),
+        (None, {"fields": ("shown",), "classes": ("hidden",)}),
     )
     #: Rows per statement page.
     statement_per_page = 50
+
+    class Media:
+        css = {"all": (ADMIN_CSS,)}
+
+    @admin.display(description=_("account"), ordering="name")
+    def account_column(self, obj: Account) -> Any:
+        # A name may wrap; a card's code, shown as printed, stays on one line.
+        if obj.name or not obj.code:
+            return str(obj)
+        return format_html('<span class="accounts-code">{}</span>', format_code(obj.code))
+
+    @admin.display(description=_("balance"), ordering="balance")
+    def balance_money(self, obj: Account) -> Any:
+        return money_cell(obj.balance)
+
+    @admin.display(description=_("held"), ordering="held")
+    def held_money(self, obj: Account) -> Any:
+        return money_cell(obj.held)
+
+    @admin.display(description=_("credit limit"), ordering="credit_limit")
+    def credit_limit_money(self, obj: Account) -> Any:
+        return money_cell(_("no limit") if obj.credit_limit is None else obj.credit_limit)
+
+    @admin.display(description=_("code"), ordering="code")
+    def code_column(self, obj: Account) -> Any:
+        # As printed on the card, so it can be read out and compared.
+        return format_html('<span class="accounts-code">{}</span>', format_code(obj.code or ""))
+
+    @admin.display(description=_("credit limit"))
+    def credit_limit_shown(self, obj: Account) -> Any:
+        return _("no limit") if obj.credit_limit is None else obj.credit_limit
+
+    @admin.display(description=_("available amount"))
+    def available_amount(self, obj: Account) -> Any:
+        available = obj.available_amount
+        return _("no limit") if available is None else available
 
     def get_search_fields(self, request: HttpRequest) -> Any:
         # Read here, not at import: AUTH_USER_MODEL may be any user model.
@@ -194,18 +280,78 @@ class AccountAdmin(admin.ModelAdmin):
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet, search_term: str
     ) -> tuple[QuerySet, bool]:
-        # Codes are stored normalized: find a card by its code as printed too.
-        found, duplicates = super().get_search_results(request, queryset, search_term)
+        """Also find a card by its code as people type or print it.
+
+        ``7kq2-m9xd ht4r`` finds ``7KQ2M9XDHT4RWB3N``: codes are stored
+        normalized, so the search term is normalized for the code column
+        (the plain search would split it into words and look for the dashes).
+        The autocomplete of the transfer form uses this search too.
+        """
+        results, may_have_duplicates = super().get_search_results(request, queryset, search_term)
         code = normalize_code(search_term)
-        if code and code != search_term.strip():
-            found = found | queryset.filter(code=code)
-        return found, duplicates
+        if code and len(code) <= MAX_CODE_LENGTH:
+            results = results | queryset.filter(code__contains=code)
+        return results, may_have_duplicates
+
+    def get_autocomplete_fields(self, request: HttpRequest) -> Any:
+        # Search users as you type where this admin site lets the staff user
+        # search them; otherwise ids, with the users' names shown next to them.
+        user_admin = self.admin_site._registry.get(get_user_model())
+        if (
+            user_admin is not None
+            and user_admin.get_search_fields(request)
+            and user_admin.has_view_permission(request)
+        ):
+            return ("primary_user", "secondary_users")
+        return ()
+
+    def formfield_for_manytomany(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "secondary_users" and db_field.name not in (
+            self.get_autocomplete_fields(request)
+        ):
+            kwargs["widget"] = UsersRawIdWidget(
+                db_field.remote_field, self.admin_site, using=kwargs.get("using")
+            )
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+    def get_form(
+        self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
+    ) -> Any:
+        form = super().get_form(request, obj, change, **kwargs)
+        # Who edits decides what may change (credit limits, codes of funded cards).
+        return type(form.__name__, (form,), {"user": request.user})
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is not None and obj.is_core:
+            # Shown as "no limit" rather than the raw None of a read-only field.
+            fieldsets = [
+                (
+                    name,
+                    {
+                        **options,
+                        "fields": tuple(
+                            "credit_limit_shown" if field == "credit_limit" else field
+                            for field in options["fields"]
+                        ),
+                    },
+                )
+                for name, options in fieldsets
+            ]
+        return fieldsets
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         readonly = ["balance", "held", "available_amount", "status", "role", "created"]
         if obj is not None and obj.is_core:
             # The source must keep its unlimited credit; names follow settings.
-            readonly += ["name", "currency", "credit_limit", "start_date", "end_date"]
+            readonly += [
+                "name",
+                "currency",
+                "credit_limit",
+                "credit_limit_shown",
+                "start_date",
+                "end_date",
+            ]
         elif obj is not None and obj.transactions.exists():
             # Account.clean() refuses the change too, for a transfer that
             # arrives while the form is open.
@@ -304,6 +450,8 @@ class AccountAdmin(admin.ModelAdmin):
 
     def top_up_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         account = self._account_for_moving_money(request, object_id)
+        if isinstance(account, HttpResponse):
+            return account
         return move_money(
             self,
             request,
@@ -319,6 +467,8 @@ class AccountAdmin(admin.ModelAdmin):
 
     def withdraw_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         account = self._account_for_moving_money(request, object_id)
+        if isinstance(account, HttpResponse):
+            return account
         return move_money(
             self,
             request,
@@ -333,8 +483,10 @@ class AccountAdmin(admin.ModelAdmin):
         )
 
     def transfer_view(self, request: HttpRequest) -> HttpResponse:
-        if not (has_move_money_permission(request) and self.has_view_permission(request)):
-            raise PermissionDenied
+        if not has_move_money_permission(request):
+            return forbidden(self, request, NO_MOVE_MONEY)
+        if not self.has_view_permission(request):
+            return forbidden(self, request, NO_VIEW)
         try:
             # ?source=<id> from an account's page; a malformed id is ignored.
             source = self.opts.pk.to_python(request.GET.get("source"))
@@ -347,14 +499,17 @@ class AccountAdmin(admin.ModelAdmin):
             self, request, form, title=_("Transfer money"), submit_label=_("Transfer")
         )
 
-    def _account_for_moving_money(self, request: HttpRequest, object_id: str) -> Account:
+    def _account_for_moving_money(
+        self, request: HttpRequest, object_id: str
+    ) -> Account | HttpResponse:
+        """The account, or the 403 page saying which permission is missing."""
         if not has_move_money_permission(request):
-            raise PermissionDenied
+            return forbidden(self, request, NO_MOVE_MONEY)
         account = self.get_object(request, unquote(object_id))
         if account is None:
             raise Http404(_("There is no account with id %(id)s.") % {"id": object_id})
         if not self.has_view_permission(request, account):
-            raise PermissionDenied
+            return forbidden(self, request, NO_VIEW)
         return account
 
     # Statement ------------------------------------------------------------
@@ -364,7 +519,7 @@ class AccountAdmin(admin.ModelAdmin):
         if account is None:
             raise Http404(_("There is no account with id %(id)s.") % {"id": object_id})
         if not self.has_view_permission(request, account):
-            raise PermissionDenied
+            return forbidden(self, request, NO_VIEW)
         filter_form = StatementFilterForm(request.GET)
         start = end = None
         if filter_form.is_valid():
@@ -408,6 +563,12 @@ def account_summary(account: Account) -> list[tuple[Any, Any]]:
     ]
 
 
+#: The button that confirms a money form (its first step only shows what would happen).
+CONFIRM = "_confirm"
+#: The button that goes back from the confirmation to the form.
+EDIT = "_edit"
+
+
 def source_of(account: Account) -> Any:
     """The source account of the account's currency, or why there is none.
 
@@ -431,28 +592,50 @@ def move_money(
     summary: Any = (),
     success_url: Any = None,
 ) -> HttpResponse:
-    """Show a money form; on a valid POST, post it as the staff user and redirect.
+    """Show a money form, then what it will do; on confirmation, post it and redirect.
 
-    The facade's refusals come back as form errors (see ``MoveMoneyForm.save``).
-    ``success_url(transfer)`` defaults to the new transfer's page.
+    Three requests: GET shows the form; a valid POST shows the confirmation
+    (one sentence saying exactly what will happen, with the form's values
+    carried in hidden fields) and writes nothing; a POST with the
+    :data:`CONFIRM` button posts the transfer as the staff user. The form's
+    token is the idempotency key, so posting the confirmation again (a
+    double click, a browser retry) finds the transfer already made and moves
+    nothing more. The facade's refusals come back as form errors (see
+    ``MoveMoneyForm.save``). ``success_url(transfer)`` defaults to the new
+    transfer's page.
     """
+    confirming = False
     if request.method == "POST" and form.is_valid():
-        transfer = form.save(request.user)
-        if transfer is not None:
-            model_admin.log_addition(request, transfer, [{"added": {}}])
-            model_admin.message_user(
-                request,
-                _("Moved %(amount)s from %(source)s to %(destination)s (transfer %(reference)s).")
-                % {
-                    "amount": transfer.amount,
-                    "source": transfer.source,
-                    "destination": transfer.destination,
-                    "reference": transfer.reference,
-                },
-                messages.SUCCESS,
-            )
-            url = (success_url or partial(transfer_url, model_admin, request))(transfer)
-            return HttpResponseRedirect(url)
+        if CONFIRM in request.POST:
+            done_before = form.existing()
+            transfer = form.save(request.user)
+            if transfer is not None:
+                if done_before is not None and done_before.pk == transfer.pk:
+                    model_admin.message_user(
+                        request,
+                        _(
+                            "This form was already confirmed: transfer %(reference)s moved "
+                            "%(amount)s from %(source)s to %(destination)s. Nothing was moved "
+                            "again."
+                        )
+                        % transfer_facts(transfer),
+                        messages.WARNING,
+                    )
+                else:
+                    model_admin.log_addition(request, transfer, [{"added": {}}])
+                    model_admin.message_user(
+                        request,
+                        _(
+                            "Moved %(amount)s from %(source)s to %(destination)s "
+                            "(transfer %(reference)s)."
+                        )
+                        % transfer_facts(transfer),
+                        messages.SUCCESS,
+                    )
+                url = (success_url or partial(transfer_url, model_admin, request))(transfer)
+                return HttpResponseRedirect(url)
+        elif EDIT not in request.POST:
+            confirming = True
     request.current_app = model_admin.admin_site.name
     context = {
         **model_admin.admin_site.each_context(request),
@@ -466,8 +649,32 @@ def move_money(
             cast(Any, form), [(None, {"fields": list(form.fields)})], {}
         ),
         "media": model_admin.media + form.media,
+        "confirming": confirming,
     }
+    if confirming:
+        context.update(
+            title=_("Confirm: %(title)s") % {"title": title},
+            confirmation=form.confirmation(),
+            details=[
+                (form.fields[name].label, form.cleaned_data[name])
+                for name in ("description", "merchant_reference")
+                if form.cleaned_data.get(name)
+            ],
+            carried=form.confirmation_data(),
+            confirm_name=CONFIRM,
+            edit_name=EDIT,
+            can_confirm=True,
+        )
     return TemplateResponse(request, "admin/accounts/move_money.html", context)
+
+
+def transfer_facts(transfer: Transfer) -> dict[str, Any]:
+    return {
+        "amount": transfer.amount,
+        "source": transfer.source,
+        "destination": transfer.destination,
+        "reference": transfer.reference,
+    }
 
 
 def transfer_url(model_admin: admin.ModelAdmin, request: HttpRequest, transfer: Any) -> str:
@@ -546,10 +753,10 @@ class ReversalInline(ReadOnlyInline):
 class TransferAdmin(LedgerAdmin):
     list_display = (
         "reference",
-        "created",
+        "amount_money",
         "source",
         "destination",
-        "amount",
+        "created",
         "parent",
         "merchant_reference",
         "username",
@@ -573,6 +780,13 @@ class TransferAdmin(LedgerAdmin):
     )
     readonly_fields = fields
     inlines = [LegInline, ReversalInline]
+
+    class Media:
+        css = {"all": (ADMIN_CSS,)}
+
+    @admin.display(description=_("amount"), ordering="amount")
+    def amount_money(self, obj: Transfer) -> Any:
+        return money_cell(obj.amount)
 
     @admin.display(description=_("reversed so far"))
     def reversed_so_far(self, obj: Transfer) -> Any:
@@ -611,12 +825,12 @@ class TransferAdmin(LedgerAdmin):
 
     def reverse_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         if not has_move_money_permission(request):
-            raise PermissionDenied
+            return forbidden(self, request, NO_MOVE_MONEY)
         transfer = self.get_object(request, unquote(object_id))
         if transfer is None:
             raise Http404(_("There is no transfer with id %(id)s.") % {"id": object_id})
         if not self.has_view_permission(request, transfer):
-            raise PermissionDenied
+            return forbidden(self, request, NO_VIEW)
         return move_money(
             self,
             request,
@@ -637,7 +851,7 @@ class TransferAdmin(LedgerAdmin):
 
 @admin.register(Transaction)
 class TransactionAdmin(LedgerAdmin):
-    list_display = ("created", "transfer", "account", "amount", "balance_after")
+    list_display = ("created", "account", "amount_money", "balance_after_money", "transfer")
     list_select_related = ("transfer", "account")
     # Newest first by id, which follows posting order: ``created`` has no
     # index of its own, so sorting the whole ledger by it grows with the ledger.
@@ -647,19 +861,32 @@ class TransactionAdmin(LedgerAdmin):
     fields = ("transfer", "account", "amount", "balance_after", "created")
     readonly_fields = fields
 
+    class Media:
+        css = {"all": (ADMIN_CSS,)}
+
+    @admin.display(description=_("amount"))
+    def amount_money(self, obj: Transaction) -> Any:
+        return money_cell(obj.amount)
+
+    @admin.display(description=_("balance after"))
+    def balance_after_money(self, obj: Transaction) -> Any:
+        return money_cell(obj.balance_after)
+
 
 @admin.register(Hold)
 class HoldAdmin(LedgerAdmin):
     """Holds: browse and filter them; release one (or several) through the facade."""
 
+    # What finance staff look for first: how much, whether it still reserves
+    # money, and until when.
     list_display = (
         "reference",
-        "created",
-        "source",
-        "destination",
-        "amount",
+        "amount_money",
         "status",
         "expires_at",
+        "source",
+        "destination",
+        "created",
         "merchant_reference",
         "username",
     )
@@ -685,17 +912,41 @@ class HoldAdmin(LedgerAdmin):
     )
     readonly_fields = fields
 
+    class Media:
+        css = {"all": (ADMIN_CSS,)}
+
+    @admin.display(description=_("amount"), ordering="amount")
+    def amount_money(self, obj: Hold) -> Any:
+        return money_cell(obj.amount)
+
     def has_move_money_permission(self, request: HttpRequest) -> bool:
         return has_move_money_permission(request)
 
-    @admin.action(description=_("Release selected holds"), permissions=["move_money"])
-    def release_holds(self, request: HttpRequest, queryset: QuerySet) -> None:
-        # Each hold is released under its account's lock and reported on its own.
-        holds = list(queryset.order_by("pk"))
+    @admin.action(description=_("Release selected holds…"), permissions=["move_money"])
+    def release_holds(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+        """First a page listing what releasing would free; releasing once it is confirmed.
+
+        Each hold is released under its account's lock and reported on its
+        own. A hold already released (the confirmation posted twice) is
+        reported as such, not as a failure.
+        """
+        holds = list(queryset.select_related("source", "destination").order_by("pk"))
+        if request.POST.get("post") != "yes":
+            return self._confirm_release(request, holds)
         failed = 0
         for hold in holds:
             try:
                 facade.release(hold, user=request.user)
+            except HoldResolved as exc:
+                if exc.hold.status == Hold.Status.RELEASED:
+                    self.message_user(
+                        request,
+                        _("Hold %(hold)s was already released; nothing changed.") % {"hold": hold},
+                        messages.INFO,
+                    )
+                    continue
+                failed += 1
+                self.message_user(request, str(exc), messages.ERROR)
             except AccountException as exc:
                 failed += 1
                 self.message_user(request, str(exc), messages.ERROR)
@@ -714,6 +965,29 @@ class HoldAdmin(LedgerAdmin):
                 % {"failed": failed, "total": len(holds)},
                 messages.WARNING,
             )
+        return None
+
+    def _confirm_release(self, request: HttpRequest, holds: list[Hold]) -> HttpResponse:
+        active = [hold for hold in holds if hold.is_active]
+        totals: dict[str, Any] = {}
+        for hold in active:
+            total = totals.get(hold.currency)
+            totals[hold.currency] = hold.amount if total is None else total + hold.amount
+        request.current_app = self.admin_site.name
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Confirm: release holds"),
+            "opts": self.opts,
+            "active": active,
+            "others": [hold for hold in holds if not hold.is_active],
+            "totals": [totals[currency] for currency in sorted(totals)],
+            "selected": [hold.pk for hold in holds],
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            "media": self.media,
+        }
+        return TemplateResponse(
+            request, "admin/accounts/hold/release_selected_confirmation.html", context
+        )
 
     def get_urls(self) -> list[Any]:
         info = self.opts.app_label, self.opts.model_name
@@ -742,31 +1016,44 @@ class HoldAdmin(LedgerAdmin):
 
     def release_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         if not has_move_money_permission(request):
-            raise PermissionDenied
+            return forbidden(self, request, NO_MOVE_MONEY)
         hold = self.get_object(request, unquote(object_id))
         if hold is None:
             raise Http404(_("There is no hold with id %(id)s.") % {"id": object_id})
         if not self.has_view_permission(request, hold):
-            raise PermissionDenied
-        # The form has no fields: any POST is the confirmation.
+            return forbidden(self, request, NO_VIEW)
+        # The page is the confirmation: it says what releasing does, and the
+        # form has no fields, so its POST is the confirmed request.
         form = ReleaseForm(request.POST if request.method == "POST" else None, hold=hold)
-        if request.method == "POST" and form.is_valid() and form.save(request.user):
-            self.log_change(request, hold, [{"changed": {"fields": ["status"]}}])
-            self.message_user(
-                request,
-                _("Hold %(hold)s is released: %(amount)s is available again.")
-                % {"hold": hold, "amount": hold.amount},
-                messages.SUCCESS,
-            )
-            return HttpResponseRedirect(
-                reverse(
-                    "admin:accounts_hold_change", args=[hold.pk], current_app=self.admin_site.name
+        confirmation = form.confirmation()
+        if request.method == "POST" and form.is_valid():
+            released = form.save(request.user)
+            if released is not None or form.already_released:
+                if form.already_released:
+                    self.message_user(
+                        request,
+                        _("Hold %(hold)s was already released; nothing changed.") % {"hold": hold},
+                        messages.WARNING,
+                    )
+                else:
+                    self.log_change(request, hold, [{"changed": {"fields": ["status"]}}])
+                    self.message_user(
+                        request,
+                        _("Hold %(hold)s is released: %(amount)s is available again.")
+                        % {"hold": hold, "amount": hold.amount},
+                        messages.SUCCESS,
+                    )
+                return HttpResponseRedirect(
+                    reverse(
+                        "admin:accounts_hold_change",
+                        args=[hold.pk],
+                        current_app=self.admin_site.name,
+                    )
                 )
-            )
         request.current_app = self.admin_site.name
         context = {
             **self.admin_site.each_context(request),
-            "title": _("Release hold %(hold)s") % {"hold": hold},
+            "title": _("Confirm: release hold %(hold)s") % {"hold": hold},
             "submit_label": _("Release"),
             "opts": self.opts,
             "original": hold,
@@ -779,5 +1066,10 @@ class HoldAdmin(LedgerAdmin):
             "form": form,
             "adminform": helpers.AdminForm(cast(Any, form), [(None, {"fields": []})], {}),
             "media": self.media,
+            "confirming": True,
+            "confirmation": confirmation,
+            "carried": [],
+            "confirm_name": CONFIRM,
+            "can_confirm": hold.is_active,
         }
         return TemplateResponse(request, "admin/accounts/move_money.html", context)

@@ -2,9 +2,19 @@
 The exceptions the accounts app raises on purpose, in one tree.
 
 Every one of them subclasses :class:`AccountException`, so a view can catch
-that one class and show ``str(exc)`` to a person. Each carries the context it
-was raised with as attributes (``account``, ``amount``, ``available``, ...),
-and none is raised after anything was written: an operation that raises has
+that one class. Each has two messages and the facts behind them:
+
+* ``str(exc)``: the precise message for developers, logs and staff (account
+  codes as stored, exact timestamps, internal references);
+* ``exc.user_message``: a short message for customers, translated into the
+  active language when read, with dates in the current time zone and
+  locale, gift card codes as printed (``7KQ2-M9XD-HT4R-WB3N``) and no
+  internal references;
+* the facts as typed attributes (``account``, ``amount``, ``available``,
+  ``end_date``, ``credit_limit``, ...; see each class), so callers can build
+  their own messages.
+
+None is raised after anything was written: an operation that raises has
 changed nothing.
 
 ::
@@ -37,16 +47,54 @@ changed nothing.
 
 from __future__ import annotations
 
+import datetime
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from django.utils import formats, timezone
+from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
+
+if TYPE_CHECKING:
+    from djmoney.money import Money
+
+    from .models import Account, Hold, Transfer
+
+
+def customer_account(account: Any) -> str:
+    """How a customer knows an account: its name, a gift card by its code, or "your account"."""
+    from .codes import format_code
+
+    name = getattr(account, "name", None)
+    if name:
+        return str(name)
+    code = getattr(account, "code", None)
+    if code:
+        return str(_("gift card %(code)s") % {"code": format_code(code)})
+    return str(_("your account"))
+
+
+def customer_date(value: Any, format_name: str = "DATE_FORMAT") -> str:
+    """A date or datetime in the current time zone and the active locale's format."""
+    if isinstance(value, datetime.datetime) and timezone.is_aware(value):
+        value = timezone.localtime(value)
+    if isinstance(value, datetime.date):
+        return formats.date_format(value, format_name)
+    return "" if value is None else str(value)
 
 
 class AccountException(Exception):
-    """Base class of every error the accounts app raises on purpose."""
+    """Base class of every error the accounts app raises on purpose.
+
+    ``str(exc)`` is the precise message for developers and staff;
+    :attr:`user_message` the short one for customers.
+    """
 
     message: Any = _("The accounts ledger refused the operation.")
+    #: What a customer is told (see :attr:`user_message`); subclasses refine it.
+    user_template: Any = _("Sorry, this could not be done.")
+    #: Everything the exception was raised with, also set as attributes.
+    context: dict[str, Any]
 
     def __init__(self, message: Any = None, **context: Any) -> None:
         for key, value in context.items():
@@ -57,67 +105,125 @@ class AccountException(Exception):
             text = text % context
         super().__init__(str(text))
 
+    @property
+    def user_message(self) -> str:
+        """A short message fit for a customer, in the active language.
+
+        Dates are in the current time zone and the locale's format, gift
+        cards are named by their code as printed, and there are no internal
+        references (primary keys, transfer references, raw timestamps).
+        """
+        return capfirst(str(self.get_user_template()) % self.user_facts())
+
+    def get_user_template(self) -> Any:
+        """The translatable template of :attr:`user_message`."""
+        return self.user_template
+
+    def user_facts(self) -> dict[str, str]:
+        """The values :meth:`get_user_template` refers to, formatted for a customer."""
+        return {}
+
 
 class InvalidArgument(AccountException):
     """An argument has the wrong type or value; nothing was looked at or written."""
+
+    user_template = _("Something in this request is not valid; nothing was done.")
 
 
 class InvalidAmount(InvalidArgument):
     """The amount is not a positive, finite Money/Decimal the currency can hold exactly."""
 
     message = _("Invalid amount %(amount)r.")
+    user_template = _("This amount is not valid.")
+
+    #: The amount as it was given (any type).
+    amount: Any
 
 
 class InvalidAccount(InvalidArgument):
     """The object given as an account is not a saved, existing account."""
 
     message = _("%(account)r is not a saved account.")
+    user_template = _("This account does not exist.")
+
+    account: Any
 
 
 class SameAccount(InvalidArgument):
     """Source and destination of a transfer are the same account."""
 
     message = _("Cannot transfer from account %(account)s to itself.")
+    user_template = _("Money cannot be moved from an account to itself.")
+
+    account: Any
 
 
 class UnsupportedCurrency(InvalidArgument):
     """The currency is unknown or not listed in ACCOUNTS_CURRENCIES."""
 
     message = _("Currency %(currency)r is not one of ACCOUNTS_CURRENCIES (%(currencies)s).")
+    user_template = _("This currency is not accepted here.")
+
+    currency: Any
 
 
 class CurrencyMismatch(AccountException):
     """Two amounts or accounts that must share a currency do not."""
+
+    user_template = _("These cannot be used together: they are in different currencies.")
 
 
 class InactiveAccount(AccountException):
     """The account cannot send or receive money now (closed, frozen or out of its dates)."""
 
     message = _("Account %(account)s cannot be used now.")
+    user_template = _("%(account)s cannot be used now.")
+
+    #: The account as read under its lock.
+    account: Account
+
+    def user_facts(self) -> dict[str, str]:
+        return {"account": customer_account(getattr(self, "account", None))}
 
 
 class ClosedAccount(InactiveAccount):
     """The account is closed."""
 
     message = _("Account %(account)s is closed.")
+    user_template = _("%(account)s is closed and can no longer be used.")
 
 
 class FrozenAccount(InactiveAccount):
     """The account is frozen by staff."""
 
     message = _("Account %(account)s is frozen.")
+    user_template = _("%(account)s is frozen and cannot be used for now.")
 
 
 class AccountExpired(InactiveAccount):
     """The account's end date has passed."""
 
     message = _("Account %(account)s expired on %(end_date)s.")
+    user_template = _("%(account)s expired on %(date)s.")
+
+    #: The last moment the account could be used.
+    end_date: datetime.datetime
+
+    def user_facts(self) -> dict[str, str]:
+        return {**super().user_facts(), "date": customer_date(getattr(self, "end_date", None))}
 
 
 class AccountNotYetActive(InactiveAccount):
     """The account's start date has not been reached yet."""
 
     message = _("Account %(account)s cannot be used before %(start_date)s.")
+    user_template = _("%(account)s can be used from %(date)s.")
+
+    #: The first moment the account can be used.
+    start_date: datetime.datetime
+
+    def user_facts(self) -> dict[str, str]:
+        return {**super().user_facts(), "date": customer_date(getattr(self, "start_date", None))}
 
 
 class InsufficientFunds(AccountException):
@@ -126,6 +232,34 @@ class InsufficientFunds(AccountException):
     message = _(
         "Account %(account)s cannot be debited %(amount)s: only %(available)s is available."
     )
+    user_template = _("%(account)s has only %(available)s available to spend.")
+    nothing_template = _("%(account)s has nothing available to spend.")
+
+    #: The account as read under its lock.
+    account: Account
+    #: The amount asked for.
+    amount: Money
+    #: What the account could spend at that moment (never negative).
+    available: Money
+    #: How far the balance may go below zero (``None``: no limit).
+    credit_limit: Money | None
+
+    def __init__(self, message: Any = None, **context: Any) -> None:
+        super().__init__(message, **context)
+        if "credit_limit" not in context:
+            self.credit_limit = getattr(getattr(self, "account", None), "credit_limit", None)
+
+    def get_user_template(self) -> Any:
+        available = getattr(self, "available", None)
+        if available is None or not getattr(available, "amount", available):
+            return self.nothing_template
+        return self.user_template
+
+    def user_facts(self) -> dict[str, str]:
+        return {
+            "account": customer_account(getattr(self, "account", None)),
+            "available": str(getattr(self, "available", "")),
+        }
 
 
 class IdempotencyConflict(AccountException):
@@ -135,32 +269,89 @@ class IdempotencyConflict(AccountException):
         "Idempotency key %(key)r was already used, by %(existing)s, with different "
         "details; use a new key for a new operation."
     )
+    user_template = _(
+        "This was already submitted with different details. Reload the page and try again."
+    )
+
+    key: str
+    #: The transfer or hold the key already belongs to.
+    existing: Transfer | Hold
 
 
 class InvalidReversal(AccountException):
     """The transfer cannot be reversed (by that amount)."""
 
+    user_template = _("This payment cannot be refunded.")
+    exceeds_template = _("Only %(remaining)s is left to refund.")
+    done_template = _("This payment has already been refunded in full.")
+
+    #: The transfer that was to be reversed.
+    transfer: Transfer
+    #: The amount asked for, when it was more than is left.
+    amount: Money | None = None
+    #: What is left to reverse, when the amount asked for was more.
+    remaining: Money | None = None
+
+    def get_user_template(self) -> Any:
+        if self.remaining is not None:
+            return self.exceeds_template
+        transfer = getattr(self, "transfer", None)
+        if (
+            transfer is not None
+            and transfer.parent_id is None
+            and not transfer.reversible_amount().amount
+        ):
+            return self.done_template
+        return self.user_template
+
+    def user_facts(self) -> dict[str, str]:
+        return {"remaining": str(self.remaining or "")}
+
 
 class HoldError(AccountException):
     """A hold cannot be captured or released as asked."""
+
+    user_template = _("This reservation cannot be used any more.")
+
+    hold: Hold
 
 
 class HoldResolved(HoldError):
     """The hold was already captured, released or expired: a hold resolves exactly once."""
 
     message = _("Hold %(hold)s is already %(status)s; a hold can be resolved only once.")
+    user_template = _("This reservation was already %(status)s.")
+
+    #: The hold's status, in words ("captured", "released", "expired").
+    status: str
+
+    def user_facts(self) -> dict[str, str]:
+        return {"status": str(getattr(self, "status", ""))}
 
 
 class HoldExpired(HoldError):
     """The hold is past its expiry: it reserves nothing and can no longer be captured."""
 
     message = _("Hold %(hold)s expired at %(expires_at)s and can no longer be captured.")
+    user_template = _("This reservation expired on %(date)s.")
+
+    expires_at: datetime.datetime
+
+    def user_facts(self) -> dict[str, str]:
+        return {"date": customer_date(getattr(self, "expires_at", None), "DATETIME_FORMAT")}
 
 
 class CaptureExceedsHold(HoldError):
     """The amount to capture is more than the hold reserves."""
 
     message = _("Cannot capture %(amount)s: hold %(hold)s reserves only %(held)s.")
+    user_template = _("Only %(held)s is reserved.")
+
+    amount: Money
+    held: Money
+
+    def user_facts(self) -> dict[str, str]:
+        return {"held": str(getattr(self, "held", ""))}
 
 
 class AccountNotEmpty(AccountException):
@@ -170,12 +361,26 @@ class AccountNotEmpty(AccountException):
         "Account %(account)s cannot be closed: its balance is %(balance)s, not zero. "
         "Move the money off it first."
     )
+    user_template = _("%(account)s still holds money, so it cannot be closed.")
+
+    account: Account
+    #: The balance as read under the lock, when that was the reason.
+    balance: Money | None = None
+    #: The amount active holds reserve, when that was the reason.
+    held: Money | None = None
+
+    def user_facts(self) -> dict[str, str]:
+        return {"account": customer_account(getattr(self, "account", None))}
 
 
 class ProtectedAccount(AccountException):
     """Core accounts (source, sales, expired) cannot be frozen or closed."""
 
     message = _("Account %(account)s is a core account and cannot be %(action)s.")
+    user_template = _("This account cannot be changed.")
+
+    account: Account
+    action: Any
 
 
 class CodeGenerationError(AccountException):
@@ -185,6 +390,9 @@ class CodeGenerationError(AccountException):
         "Could not generate an unused code in %(attempts)s attempts; "
         "check the random number source."
     )
+    user_template = _("No new gift card code could be made. Please try again.")
+
+    attempts: int
 
 
 class CodeLookupBlocked(AccountException):
@@ -195,11 +403,21 @@ class CodeLookupBlocked(AccountException):
         "For your security, code lookups are paused: try again in %(minutes)s minute(s)."
     )
 
+    user_template = message
+
+    #: Seconds until the address may look codes up again.
     retry_after: int
+    #: The same, in whole minutes rounded up (at least 1).
+    minutes: int
 
     def __init__(self, retry_after: int) -> None:
         super().__init__(retry_after=retry_after, minutes=max(1, math.ceil(retry_after / 60)))
 
+    def user_facts(self) -> dict[str, str]:
+        return {"minutes": str(self.minutes)}
+
 
 class LedgerImmutable(AccountException):
     """Ledger rows and balances are written only by the facade and never changed."""
+
+    user_template = _("This record cannot be changed.")

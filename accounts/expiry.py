@@ -128,29 +128,37 @@ def release_expired_holds(
     dry_run: bool = False,
     batch_size: int = DEFAULT_BATCH_SIZE,
     progress: Callable[[int], None] | None = None,
+    report: Callable[[Hold, bool], None] | None = None,
 ) -> HoldSweep:
     """Mark every active hold past its expiry as expired, freeing what it reserved.
 
     ``now`` (default: the current time) is the moment to judge expiry at;
     under each hold's lock it is capped by the database's clock. With
     ``dry_run`` nothing is written. ``progress`` is called with the number
-    of holds looked at so far after each batch.
+    of holds looked at so far after each batch; ``report(hold, expired)``
+    with each hold once its batch is committed (``expired`` is False for a
+    hold another process resolved first).
     """
     using = router.db_for_write(Hold)
     now = now or timezone.now()
     result = HoldSweep()
     seen = 0
     candidates = (
-        Hold.objects.using(using).past_expiry(now).only("pk", "source_id", "currency", "amount")
+        Hold.objects.using(using)
+        .past_expiry(now)
+        .only("pk", "reference", "source_id", "currency", "amount")
     )
+    done: list[tuple[Hold, bool]] = []
 
     def handle(hold: Hold, nowait: bool) -> None:
         if dry_run or holds.expire(using, hold.pk, cutoff=now, nowait=nowait):
             result.expired += 1
             amount = hold.amount.amount  # in the currency's own decimal places
             result.freed[hold.currency] = result.freed.get(hold.currency, Decimal(0)) + amount
+            done.append((hold, True))
         else:
             result.skipped += 1
+            done.append((hold, False))
 
     def fail(hold: Hold, exc: Exception) -> None:
         logger.error("Could not expire hold %s", hold.pk, exc_info=exc)
@@ -158,10 +166,19 @@ def release_expired_holds(
 
     for batch in batches(candidates, batch_size):
         run_batch(batch, handle, fail)
+        _report(done, report)
         seen += len(batch)
         if progress:
             progress(seen)
     return result
+
+
+def _report(done: list[Any], report: Callable[..., None] | None) -> None:
+    """Hand a committed batch's items to ``report``, then forget them (memory stays flat)."""
+    if report is not None:
+        for item in done:
+            report(*item)
+    done.clear()
 
 
 # Accounts ----------------------------------------------------------------------------
@@ -288,6 +305,7 @@ def close_expired_accounts(
     dry_run: bool = False,
     batch_size: int = DEFAULT_BATCH_SIZE,
     progress: Callable[[int], None] | None = None,
+    report: Callable[[Account, Expiry], None] | None = None,
 ) -> AccountSweep:
     """Close every account whose end date is before ``now``, sweeping its money away.
 
@@ -300,6 +318,8 @@ def close_expired_accounts(
     Running it again changes nothing that is already done. ``now`` is capped
     by the database's clock under each account's lock; a dry run judges
     each account as read, at ``now``, and writes (and creates) nothing.
+    ``report(account, outcome)`` is called with each account once its batch
+    is committed.
     """
     using = router.db_for_write(Account)
     now = now or timezone.now()
@@ -312,19 +332,22 @@ def close_expired_accounts(
         .exclude(status=Account.Status.CLOSED)
     )
     sinks: dict[str, Account] = {}
+    done: list[tuple[Account, Expiry]] = []
 
     def handle(account: Account, nowait: bool) -> None:
         if dry_run:
-            outcome = decide(account, now)
-            amount = account.balance if outcome in (SWEPT, DEBT) else None
-            _count(result, account, Expiry(outcome, amount=amount))
-            return
-        if account.currency not in sinks:
-            sinks[account.currency] = Account.objects.using(using).expired_account(
-                account.currency
-            )
-        outcome_of = expire_account(account, now=now, sink=sinks[account.currency], nowait=nowait)
-        _count(result, account, outcome_of)
+            decided = decide(account, now)
+            amount = account.balance if decided in (SWEPT, DEBT) else None
+            outcome = Expiry(decided, amount=amount)
+        else:
+            if account.currency not in sinks:
+                sinks[account.currency] = Account.objects.using(using).expired_account(
+                    account.currency
+                )
+            sink = sinks[account.currency]
+            outcome = expire_account(account, now=now, sink=sink, nowait=nowait)
+        _count(result, account, outcome)
+        done.append((account, outcome))
 
     def fail(account: Account, exc: Exception) -> None:
         logger.error("Could not close expired account %s", account.pk, exc_info=exc)
@@ -332,6 +355,7 @@ def close_expired_accounts(
 
     for batch in batches(candidates, batch_size):
         run_batch(batch, handle, fail)
+        _report(done, report)
         seen += len(batch)
         if progress:
             progress(seen)

@@ -30,7 +30,7 @@ from django.utils.translation import gettext_lazy as _
 
 from . import amounts, arguments
 from .clock import DatabaseNow
-from .codes import normalize_code
+from .codes import format_code, normalize_code
 from .conf import conf
 from .exceptions import (
     CurrencyMismatch,
@@ -261,7 +261,8 @@ class Account(models.Model):
         if self.name:
             return self.name
         if self.code:
-            return self.code
+            # As printed on the card: staff read it out and compare it.
+            return format_code(self.code)
         return "#%s" % self.pk if self.pk else str(_("unsaved account"))
 
     def save(self, *args: Any, **kwargs: Any) -> None:

@@ -25,7 +25,7 @@ from django.views.decorators.http import require_http_methods
 from .codes import format_code, is_valid_code
 from .exceptions import CodeLookupBlocked
 from .forms import BalanceCheckForm
-from .lookup import lookup_code
+from .lookup import LookupThrottle, client_address, lookup_code
 
 
 def not_found_error(code: str) -> ValidationError:
@@ -45,7 +45,9 @@ def balance_check(request: HttpRequest) -> HttpResponse:
     """Show the balance of the gift card whose code is posted.
 
     A client address that keeps entering codes that match no card is blocked
-    for a while and gets 429 Too Many Requests, with ``Retry-After``.
+    for a while and gets 429 Too Many Requests, with ``Retry-After``: from the
+    failure that reaches the limit (which also says the code was wrong) until
+    the cooldown is over.
     """
     form = BalanceCheckForm(request.POST or None)
     context: dict[str, Any] = {"form": form}
@@ -54,13 +56,22 @@ def balance_check(request: HttpRequest) -> HttpResponse:
         try:
             card = lookup_code(request, code)
         except CodeLookupBlocked as exc:
-            context = {"form": BalanceCheckForm(), "blocked": exc}
-            response = render(request, "accounts/balance_check.html", context, status=429)
-            response["Retry-After"] = str(exc.retry_after)
-            return response
+            return blocked(request, BalanceCheckForm(), exc)
         if card is None:
             form.add_error("code", not_found_error(code))
+            retry_after = LookupThrottle(client_address(request)).retry_after()
+            if retry_after is not None:
+                # This failure was the last one allowed: say so now, not on the next try.
+                return blocked(request, form, CodeLookupBlocked(retry_after))
         else:
             # A blank form again, ready for the next card.
             context = {"form": BalanceCheckForm(), "card": card, "code": format_code(code)}
     return render(request, "accounts/balance_check.html", context)
+
+
+def blocked(request: HttpRequest, form: BalanceCheckForm, exc: CodeLookupBlocked) -> HttpResponse:
+    """The 429 page: lookups from this address are paused for ``exc.retry_after`` seconds."""
+    context = {"form": form, "blocked": exc}
+    response = render(request, "accounts/balance_check.html", context, status=429)
+    response["Retry-After"] = str(exc.retry_after)
+    return response

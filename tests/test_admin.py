@@ -21,7 +21,7 @@ from accounts.models import Account, Transfer
 
 from .conftest import assert_ledger_consistent, ledger_totals
 from .factories import AccountFactory, AccountTypeFactory, StaffFactory, UserFactory
-from .utils import ledger_time
+from .utils import confirmed_data, ledger_time, move_money
 
 pytestmark = pytest.mark.django_db
 
@@ -106,7 +106,8 @@ def test_account_list_shows_the_accounts_money_and_owners(admin_client, fund):
     row = next(r for r in response.context["cl"].result_list if r.pk == account.pk)
     assert row == account
     html = response.content.decode()
-    for text in ("Barry&#x27;s card", "GIFT1", "Gift cards", "barry", "£12.50", "£5.00", "GBP"):
+    # The code as printed: stored GIFT1, shown in groups of four.
+    for text in ("Barry&#x27;s card", "GIFT-1", "Gift cards", "barry", "£12.50", "£5.00", "GBP"):
         assert text in html
     assert "Jan. 31, 2030" in html
 
@@ -192,8 +193,8 @@ def account_data(**overrides):
     return data
 
 
-def test_staff_can_create_an_account_in_any_configured_currency(clerk_client):
-    response = clerk_client.post(
+def test_staff_can_create_an_account_in_any_configured_currency(cashier_client):
+    response = cashier_client.post(
         url("account_add"), account_data(currency="EUR", credit_limit="25.50")
     )
 
@@ -240,12 +241,13 @@ def test_the_credit_limit_is_edited_as_a_plain_amount(clerk_client):
     ("credit_limit", "message"),
     [
         ("10.505", "has more decimal places than GBP allows (2)"),
-        ("-1", "is invalid: give zero, a positive amount"),
-        ("ten", "Enter a number."),
+        ("-1", "A credit limit cannot be negative"),
+        ("ten", "Type the amount in digits only"),
+        ("1,500", "1,500 could mean 1500 or 1.50"),
     ],
 )
-def test_a_bad_credit_limit_is_a_form_error(clerk_client, credit_limit, message):
-    response = clerk_client.post(url("account_add"), account_data(credit_limit=credit_limit))
+def test_a_bad_credit_limit_is_a_form_error(cashier_client, credit_limit, message):
+    response = cashier_client.post(url("account_add"), account_data(credit_limit=credit_limit))
 
     assert response.status_code == 200
     assert message in str(response.context["adminform"].form.errors)
@@ -301,7 +303,7 @@ def test_lowering_the_credit_limit_below_the_debt_only_blocks_further_debits(
     account = refreshed(account)
     assert account.credit_limit == Money("10.00", "GBP")
     assert account.balance == Money("-30.00", "GBP")
-    response = cashier_client.post(url("account_withdraw", account.pk), {"amount": "1.00"})
+    response = move_money(cashier_client, url("account_withdraw", account.pk), {"amount": "1.00"})
     assert response.status_code == 200
     assert "cannot be debited £1.00" in str(response.context["form"].errors["amount"])
     assert refreshed(account).balance == Money("-30.00", "GBP")
@@ -424,7 +426,8 @@ def test_top_up_moves_money_from_the_source_of_the_accounts_currency(cashier_cli
     page = cashier_client.get(url("account_top_up", account.pk))
     assert page.status_code == 200
     assert "Bank (EUR)" in page.content.decode()
-    response = cashier_client.post(
+    response = move_money(
+        cashier_client,
         url("account_top_up", account.pk),
         {"amount": "25.00", "description": "Welcome", "merchant_reference": "CRM-1"},
         follow=True,
@@ -445,8 +448,10 @@ def test_top_up_moves_money_from_the_source_of_the_accounts_currency(cashier_cli
 
 
 def test_withdraw_moves_money_back_to_the_source(cashier_client, funded, source):
-    response = cashier_client.post(
-        url("account_withdraw", funded.pk), {"amount": "40.00", "description": "Refund"}
+    response = move_money(
+        cashier_client,
+        url("account_withdraw", funded.pk),
+        {"amount": "40.00", "description": "Refund"},
     )
 
     assert response.status_code == 302
@@ -458,7 +463,7 @@ def test_withdraw_moves_money_back_to_the_source(cashier_client, funded, source)
 def test_withdrawing_more_than_is_available_is_a_form_error(cashier_client, funded):
     before = ledger_totals()
 
-    response = cashier_client.post(url("account_withdraw", funded.pk), {"amount": "100.01"})
+    response = move_money(cashier_client, url("account_withdraw", funded.pk), {"amount": "100.01"})
 
     assert response.status_code == 200
     assert response.context["form"].errors["amount"] == [
@@ -471,8 +476,13 @@ def test_withdrawing_more_than_is_available_is_a_form_error(cashier_client, fund
     ("amount", "currency", "message"),
     [
         ("", "GBP", "This field is required."),
-        ("abc", "GBP", "Enter a number."),
-        ("NaN", "GBP", "Enter a number."),
+        ("abc", "GBP", "Type the amount in digits only"),
+        ("NaN", "GBP", "Type the amount in digits only"),
+        ("£5", "GBP", "without a currency symbol"),
+        ("1e3", "GBP", "Type the amount in digits only"),
+        ("1,500", "GBP", "1,500 could mean 1500 or 1.50: type 1500 or 1.50."),
+        ("1,2,3", "GBP", "thousands separator in the wrong place"),
+        ("1,234.5.6", "GBP", "more than one decimal separator"),
         ("0", "GBP", "must be greater than zero"),
         ("-5.00", "GBP", "must be greater than zero"),
         ("1.005", "GBP", "has more decimal places than GBP allows (2)"),
@@ -484,7 +494,7 @@ def test_bad_amounts_are_form_errors_and_write_nothing(cashier_client, amount, c
     account = AccountFactory(currency=currency)
     before = ledger_totals()
 
-    response = cashier_client.post(url("account_top_up", account.pk), {"amount": amount})
+    response = move_money(cashier_client, url("account_top_up", account.pk), {"amount": amount})
 
     assert response.status_code == 200
     assert message in " ".join(response.context["form"].errors["amount"])
@@ -493,13 +503,13 @@ def test_bad_amounts_are_form_errors_and_write_nothing(cashier_client, amount, c
 
 @override_settings(ACCOUNTS_MAX_INITIAL_VALUE=Decimal("50.00"))
 def test_facade_refusals_appear_as_form_errors_not_server_errors(cashier_client, account):
-    response = cashier_client.post(url("account_top_up", account.pk), {"amount": "60.00"})
+    response = move_money(cashier_client, url("account_top_up", account.pk), {"amount": "60.00"})
 
     assert response.status_code == 200
     assert "above the maximum of £50.00" in str(response.context["form"].errors["amount"])
 
     account.freeze()
-    response = cashier_client.post(url("account_top_up", account.pk), {"amount": "10.00"})
+    response = move_money(cashier_client, url("account_top_up", account.pk), {"amount": "10.00"})
 
     assert response.status_code == 200
     assert response.context["form"].non_field_errors() == ["Account %s is frozen." % account.name]
@@ -513,14 +523,22 @@ def test_a_resubmitted_form_moves_the_money_once(cashier_client, account):
     assert len(token) == 32
     data = {"amount": "10.00", "token": token}
 
-    first = cashier_client.post(url("account_top_up", account.pk), data)
-    second = cashier_client.post(url("account_top_up", account.pk), data)
+    first = move_money(cashier_client, url("account_top_up", account.pk), data)
+    # The confirmation posted again: a double click, or the browser's retry.
+    second = move_money(cashier_client, url("account_top_up", account.pk), data, follow=True)
 
-    assert first["Location"] == second["Location"]
+    assert first["Location"] == second.redirect_chain[0][0]
     assert Transfer.objects.count() == 1
     assert refreshed(account).balance == Money("10.00", "GBP")
+    transfer = Transfer.objects.get()
+    assert messages_of(second) == [
+        "This form was already confirmed: transfer %s moved £10.00 from Bank (GBP) to %s. "
+        "Nothing was moved again." % (transfer.reference, account.name)
+    ]
 
-    changed = cashier_client.post(url("account_top_up", account.pk), {**data, "amount": "11.00"})
+    changed = move_money(
+        cashier_client, url("account_top_up", account.pk), {**data, "amount": "11.00"}
+    )
 
     assert changed.status_code == 200
     assert "This form was already submitted" in str(changed.context["form"].non_field_errors())
@@ -544,7 +562,8 @@ def test_transfer_moves_money_between_any_two_accounts(cashier_client, funded, c
         page.content.decode()
     )
     assert "admin/js/autocomplete.js" in page.content.decode()
-    response = cashier_client.post(
+    response = move_money(
+        cashier_client,
         url("account_transfer"),
         {"source": funded.pk, "destination": other.pk, "amount": "30.00", "description": "Gift"},
     )
@@ -582,8 +601,10 @@ def test_transfer_to_a_closed_account_is_a_form_error(cashier_client, funded):
     closed = AccountFactory(name="Closed one")
     closed.close()
 
-    response = cashier_client.post(
-        url("account_transfer"), {"source": funded.pk, "destination": closed.pk, "amount": "1.00"}
+    response = move_money(
+        cashier_client,
+        url("account_transfer"),
+        {"source": funded.pk, "destination": closed.pk, "amount": "1.00"},
     )
 
     assert response.status_code == 200
@@ -677,10 +698,15 @@ def test_every_money_form_is_csrf_protected(cashier, funded):
     page = client.get(url("account_top_up", funded.pk))
     assert 'name="csrfmiddlewaretoken"' in page.content.decode()
 
-    response = client.post(
-        url("account_top_up", funded.pk),
-        {"amount": "1.00", "csrfmiddlewaretoken": client.cookies["csrftoken"].value},
+    csrf = client.cookies["csrftoken"].value
+    review = client.post(
+        url("account_top_up", funded.pk), {"amount": "1.00", "csrfmiddlewaretoken": csrf}
     )
+    assert 'name="csrfmiddlewaretoken"' in review.content.decode()
+    confirm = {**confirmed_data(review), "csrfmiddlewaretoken": csrf}
+    assert client.post(url("account_top_up", funded.pk), {**confirm, "csrfmiddlewaretoken": ""}
+                       ).status_code == 403  # fmt: skip
+    response = client.post(url("account_top_up", funded.pk), confirm)
 
     assert response.status_code == 302
     assert refreshed(funded).balance == Money("101.00", "GBP")
@@ -907,7 +933,8 @@ def test_a_transfer_page_shows_its_legs_reversals_and_what_is_left(cashier_clien
 
 
 def test_reverse_part_of_a_transfer_with_a_description(cashier_client, cashier, purchase, funded):
-    response = cashier_client.post(
+    response = move_money(
+        cashier_client,
         url("transfer_reverse", purchase.pk),
         {"amount": "5.00", "description": "Partial refund"},
         follow=True,
@@ -926,9 +953,16 @@ def test_reverse_part_of_a_transfer_with_a_description(cashier_client, cashier, 
 def test_reverse_everything_left_when_no_amount_is_given(cashier_client, purchase):
     facade.reverse(purchase, amount=Decimal("5.00"))
 
-    response = cashier_client.post(
+    page = cashier_client.post(
         url("transfer_reverse", purchase.pk), {"amount": "", "description": "The rest"}
     )
+    # The confirmation names the amount left, and confirms exactly that amount.
+    assert str(page.context["confirmation"]) == (
+        "Move £7.00 from Sales (GBP) back to Barry's wallet, reversing transfer %s of "
+        "£12.00; £0.00 will be left to reverse." % purchase.reference
+    )
+    assert ("amount", "7.00") in page.context["carried"]
+    response = cashier_client.post(url("transfer_reverse", purchase.pk), confirmed_data(page))
 
     assert response.status_code == 302
     assert purchase.reversible_amount() == Money("0.00", "GBP")
@@ -940,7 +974,7 @@ def test_reverse_everything_left_when_no_amount_is_given(cashier_client, purchas
 @pytest.mark.parametrize(
     ("data", "field", "message"),
     [
-        ({"amount": "12.01", "description": "x"}, "amount", "only £12.00 is left to reverse"),
+        ({"amount": "12.01", "description": "x"}, "amount", "Only £12.00 is left to reverse"),
         ({"amount": "1.001", "description": "x"}, "amount", "more decimal places than GBP"),
         ({"amount": "-1", "description": "x"}, "amount", "must be greater than zero"),
         ({"amount": "1.00", "description": ""}, "description", "This field is required."),
@@ -989,3 +1023,335 @@ def test_the_transfer_form_ignores_a_malformed_or_unknown_source(cashier_client,
 
     assert response.status_code == 200
     assert "selected>" not in response.content.decode()
+
+
+# Money typed as text ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("typed", "moved"),
+    [
+        ("1,50", "1.50"),  # a browser's number input would have sent 150
+        ("10,50", "10.50"),
+        (" 12.5 ", "12.50"),
+        ("1,234.50", "1234.50"),
+        ("1.234,50", "1234.50"),
+        ("1 234,50", "1234.50"),
+        ("0,125", None),  # three decimals in GBP: refused, never rounded
+    ],
+)
+def test_amounts_are_typed_as_text_and_read_on_the_server(cashier_client, account, typed, moved):
+    page = cashier_client.get(url("account_top_up", account.pk))
+    assert 'name="amount"' in page.content.decode()
+    assert 'type="number"' not in page.content.decode()
+
+    response = move_money(cashier_client, url("account_top_up", account.pk), {"amount": typed})
+
+    if moved is None:
+        assert "has more decimal places than GBP allows" in str(response.context["form"].errors)
+        assert not Transfer.objects.exists()
+    else:
+        assert Transfer.objects.get().amount == Money(moved, "GBP")
+
+
+# The confirmation step ---------------------------------------------------------------
+
+
+def test_every_money_form_states_what_it_will_do_and_writes_nothing_before_confirmation(
+    cashier_client, funded, source
+):
+    other = AccountFactory(name="Other wallet")
+    purchase = facade.transfer(funded, other, Decimal("12.00"))
+    before = ledger_totals()
+    cases = [
+        (url("account_top_up", funded.pk), {"amount": "1,50"}, "Move £1.50 from Bank (GBP) to "
+         "Barry's wallet."),
+        (url("account_withdraw", funded.pk), {"amount": "5"}, "Move £5.00 from Barry's wallet "
+         "to Bank (GBP)."),
+        (url("account_transfer"), {"source": funded.pk, "destination": other.pk,
+         "amount": "2.5"}, "Move £2.50 from Barry's wallet to Other wallet."),
+        (url("transfer_reverse", purchase.pk), {"amount": "2", "description": "x"},
+         "Move £2.00 from Other wallet back to Barry's wallet, reversing transfer %s of "
+         "£12.00; £10.00 will be left to reverse." % purchase.reference),
+    ]  # fmt: skip
+
+    for target, data, sentence in cases:
+        page = cashier_client.post(target, data)
+        assert page.status_code == 200, target
+        assert page.context["confirming"] is True, page.context["form"].errors
+        assert str(page.context["confirmation"]) == sentence
+        html = page.content.decode()
+        assert 'name="_confirm"' in html and 'name="_edit"' in html
+        assert ledger_totals() == before
+        # "Change" goes back to the form, with what was typed; still nothing written.
+        back = cashier_client.post(
+            target, {**confirmed_data(page), "_edit": "1"} | {"_confirm": []}
+        )
+        assert back.context["confirming"] is False
+        assert back.context["form"]["amount"].value() == dict(page.context["carried"])["amount"]
+        assert ledger_totals() == before
+
+
+def test_the_confirmed_amount_is_what_moves_even_if_the_reversal_left_changes(
+    cashier_client, funded
+):
+    purchase = facade.transfer(funded, Account.objects.sales_account(), Decimal("12.00"))
+    page = cashier_client.post(
+        url("transfer_reverse", purchase.pk), {"amount": "", "description": "All of it"}
+    )
+    assert ("amount", "12.00") in page.context["carried"]
+    facade.reverse(purchase, amount=Decimal("2.00"))  # someone else, meanwhile
+
+    response = cashier_client.post(url("transfer_reverse", purchase.pk), confirmed_data(page))
+
+    assert response.status_code == 200
+    assert "Only £10.00 is left to reverse." in str(response.context["form"].errors["amount"])
+    assert purchase.reversals.count() == 1
+
+
+def test_a_stale_confirmation_with_another_amount_is_not_a_second_payment(cashier_client, account):
+    page = cashier_client.post(url("account_top_up", account.pk), {"amount": "10.00"})
+    cashier_client.post(url("account_top_up", account.pk), confirmed_data(page))
+    tampered = {**confirmed_data(page), "amount": "20.00"}
+
+    response = cashier_client.post(url("account_top_up", account.pk), tampered)
+
+    assert "This form was already submitted" in str(response.context["form"].non_field_errors())
+    assert refreshed(account).balance == Money("10.00", "GBP")
+
+
+# Granting credit is moving money -------------------------------------------------------
+
+
+def change_data(account, **overrides):
+    """What the account's change page posts when nothing is edited, plus ``overrides``."""
+    data = account_data(
+        name=account.name or "",
+        code=account.code or "",
+        primary_user=account.primary_user_id or "",
+        secondary_users=",".join(str(pk) for pk in account.secondary_users.values_list("pk",
+                                                                                        flat=True)),
+        credit_limit="" if account.credit_limit is None else str(account.credit_limit.amount),
+    )  # fmt: skip
+    data.update(overrides)
+    return data
+
+
+@pytest.fixture(params=["clerk", "cashier"])
+def editor(request):
+    """(client, whether this editor may move money): each case runs as a clerk and a cashier."""
+    return request.getfixturevalue("%s_client" % request.param), request.param == "cashier"
+
+
+@pytest.mark.parametrize(
+    ("start", "typed", "field"),
+    [("50.00", "100.00", "credit_limit"), ("50.00", "", "credit_limit")],
+    ids=["raise", "clear"],
+)
+def test_raising_or_clearing_a_credit_limit_needs_move_money(editor, start, typed, field):
+    client, may = editor
+    account = AccountFactory(credit_limit=Decimal(start))
+
+    response = client.post(
+        url("account_change", account.pk), change_data(account, credit_limit=typed)
+    )
+
+    expected = None if typed == "" else Money(typed, "GBP")
+    if may:
+        assert response.status_code == 302
+        assert refreshed(account).credit_limit == expected
+    else:
+        assert response.status_code == 200
+        assert "Only staff who may move money" in str(response.context["adminform"].form.errors)
+        assert refreshed(account).credit_limit == Money(start, "GBP")
+
+
+def test_anyone_who_edits_accounts_may_lower_a_credit_limit(clerk_client):
+    account = AccountFactory(credit_limit=None)
+
+    for typed in ("500.00", "20.00", "0"):
+        response = clerk_client.post(
+            url("account_change", account.pk), change_data(refreshed(account), credit_limit=typed)
+        )
+        assert response.status_code == 302, typed
+        assert refreshed(account).credit_limit == Money(typed, "GBP")
+
+
+@pytest.mark.parametrize("typed", ["25.00", ""], ids=["limit", "no-limit"])
+def test_creating_an_account_that_can_spend_needs_move_money(editor, typed):
+    client, may = editor
+
+    response = client.post(url("account_add"), account_data(credit_limit=typed))
+
+    assert Account.objects.filter(name="New wallet").exists() is may
+    if not may:
+        assert "can create an account with a credit limit or with no limit" in str(
+            response.context["adminform"].form.errors["credit_limit"]
+        )
+
+
+def test_anyone_who_edits_accounts_may_create_one_without_credit(clerk_client):
+    response = clerk_client.post(url("account_add"), account_data(credit_limit="0"))
+
+    assert response.status_code == 302
+    assert Account.objects.get(name="New wallet").credit_limit == Money("0.00", "GBP")
+
+
+@pytest.mark.parametrize("case", ["set", "change", "remove the user"])
+def test_a_bearer_code_on_a_funded_account_needs_move_money(editor, fund, case):
+    client, may = editor
+    barry = UserFactory()
+    account = AccountFactory(
+        code=None if case == "set" else "OLDCODE", primary_user=barry if case != "change" else None
+    )
+    fund(account, "30.00")
+    overrides = {
+        "set": {"code": "abcd-efgh", "primary_user": ""},
+        "change": {"code": "NEWCODE"},
+        "remove the user": {"primary_user": ""},
+    }[case]
+    before = (account.code, account.primary_user_id)
+
+    response = client.post(url("account_change", account.pk), change_data(account, **overrides))
+
+    account = refreshed(account)
+    if may:
+        assert response.status_code == 302
+        assert (account.code, account.primary_user_id) != before
+    else:
+        assert response.status_code == 200
+        assert "anyone holding the code could spend it" in str(
+            response.context["adminform"].form.errors
+        )
+        assert (account.code, account.primary_user_id) == before
+
+
+def test_a_code_on_an_empty_or_owned_account_needs_no_money_permission(clerk_client, fund):
+    empty = AccountFactory()
+    owned = AccountFactory(primary_user=UserFactory())
+    fund(owned, "30.00")
+
+    for account in (empty, owned):
+        response = clerk_client.post(
+            url("account_change", account.pk), change_data(account, code="GIFTCODE%s" % account.pk)
+        )
+        assert response.status_code == 302
+
+
+def test_the_account_form_without_a_user_may_not_grant_credit(account):
+    data = change_data(account, credit_limit="10.00")
+
+    assert not AccountForm(data, instance=account).is_valid()
+    cashier = StaffFactory(permissions=["accounts.move_money"])
+    assert AccountForm(data, instance=account, user=cashier).is_valid()
+
+
+def test_a_stale_edit_form_cannot_write_back_what_someone_else_changed(clerk_client, cashier):
+    account = AccountFactory(credit_limit=Decimal("500.00"), description="Old")
+    page = clerk_client.get(url("account_change", account.pk))
+    shown = page.context["adminform"].form["shown"].value()
+    assert '"credit_limit": "500.00"' in shown
+    # Risk staff cut the limit while the clerk's page is open.
+    current = Account.objects.get(pk=account.pk)
+    current.credit_limit = Decimal("0.00")
+    current.save()
+
+    response = clerk_client.post(
+        url("account_change", account.pk),
+        change_data(account, description="New", shown=shown, credit_limit="500.00"),
+    )
+
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.non_field_errors()
+    assert errors == [
+        "This account was changed by someone else after this page was opened (credit limit). "
+        "Nothing was saved: reload the page to see the current values, then make your change "
+        "again."
+    ]
+    account = refreshed(account)
+    assert (account.credit_limit, account.description) == (Money("0.00", "GBP"), "Old")
+
+    fresh = clerk_client.get(url("account_change", account.pk))
+    response = clerk_client.post(
+        url("account_change", account.pk),
+        change_data(
+            account, description="New", shown=fresh.context["adminform"].form["shown"].value()
+        ),
+    )
+    assert response.status_code == 302
+    assert refreshed(account).description == "New"
+
+
+# Finding cards and reading the lists ---------------------------------------------------
+
+
+@pytest.mark.parametrize("typed", ["7KQ2-M9XD-HT4R-WB3N", "7kq2-m9xd-ht4r-wb3n", "7kq2 m9xd ht4r",
+                                   " 7KQ2M9XD ", "ht4r-wb3n"])  # fmt: skip
+def test_the_search_finds_a_card_by_its_code_as_printed(admin_client, cashier_client, typed):
+    card = AccountFactory(name=None, code="7KQ2M9XDHT4RWB3N")
+    AccountFactory(name=None, code="ABCDEFGH")
+
+    response = admin_client.get(url("account_changelist"), {"q": typed})
+    assert list(response.context["cl"].result_list) == [card]
+    response = cashier_client.get(
+        reverse("admin:autocomplete"),
+        {"app_label": "accounts", "model_name": "transfer", "field_name": "source", "term": typed},
+    )
+    assert [r["id"] for r in response.json()["results"]] == [str(card.pk)]
+
+
+def test_the_account_list_puts_the_money_first_and_never_wraps_it(admin_client, source):
+    debtor = AccountFactory(name="Debtor", credit_limit=Decimal("50.00"))
+    facade.transfer(debtor, Account.objects.sales_account(), Decimal("20.00"))
+
+    response = admin_client.get(url("account_changelist"))
+
+    columns = [header["class_attrib"] for header in response.context["result_headers"]]
+    assert [c.split("column-")[1].split(" ")[0].rstrip('"') for c in columns[1:5]] == [
+        "account_column",
+        "balance_money",
+        "held_money",
+        "credit_limit_money",
+    ]
+    html = response.content.decode()
+    assert '<span class="accounts-money">-£20.00</span>' in html
+    assert '<span class="accounts-money">no limit</span>' in html  # the source
+    assert "accounts/admin.css" in html
+
+
+def test_a_core_account_shows_no_limit_rather_than_none(admin_client, source):
+    page = admin_client.get(url("account_change", source.pk)).content.decode()
+
+    assert "no limit" in page
+    assert ">None<" not in page
+
+
+def test_secondary_users_are_shown_by_name(clerk_client):
+    alice = UserFactory(username="alice")
+    account = AccountFactory()
+    account.secondary_users.add(alice)
+
+    page = clerk_client.get(url("account_change", account.pk)).content.decode()
+
+    assert "<strong>alice</strong>" in page
+
+
+def test_users_are_searched_as_you_type_where_the_staff_user_may_view_them(fund):
+    viewer = StaffFactory(permissions=["accounts.view_account", "accounts.change_account",
+                                       "auth.view_user"])  # fmt: skip
+    client = Client()
+    client.force_login(viewer)
+    account = AccountFactory()
+
+    page = client.get(url("account_change", account.pk)).content.decode()
+
+    assert 'class="admin-autocomplete"' in page and 'data-field-name="secondary_users"' in page
+
+
+def test_the_403_page_says_which_permission_is_missing(clerk_client, funded):
+    response = clerk_client.get(url("account_top_up", funded.pk))
+
+    assert response.status_code == 403
+    html = response.content.decode()
+    assert "Can move money" in html
+    assert 'id="site-name"' in html  # the admin's own layout, not a bare page

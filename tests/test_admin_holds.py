@@ -122,13 +122,62 @@ def test_bulk_release_reports_each_hold(holds, fund):
     wallet, active, captured = holds
     other = facade.hold(wallet, AccountFactory(), Decimal("1.00"))
     client = logged_in("accounts.move_money")
-    response = client.post(
-        url("hold_changelist"),
-        {"action": "release_holds", "_selected_action": [active.pk, captured.pk, other.pk]},
-        follow=True,
-    )
+    selected = {"action": "release_holds", "_selected_action": [active.pk, captured.pk, other.pk]}
+    response = client.post(url("hold_changelist"), {**selected, "post": "yes"}, follow=True)
     texts = [str(m) for m in response.context["messages"]]
     assert sum("is released" in t for t in texts) == 2
     assert any("is already captured" in t for t in texts)
     assert any("1 of 3 holds were left unchanged" in t for t in texts)
     assert set(Hold.objects.values_list("status", flat=True)) == {"released", "captured"}
+
+
+def test_the_release_page_says_what_releasing_does_before_anything_changes(holds):
+    wallet, active, _ = holds
+    client = logged_in("accounts.move_money")
+
+    page = client.get(url("hold_release", active.pk))
+
+    assert str(page.context["confirmation"]) == (
+        "Release hold %s: £10.00 reserved on Wallet for Shop becomes available to spend "
+        "again. No money moves." % active.reference
+    )
+    assert 'name="_confirm"' in page.content.decode()
+    assert Hold.objects.get(pk=active.pk).status == "active"
+
+
+def test_a_release_confirmed_twice_releases_once_and_says_so(holds):
+    wallet, active, _ = holds
+    client = logged_in("accounts.move_money")
+    client.post(url("hold_release", active.pk), {"_confirm": "1"}, follow=True)
+
+    again = client.post(url("hold_release", active.pk), {"_confirm": "1"}, follow=True)
+
+    assert [str(m) for m in again.context["messages"]] == [
+        "Hold %s was already released; nothing changed." % active.reference
+    ]
+    assert LogEntry.objects.filter(object_id=str(active.pk)).count() == 1
+    assert Account.objects.get(pk=wallet.pk).held == Money("0.00", "GBP")
+
+
+def test_bulk_release_asks_first_and_lists_what_it_would_free(holds):
+    wallet, active, captured = holds
+    other = facade.hold(wallet, AccountFactory(), Decimal("1.50"))
+    client = logged_in("accounts.move_money")
+    selected = {"action": "release_holds", "_selected_action": [active.pk, captured.pk, other.pk]}
+
+    page = client.post(url("hold_changelist"), selected)
+
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "Release 2 holds, freeing £11.50 to be spent again. No money moves." in html
+    assert [h.pk for h in page.context["active"]] == [active.pk, other.pk]
+    assert [h.pk for h in page.context["others"]] == [captured.pk]
+    assert 'name="post" value="yes"' in html
+    assert Hold.objects.filter(status="active").count() == 2
+
+    client.post(url("hold_changelist"), {**selected, "post": "yes"}, follow=True)
+    again = client.post(url("hold_changelist"), {**selected, "post": "yes"}, follow=True)
+
+    texts = [str(m) for m in again.context["messages"]]
+    assert sum("was already released; nothing changed" in t for t in texts) == 2
+    assert Account.objects.get(pk=wallet.pk).held == Money("0.00", "GBP")

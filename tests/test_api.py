@@ -546,8 +546,7 @@ def test_insufficient_funds_is_422_with_the_facts(world):
     assert response.status_code == 422
     assert response.json() == {
         "code": "insufficient_funds",
-        "message": "Account Barry's store credit cannot be debited £80.00: only £50.00 is "
-        "available.",
+        "message": "Barry's store credit has only £50.00 available to spend.",
         "facts": {
             "account": world.credit.pk,
             "amount": {"amount": "80.00", "currency": "GBP"},
@@ -1056,11 +1055,12 @@ def test_an_exception_without_its_own_code_answers_as_its_nearest_ancestor():
 
     class StolenCard(FrozenAccount):
         message = "Card %(account)s was reported stolen."
+        user_template = "This card was reported stolen."
 
     response = exception_handler(StolenCard(account="X"), {})
     assert response.status_code == 422
     assert response.data["code"] == "account_frozen"
-    assert response.data["message"] == "Card X was reported stolen."
+    assert response.data["message"] == "This card was reported stolen."
 
 
 def test_the_message_is_the_exceptions_user_message_when_it_has_one():

@@ -34,9 +34,12 @@ def test_staff_top_up_an_account_reverse_part_of_it_and_see_the_statement(live_s
 
     page.goto(live_server.url + reverse("admin:accounts_account_change", args=[account.pk]))
     page.click("a.top-up-link")
-    page.fill("#id_amount", "25.00")
+    page.fill("#id_amount", "25,00")  # a decimal comma, as typed on a French keyboard
     page.fill("#id_description", "Welcome credit")
     page.click("input[name=_save]")
+    assert page.inner_text("#confirmation") == "Move £25.00 from Bank (GBP) to Barry's wallet."
+    assert not Transfer.objects.exists()  # nothing before the confirmation
+    page.click("input[name=_confirm]")
     top_up = Transfer.objects.get(destination=account)
     page.wait_for_url("**" + reverse("admin:accounts_transfer_change", args=[top_up.pk]))
     assert "Moved £25.00 from Bank (GBP) to Barry's wallet" in page.inner_text(".messagelist")
@@ -45,6 +48,8 @@ def test_staff_top_up_an_account_reverse_part_of_it_and_see_the_statement(live_s
     page.fill("#id_amount", "10.00")
     page.fill("#id_description", "Partial refund")
     page.click("input[name=_save]")
+    assert "Move £10.00 from Barry's wallet back to Bank (GBP)" in page.inner_text("#confirmation")
+    page.click("input[name=_confirm]")
     page.wait_for_selector(".messagelist .success")
     assert page.inner_text(".field-left_to_reverse .readonly") == "£15.00"
 
@@ -67,3 +72,44 @@ def test_staff_top_up_an_account_reverse_part_of_it_and_see_the_statement(live_s
     reversal = top_up.reversals.get()
     assert (reversal.amount, reversal.username) == (Money("10.00", "GBP"), "cashier")
     assert Account.objects.source_account().balance == Money(Decimal("-15.00"), "GBP")
+
+
+def test_an_amount_with_a_decimal_comma_moves_what_was_typed_not_a_hundred_times_more(
+    live_server, page
+):
+    StaffFactory(username="cashier", permissions=[*CLERK_PERMISSIONS, "accounts.move_money"])
+    account = AccountFactory(name="Barry's wallet")
+    admin = live_server.url + "/admin/"
+    page.goto(admin + "login/")
+    page.fill("#id_username", "cashier")
+    page.fill("#id_password", "staff")
+    page.click("input[type=submit]")
+    page.wait_for_url(admin)
+
+    page.goto(live_server.url + reverse("admin:accounts_account_top_up", args=[account.pk]))
+    page.fill("#id_amount", "1,50")
+    page.click("input[name=_save]")
+    assert page.inner_text("#confirmation") == "Move £1.50 from Bank (GBP) to Barry's wallet."
+    # The confirmation is posted once whose answer never arrives (a dropped
+    # connection), then again by the user: the money moves once.
+    page.evaluate(
+        """async () => {
+            const form = document.querySelector("#move-money-form");
+            const data = new FormData(form);
+            data.append("_confirm", "1");
+            await fetch(location.href, {method: "POST", body: data, credentials: "same-origin"});
+        }"""
+    )
+    assert Transfer.objects.count() == 1
+    page.click("input[name=_confirm]")
+    page.wait_for_selector(".messagelist .warning")
+    assert "Nothing was moved again" in page.inner_text(".messagelist")
+
+    page.goto(live_server.url + reverse("admin:accounts_account_top_up", args=[account.pk]))
+    page.fill("#id_amount", "1,500")
+    page.click("input[name=_save]")
+    assert "1,500 could mean 1500 or 1.50" in page.inner_text(".errorlist")
+
+    account.refresh_from_db()
+    assert account.balance == Money("1.50", "GBP")
+    assert Transfer.objects.count() == 1

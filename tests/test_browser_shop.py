@@ -83,8 +83,9 @@ def test_check_a_card_pay_with_it_and_the_account_refund_and_see_the_statement(
     # Refund part of the payment from the account.
     page.goto(site + order.get_absolute_url())
     wallet_payment = page.locator("#payments tr.payment").nth(1)
-    wallet_payment.locator("input[name=amount]").fill("5.00")
-    wallet_payment.locator("button[type=submit]").click()
+    assert wallet_payment.locator(".refund-all-form button").inner_text() == "Refund all (£8.50)"
+    wallet_payment.locator(".refund-form input[name=amount]").fill("5,00")
+    wallet_payment.locator(".refund-form button[type=submit]").click()
     page.wait_for_selector(".messages .success")
     assert page.inner_text(".messages") == "Refunded £5.00."
     assert page.locator("#payments tr.payment").nth(1).locator(".refundable").inner_text() == (
@@ -110,3 +111,29 @@ def test_check_a_card_pay_with_it_and_the_account_refund_and_see_the_statement(
     card.refresh_from_db()
     assert (wallet.balance, card.balance) == (Money("36.50", "GBP"), Money("0.00", "GBP"))
     assert_ledger_consistent()
+
+
+def test_a_refused_checkout_tells_the_customer_why_without_internals(live_server, page):
+    barry = get_user_model().objects.create_user("barry", password="barry")
+    AccountFactory(name="Barry's wallet", primary_user=barry)
+    frozen = AccountFactory(name=None, code=generate_code())
+    facade.transfer(Account.objects.source_account(), frozen, Decimal("30.00"))
+    frozen.freeze()
+    site = live_server.url
+    page.goto(site + reverse("shop:login"))
+    page.fill("#id_username", "barry")
+    page.fill("#id_password", "barry")
+    page.click("main form button[type=submit]")
+    page.wait_for_url("**" + reverse("shop:my_accounts"))
+
+    page.goto(site + reverse("shop:shop"))
+    page.click("button[data-product=tea]")
+    page.fill("#id_cards", frozen.code.lower())
+    page.click("#payment button[type=submit]")
+
+    error = page.inner_text("#payment .errorlist")
+    assert error == "Gift card %s is frozen and cannot be used for now." % format_code(frozen.code)
+    assert frozen.code not in error and "#%s" % frozen.pk not in error
+    assert not Order.objects.exists()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / ("shop-refused-%s.png" % connection.vendor)))

@@ -142,7 +142,8 @@ def test_dry_run_writes_nothing_and_reports(fund):
     output = run("--dry-run")
     assert "Would close 2 expired account(s)" in output
     assert "dry run: nothing written" in output
-    assert "swept 7.00 GBP" in output
+    assert "would sweep 7.00 GBP" in output
+    assert "  swept" not in output and "Closed" not in output
     assert "outstanding debt (left open): 1" in output
     assert (ledger_totals(), list(Account.objects.values_list("status", flat=True))) == before
 
@@ -320,3 +321,51 @@ def test_two_concurrent_runs_never_sweep_an_account_twice():
     assert sink.balance.amount == sum(Decimal(n + 1) for n in range(40))
     assert all(a.is_closed() for a in Account.objects.filter(pk__in=[a.pk for a in accounts]))
     assert_ledger_consistent()
+
+
+def test_a_future_as_of_is_refused_on_a_real_run(fund):
+    # --as-of 2030-01-01 would have closed live cards.
+    account = AccountFactory(end_date=datetime.date(2029, 12, 31))
+    fund(account, "2.00")
+    before = ledger_totals()
+
+    with pytest.raises(
+        CommandError, match="--as-of 2030-01-01T00:00:00\\+00:00 is in the future"
+    ) as info:
+        run("--as-of", "2030-01-01")
+
+    assert info.value.returncode == 2  # a usage error, nothing looked at
+    assert "--dry-run" in str(info.value)
+    assert ledger_totals() == before and reload(account).is_open()
+    assert "Would close 1 expired account(s)" in run("--as-of", "2030-01-01", "--dry-run")
+    assert reload(account).is_open()
+
+
+def test_verbosity_zero_prints_nothing_and_two_lists_each_account(fund):
+    swept = expired_account(fund, "7.00")
+    emptied = expired_account(fund, "0.00")
+
+    assert run("--dry-run", "-v", "0") == ""
+    listing = run("--dry-run", "-v", "2")
+    assert "would sweep 7.00 GBP from account %s (#%s) to Expired accounts (GBP), and close it" % (
+        swept, swept.pk) in listing  # fmt: skip
+    assert "would close account %s (#%s) (nothing on it)" % (emptied, emptied.pk) in listing
+    assert Account.objects.filter(status="closed").count() == 0
+
+    listing = run("-v", "2")
+    assert "swept 7.00 GBP from account %s (#%s) to Expired accounts (GBP), closed" % (
+        swept, swept.pk) in listing  # fmt: skip
+    assert "closed account %s (#%s) (nothing on it)" % (emptied, emptied.pk) in listing
+    assert run("-v", "0") == ""
+
+
+def test_a_dry_run_for_a_new_currency_creates_no_core_account(fund, settings):
+    settings.ACCOUNTS_CURRENCIES = ["GBP", "EUR", "JPY", "USD"]
+    account = AccountFactory(currency="USD")
+    Account.objects.filter(pk=account.pk).update(end_date=PAST)
+    before = Account.objects.count()
+
+    output = run("--dry-run", "-v", "2")
+
+    assert "Would close 1 expired account(s)" in output
+    assert Account.objects.count() == before

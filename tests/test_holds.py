@@ -314,14 +314,27 @@ def test_release_expired_holds_command(wallet, sales):
     call_command("release_expired_holds", "--dry-run", "--as-of", later(minutes=6).isoformat(),
                  stdout=out)  # fmt: skip
     assert "Would expire 1 hold(s)" in out.getvalue()
-    assert "freed 10.00 GBP" in out.getvalue()
+    assert "would free 10.00 GBP" in out.getvalue()
     assert stored(wallet).held == Money("10.00", "GBP")  # dry run wrote nothing
 
+    # A week ahead expired a hold not yet due: a real run refuses the future.
+    with pytest.raises(CommandError, match="is in the future") as info:
+        call_command("release_expired_holds", "--as-of", later(days=7).isoformat())
+    assert info.value.returncode == 2
+    assert stored(wallet).held == Money("10.00", "GBP")
+
     out = StringIO()
+    as_of = later(minutes=6).isoformat()
     with ledger_time(later(minutes=7)):
-        call_command("release_expired_holds", "--as-of", later(minutes=6).isoformat(), stdout=out)
+        call_command("release_expired_holds", "--as-of", as_of, "-v", "2", stdout=out)
     assert "Expired 1 hold(s)" in out.getvalue()
+    hold = Hold.objects.get()
+    assert "expired hold %s on account #%s: freed 10.00 GBP" % (hold.reference, wallet.pk) in (
+        out.getvalue())  # fmt: skip
     assert stored(wallet).held == Money("0.00", "GBP")
+    out = StringIO()
+    call_command("release_expired_holds", "-v", "0", stdout=out)
+    assert out.getvalue() == ""
 
     with pytest.raises(CommandError, match="is not an ISO date"):
         call_command("release_expired_holds", "--as-of", "yesterday")

@@ -198,6 +198,25 @@ def test_check_ledger_command(books):
     assert "[balance] account #%d" % wallet.pk in out.getvalue()
 
 
+def test_check_ledger_refuses_an_unknown_database_as_a_usage_error(db, capsys):
+    from django.core.management import ManagementUtility
+
+    with pytest.raises(CommandError, match="invalid choice: 'nope'"):
+        call_command("check_ledger", "--database", "nope")
+    # From the command line: a usage message and exit status 2, no traceback.
+    with pytest.raises(SystemExit, match="^2$") as exit_info:
+        ManagementUtility(["manage.py", "check_ledger", "--database", "nope"]).execute()
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "usage:" in err and "invalid choice: 'nope'" in err and "Traceback" not in err
+
+
+def test_check_ledger_is_quiet_at_verbosity_zero_unless_something_is_wrong(books):
+    out = StringIO()
+    call_command("check_ledger", "-v", "0", stdout=out)
+    assert out.getvalue() == ""
+
+
 # Overdrawn accounts -----------------------------------------------------------------
 
 

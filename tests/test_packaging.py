@@ -1,6 +1,8 @@
 """What ships in the package (run against the installed wheel by `make test`)."""
 
 import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -64,3 +66,45 @@ def test_package_ships_the_rest_api_and_imports_it_only_when_mounted():
     assert result.returncode == 0, result.stderr
     # The system checks load the API's payment policy, which needs no DRF.
     assert result.stdout.strip() == "['accounts.api', 'accounts.api.policy']"
+
+
+ROOT = Path(__file__).resolve().parent.parent
+needs_make = pytest.mark.skipif(
+    not (ROOT / "makefile").is_file() or not shutil.which("make"),
+    reason="make and the makefile are in the source tree only",
+)
+
+
+def make_dry_run(*args, **env):
+    """What ``make -n`` would run, in a fresh-clone state (no virtual environment)."""
+    result = subprocess.run(
+        ["make", "-n", "VENV=/nonexistent/venv", *args],
+        cwd=ROOT,
+        env={"PATH": os.environ["PATH"], "HOME": "/nonexistent", **env},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return result.stdout
+
+
+@needs_make
+def test_make_sandbox_does_not_build_the_mariadb_driver():
+    assert "mysqlclient" not in make_dry_run("sandbox")
+    assert "mysqlclient" in make_dry_run(
+        "sandbox", SANDBOX_DATABASE_URL="mysql://root@127.0.0.1/demo_sandbox"
+    )
+
+
+@needs_make
+def test_make_installs_debian_packages_and_retries_the_driver_every_run():
+    commands = make_dry_run("test")
+    # Debian packages first (as root), then the venv, then the driver.
+    assert commands.index("apt-get install") < commands.index("-m venv")
+    for package in ("default-libmysqlclient-dev", "python3-dev", "build-essential", "chromium"):
+        assert package in commands
+    # The driver is checked by importing it, never by a stamp that could go stale.
+    assert 'import MySQLdb" 2>/dev/null || ' in commands
+    assert ".mysqlclient" not in commands and "touch /nonexistent/venv/bin/.mysql" not in commands
+    # The install stamp is touched only after what it stands for installed.
+    assert commands.index("pip install -q -r requirements.txt") < commands.index("touch ")

@@ -1,34 +1,34 @@
-"""The README's examples, run as written."""
+"""The README's examples, pasted as written into a shell, in order.
 
-import re
-from decimal import Decimal
-from pathlib import Path
+Every ``.. code-block:: python`` of README.rst is typed line by line into an
+interactive console that starts empty, as ``manage.py shell`` would be after
+the README's own setup block: no name is injected by the test, a block that
+the interactive console cannot take (a statement right after an indented
+block, say) fails, and so does a comment claiming a value the line does not
+show. It runs on the suite's database here, and in ``test_sandbox.py``
+inside a freshly built sandbox, through ``sandbox/manage.py shell``.
+"""
+
+import io
 
 import pytest
+from django.test import override_settings
 from djmoney.money import Money
 
-from accounts import facade, models
+from sandbox import settings as sandbox_settings
 
 from .conftest import assert_ledger_consistent
-from .factories import UserFactory
+from .utils import README, paste_readme, python_blocks
 
-README = Path(__file__).resolve().parent.parent / "README.rst"
-
-
-def python_blocks():
-    """Every ``.. code-block:: python`` of the README, in order."""
-    text = README.read_text(encoding="utf-8")
-    blocks = []
-    for match in re.finditer(r"^\.\. code-block:: python\n\n((?:    .*\n|\n)+)", text, re.M):
-        lines = [line[4:] for line in match.group(1).splitlines()]
-        blocks.append("\n".join(lines).strip() + "\n")
-    return blocks
+SANDBOX_ACCOUNTS_SETTINGS = {
+    name: getattr(sandbox_settings, name)
+    for name in dir(sandbox_settings)
+    if name.startswith("ACCOUNTS_") or name in ("TIME_ZONE", "LANGUAGE_CODE")
+}
 
 
 def test_readme_is_valid_restructuredtext():
     """PyPI shows the README as the package's page: it must render without warnings."""
-    import io
-
     import docutils.core
 
     warnings = io.StringIO()
@@ -39,45 +39,44 @@ def test_readme_is_valid_restructuredtext():
     assert warnings.getvalue() == ""
 
 
-def test_readme_has_python_examples():
-    assert len(python_blocks()) >= 8
+def test_every_python_block_is_found_and_the_setup_comes_first():
+    blocks = python_blocks()
+    assert len(blocks) >= 17
+    sources = [source for _line, source in blocks]
+    setup = next(i for i, source in enumerate(sources) if "get_user_model()" in source)
+    quick_start = next(i for i, source in enumerate(sources) if "barry_account =" in source)
+    assert setup < quick_start
+    assert all("barry" not in source for source in sources[:setup])
+
+
+def test_a_block_the_interactive_shell_cannot_take_is_caught():
+    from .utils import PastedConsole
+
+    console = PastedConsole()
+    console.paste(1, "for n in range(2):\n    n\nprint(n)\n")  # no blank line after the loop
+    console.paste(10, "from decimal import Decimal\nDecimal('1')   # True\n")
+    console.paste(20, "undefined_name\n")
+    assert len(console.failures) == 3
+    assert "SyntaxError" in console.failures[0]
+    assert "the comment says True" in console.failures[1]
+    assert "NameError" in console.failures[2]
 
 
 @pytest.mark.django_db
-def test_readme_examples_run_as_written():
-    namespace = {
-        "barry": UserFactory(username="barry"),
-        "staff_member": UserFactory(username="staff", is_staff=True),
-    }
-    for block in python_blocks():
-        exec(compile(block, str(README), "exec"), namespace)  # noqa: S102
-    barry_account = namespace["barry_account"]
+@override_settings(**SANDBOX_ACCOUNTS_SETTINGS)
+def test_the_readme_pasted_in_order_into_a_shell_runs_and_shows_what_it_says():
+    console = paste_readme()
+
+    assert console.failures == []
+    names = console.locals
+    barry_account = names["barry_account"]
     barry_account.refresh_from_db()
     # +10 -10 (quick start), +20 -4 (idempotency), -5 (capture; 1 + 2 released)
     assert barry_account.balance == Money("11.00", "GBP")
     assert barry_account.held == Money("0.00", "GBP")
-    assert namespace["again"] == namespace["pay"]
-    assert namespace["payment"].amount == Money("5.00", "GBP")
-    assert namespace["paid"].amount == Money("7.25", "GBP")
-    assert_ledger_consistent()
-
-
-@pytest.mark.django_db
-def test_the_original_api_example_works_exactly_as_written():
-    barry = UserFactory(username="barry")
-    staff_member = UserFactory(username="staff", is_staff=True)
-
-    source = models.Account.objects.create(credit_limit=None)  # no credit limit: a source of money
-    barry_account = models.Account.objects.create(primary_user=barry)  # credit limit defaults to 0
-    trans = facade.transfer(
-        source=source, destination=barry_account, amount=Decimal("10.00"), user=staff_member
-    )
-    assert barry_account.balance == Money("10.00", "GBP")
-    facade.reverse(trans, user=staff_member, description="Just an example")
-
-    barry_account.refresh_from_db()
-    assert barry_account.balance == Money("0.00", "GBP")
-    assert barry_account.credit_limit == Money("0.00", "GBP")
-    assert source.credit_limit is None
-    assert trans.reversals.get().description == "Just an example"
+    assert names["again"] == names["pay"]
+    assert names["payment"].amount == Money("5.00", "GBP")
+    assert names["paid"].amount == Money("7.25", "GBP")
+    assert names["trans"].reversals.get().description == "Just an example"
+    assert names["source"].credit_limit is None
     assert_ledger_consistent()

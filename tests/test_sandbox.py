@@ -135,11 +135,21 @@ def assert_demo(demo):
     assert demo["active_holds"] == 1
 
 
+def assert_the_readme_runs_in_its_shell(env):
+    """Every Python block of README.rst, pasted in order into ``sandbox/manage.py shell``."""
+    script = "from tests.utils import paste_readme_and_report; paste_readme_and_report()"
+    result = manage("shell", "-c", script, env=env)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == {"failures": []}
+    checked = manage("check_ledger", env=env)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
 def assert_expiry_has_work(env):
     result = manage("close_expired_accounts", "--dry-run", env=env)
     assert result.returncode == 0, result.stderr
     assert "Would close 1 expired account(s)" in result.stdout
-    assert "swept 5.50 GBP" in result.stdout
+    assert "would sweep 5.50 GBP" in result.stdout
 
 
 def test_sandbox_sqlite_database_is_built_from_scratch_and_sums_to_zero(tmp_path):
@@ -147,6 +157,7 @@ def test_sandbox_sqlite_database_is_built_from_scratch_and_sums_to_zero(tmp_path
     env = {"SANDBOX_SQLITE_PATH": str(path)}
     assert_demo(rebuild_and_inspect(env))
     assert_expiry_has_work(env)
+    assert_the_readme_runs_in_its_shell(env)
     # Checked once more with plain SQL, without the app's code.
     with closing(sqlite3.connect(path)) as db:
         totals = db.execute(
@@ -190,6 +201,7 @@ def test_sandbox_on_the_database_server_is_built_from_scratch_and_sums_to_zero()
     try:
         assert_demo(rebuild_and_inspect(env))
         assert_expiry_has_work(env)
+        assert_the_readme_runs_in_its_shell(env)
     finally:
         drop_sandbox_database(env)
 

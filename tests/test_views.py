@@ -147,9 +147,16 @@ def test_held_money_is_shown_apart_from_what_can_be_spent(client, card):
 # Guessing -----------------------------------------------------------------------------
 
 
-def test_a_client_is_blocked_after_five_failures_in_a_row(client, card):
-    for _ in range(5):
+def test_the_fifth_failure_in_a_row_shows_the_429_page_and_blocks_the_client(client, card):
+    for _ in range(4):
         assert check(client, unknown_code()).status_code == 200
+    fifth = check(client, unknown_code())
+    # As the README says: a wrong code five times, and the 429 page.
+    assert fifth.status_code == 429
+    assert 0 < int(fifth["Retry-After"]) <= 900
+    text = fifth.content.decode()
+    assert "No gift card has this code." in text  # what was wrong with this one
+    assert "code lookups are paused: try again in 15 minute(s)" in text
     response = check(client, card.code)  # even the right code, while blocked
     assert response.status_code == 429
     assert response.context.get("card") is None
@@ -188,9 +195,10 @@ def test_the_block_lifts_after_the_cooldown(client, card):
     later = time.time() + conf.CODE_LOOKUP_COOLDOWN + 1
     with mock.patch("time.time", return_value=later):
         assert check(client, card.code).status_code == 200
-        # A fresh start: five more failures are allowed before the next block.
-        for _ in range(5):
+        # A fresh start: four more failures are answered, the fifth blocks.
+        for _ in range(4):
             assert check(client, unknown_code()).status_code == 200
+        assert check(client, unknown_code()).status_code == 429
         assert check(client, card.code).status_code == 429
 
 

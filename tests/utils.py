@@ -1,14 +1,20 @@
 """Helpers shared by the tests (never imported from conftest.py): the ledger's clock,
-the REST API's extra and its schema, responses checked against it."""
+the README's examples, the REST API's extra and its schema."""
 
 from __future__ import annotations
 
+import code
 import datetime
 import functools
+import json
 import os
 import re
+import sys
+import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 from unittest import mock
 
 import pytest
@@ -138,3 +144,130 @@ def checked_client_class():
             return response
 
     return CheckedAPIClient
+
+
+#: The button that confirms an admin money form (accounts.admin.CONFIRM).
+CONFIRM = "_confirm"
+
+
+def review(client: Any, url: str, data: dict[str, Any]) -> Any:
+    """Post an admin money form's first step: the confirmation page, or the form with errors."""
+    return client.post(url, data)
+
+
+def move_money(client: Any, url: str, data: dict[str, Any], **kwargs: Any) -> Any:
+    """Post an admin money form as a browser does: the form, then its confirmation.
+
+    Returns the form's response when it has errors (nothing to confirm),
+    else the response to the confirmation, which posts exactly the values
+    the confirmation page carried.
+    """
+    page = review(client, url, data)
+    if page.status_code != 200 or not page.context.get("confirming"):
+        return page
+    return client.post(url, confirmed_data(page), **kwargs)
+
+
+def confirmed_data(page: Any) -> dict[str, Any]:
+    """What the confirm button of a confirmation page posts."""
+    data: dict[str, Any] = {}
+    for name, value in page.context["carried"]:
+        data.setdefault(name, []).append(value)
+    data[CONFIRM] = "1"
+    return data
+
+
+# The README, pasted into a shell ----------------------------------------------------
+
+README = Path(__file__).resolve().parent.parent / "README.rst"
+
+#: A claim in a comment that the line's value can be checked against.
+MONEY_CLAIM = re.compile(r'Money\("(-?[0-9.]+)", "([A-Z]{3})"\)')
+
+
+def python_blocks(text: str | None = None) -> list[tuple[int, str]]:
+    """Every ``.. code-block:: python`` of the README, in order, with its first line's number."""
+    if text is None:
+        text = README.read_text(encoding="utf-8")
+    blocks = []
+    pattern = re.compile(r"^( *)\.\. code-block:: python\n\n((?:\1    .*\n|[ \t]*\n)+)", re.M)
+    for match in pattern.finditer(text):
+        indent = len(match.group(1)) + 4
+        lines = [line[indent:] for line in match.group(2).rstrip().splitlines()]
+        first = text[: match.start(2)].count("\n") + 1
+        blocks.append((first, "\n".join(lines) + "\n"))
+    return blocks
+
+
+class PastedConsole(code.InteractiveConsole):
+    """What ``manage.py shell`` gives: an interactive console, here typed into line by line.
+
+    Starts with an empty namespace (nothing injected), records every
+    traceback and syntax error, and checks each claim a comment makes about
+    the value a line shows: ``x.balance   # Money("10.00", "GBP")`` must show
+    that Money, ``... # True`` must show True.
+    """
+
+    def __init__(self) -> None:
+        super().__init__({"__name__": "__console__", "__doc__": None}, filename="<console>")
+        self.failures: list[str] = []
+        self.where = ""
+        self.shown: list[Any] = []
+
+    def showtraceback(self) -> None:
+        self.failures.append("%s\n%s" % (self.where, traceback.format_exc()))
+
+    def showsyntaxerror(self, *args: Any, **kwargs: Any) -> None:
+        self.failures.append("%s\n%s" % (self.where, traceback.format_exc(limit=0)))
+
+    def paste(self, first_line: int, block: str) -> None:
+        """Type ``block`` line by line, as a paste does, then Enter once more."""
+        hook = sys.displayhook
+        sys.displayhook = self.shown.append
+        try:
+            more = False
+            for offset, line in enumerate(block.splitlines()):
+                self.where = "README.rst line %d: %s" % (first_line + offset, line)
+                self.shown.clear()
+                more = self.push(line)
+                if not more:
+                    self.check_claim(line)
+            if more:
+                self.push("")
+        finally:
+            sys.displayhook = hook
+
+    def check_claim(self, line: str) -> None:
+        code_part, _hash, comment = line.partition("#")
+        if not comment or not code_part.strip() or "=" in code_part:
+            return
+        from djmoney.money import Money
+
+        claim = MONEY_CLAIM.search(comment)
+        if claim is not None:
+            expected: Any = Money(claim.group(1), claim.group(2))
+        elif comment.strip().split(":")[0].split(" ")[0] in ("True", "False"):
+            expected = comment.strip().startswith("True")
+        else:
+            return
+        if (
+            len(self.shown) != 1
+            or type(self.shown[0]) is not type(expected)
+            or (self.shown[0] != expected)
+        ):
+            self.failures.append("%s\nshows %r, the comment says %r" % (self.where, self.shown,
+                                                                        expected))  # fmt: skip
+
+
+def paste_readme() -> PastedConsole:
+    """Paste every Python block of the README, in order, into a fresh console."""
+    console = PastedConsole()
+    for first_line, block in python_blocks():
+        console.paste(first_line, block)
+    return console
+
+
+def paste_readme_and_report() -> None:
+    """For ``manage.py shell -c``: paste the README and print what went wrong, as JSON."""
+    console = paste_readme()
+    print(json.dumps({"failures": console.failures}))  # noqa: T201

@@ -1,4 +1,11 @@
-"""Options and output shared by the sweep commands."""
+"""Options and output shared by the sweep commands.
+
+Exit codes, as the README documents them: 0 when everything asked for was
+done (or, with ``--dry-run``, reported); 1 when some item failed (the others
+are done); 2 for a usage error, before anything is looked at (an option
+argparse refuses, an ``--as-of`` that is not a date, or in the future on a
+real run).
+"""
 
 from __future__ import annotations
 
@@ -8,9 +15,14 @@ from typing import Any
 
 from dateutil import parser as dateparser
 from django.core.management.base import CommandError
+from django.db import DEFAULT_DB_ALIAS
 from django.utils import timezone
 
+from accounts.clock import database_now
 from accounts.expiry import DEFAULT_BATCH_SIZE
+
+#: Exit code of a run refused before it started (argparse uses it too).
+USAGE_ERROR = 2
 
 
 def add_sweep_arguments(parser: Any) -> None:
@@ -24,7 +36,8 @@ def add_sweep_arguments(parser: Any) -> None:
         metavar="DATETIME",
         help=(
             "Treat this moment as now: an ISO date (meaning its start, in the current "
-            "time zone) or datetime (naive means the current time zone)."
+            "time zone) or datetime (naive means the current time zone). A moment in "
+            "the future needs --dry-run: it shows what would be due by then."
         ),
     )
     parser.add_argument(
@@ -45,8 +58,14 @@ def positive_int(value: str) -> int:
     return number
 
 
-def sweep_time(value: str | None) -> datetime.datetime:
-    """Parse --as-of; default to now."""
+def sweep_time(value: str | None, options: dict[str, Any] | None = None) -> datetime.datetime:
+    """Parse --as-of; default to now.
+
+    A moment later than the database's clock is refused for a real run: it
+    would look like a promise to expire holds and close accounts before they
+    are due, which the ledger never does (each item is judged under its lock
+    by the database's clock). A dry run may look ahead.
+    """
     if not value:
         return timezone.now()
     try:
@@ -54,11 +73,45 @@ def sweep_time(value: str | None) -> datetime.datetime:
     except (ValueError, OverflowError):
         raise CommandError(
             "--as-of %r is not an ISO date or datetime (e.g. 2026-01-31 or "
-            "2026-01-31T18:00:00+00:00)." % value
+            "2026-01-31T18:00:00+00:00)." % value,
+            returncode=USAGE_ERROR,
         ) from None
     if timezone.is_naive(moment):
         moment = timezone.make_aware(moment)
+    options = options or {}
+    if not options.get("dry_run") and moment > database_now(DEFAULT_DB_ALIAS):
+        raise CommandError(
+            "--as-of %s is in the future: nothing is due then yet, and a real run acts "
+            "only on what is due now. Add --dry-run to see what would be due by then."
+            % moment.isoformat(),
+            returncode=USAGE_ERROR,
+        )
     return moment
+
+
+class Output:
+    """What a sweep prints, by verbosity, as Django's own commands do.
+
+    0: nothing but errors (on stderr). 1 (the default): a summary. 2: also
+    each item, as it is committed (or, in a dry run, looked at). Progress
+    lines appear on a terminal only, never in a cron log.
+    """
+
+    def __init__(self, command: Any, options: dict[str, Any]) -> None:
+        self.command = command
+        self.verbosity = options["verbosity"]
+        self.dry_run = options["dry_run"]
+
+    def summary(self, text: str) -> None:
+        if self.verbosity >= 1:
+            self.command.stdout.write(text)
+
+    def item(self, text: str) -> None:
+        if self.verbosity >= 2:
+            self.command.stdout.write(text)
+
+    def error(self, text: str) -> None:
+        self.command.stderr.write(text)
 
 
 def progress_printer(command: Any, options: dict[str, Any]) -> Any:

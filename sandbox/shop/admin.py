@@ -2,6 +2,8 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html
 
+from accounts.admin import ADMIN_CSS, money_cell
+
 from .models import Order, OrderLine
 
 
@@ -15,13 +17,30 @@ class OrderLineInline(admin.TabularInline):
 
 @admin.register(Order)
 class OrderAdmin(admin.ModelAdmin):
-    list_display = ("number", "created", "user", "total", "card_amount", "ledger")
+    list_display = ("number_column", "total_money", "card_amount_money", "created", "user",
+                    "ledger")  # fmt: skip
     list_select_related = ("user",)
     search_fields = ("^number", "user__username")
     list_filter = ("created",)
     fields = ("number", "created", "user", "total", "card_amount", "ledger")
     readonly_fields = fields
     inlines = [OrderLineInline]
+
+    class Media:
+        css = {"all": (ADMIN_CSS,)}
+
+    @admin.display(description="number", ordering="number")
+    def number_column(self, order):
+        # SO-ABCD2345 on one line: never broken after its dash.
+        return format_html('<span class="accounts-code">{}</span>', order.number)
+
+    @admin.display(description="total", ordering="total")
+    def total_money(self, order):
+        return money_cell(order.total)
+
+    @admin.display(description="paid by card", ordering="card_amount")
+    def card_amount_money(self, order):
+        return money_cell(order.card_amount)
 
     @admin.display(description="payments and refunds")
     def ledger(self, order):

@@ -52,6 +52,7 @@ CLERK_PERMISSIONS = [
     ("accounts", "view_accounttype"),
     ("accounts", "view_transfer"),
     ("accounts", "view_transaction"),
+    ("accounts", "view_hold"),
     ("shop", "view_order"),
 ]
 CASHIER_PERMISSIONS = [*CLERK_PERMISSIONS, ("accounts", "move_money")]

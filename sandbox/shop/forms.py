@@ -10,8 +10,8 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts.codes import format_code, normalize_code
 from accounts.exceptions import CodeLookupBlocked
-from accounts.forms import AmountField, check_places, new_token
-from accounts.lookup import lookup_code
+from accounts.forms import AmountField, AmountTextInput, check_places, new_token
+from accounts.lookup import LookupThrottle, client_address, lookup_code
 from accounts.models import Account, Transfer
 
 from .models import Order
@@ -64,13 +64,20 @@ class PaymentForm(forms.Form):
             try:
                 card = lookup_code(self.request, code)
             except CodeLookupBlocked as exc:
-                raise ValidationError(str(exc), code="blocked") from exc
+                raise ValidationError(exc.user_message, code="blocked") from exc
             if card is None or not card.can_be_authorised_by(self.request.user):
-                raise ValidationError(
-                    _("No gift card has the code %(code)s."),
-                    code="not_found",
-                    params={"code": format_code(code)},
-                )
+                errors = [
+                    ValidationError(
+                        _("No gift card has the code %(code)s."),
+                        code="not_found",
+                        params={"code": format_code(code)},
+                    )
+                ]
+                retry_after = LookupThrottle(client_address(self.request)).retry_after()
+                if retry_after is not None:
+                    # That was the last attempt allowed: say so now.
+                    errors.append(ValidationError(CodeLookupBlocked(retry_after).user_message))
+                raise ValidationError(errors)
             if card.currency != self.basket.currency:
                 raise ValidationError(
                     _("Gift card %(code)s is in %(card)s; this shop sells in %(shop)s."),
@@ -95,12 +102,17 @@ class PaymentForm(forms.Form):
 
 
 class RefundForm(forms.Form):
-    """How much of one payment to give back; empty means all that is left."""
+    """How much of one payment to give back.
+
+    The amount is always given: the order page has a separate "Refund all"
+    button that posts the amount left as it showed it, so refunding
+    everything is a choice the customer makes, never what an empty box means.
+    """
 
     amount = AmountField(
         label=_("Amount"),
-        required=False,
-        widget=forms.NumberInput(attrs={"step": "0.01", "min": "0.01", "size": 8}),
+        error_messages={"required": _("Enter the amount to refund, or use “Refund all”.")},
+        widget=AmountTextInput(attrs={"size": 8, "placeholder": "0.00"}),
     )
     token = token_field()
 

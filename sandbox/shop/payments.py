@@ -8,6 +8,7 @@ The checkout view (``views.checkout``) validates the form and calls
 from collections.abc import Sequence
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils.translation import gettext as _
 
@@ -25,9 +26,11 @@ def place_order(
 
     Gift cards are charged first, in the order given, then the customer's own
     ``account``: each for as much of what is still due as it can cover
-    (``allow_partial``). The rest is paid by card (simulated). Each debit is a
-    ledger transfer to the sales account with the order number as its
-    merchant reference.
+    (``allow_partial``). An account given twice (a card's code typed twice,
+    or the customer's own account entered as a gift card and also chosen)
+    pays once. The rest is paid by card (simulated). Each debit is a ledger
+    transfer to the sales account with the order number as its merchant
+    reference, so that the payments plus the card amount are the total.
 
     It all happens in one atomic block: if the ledger refuses any debit (a
     frozen or expired card, nothing available, ...) its ``AccountException``
@@ -38,8 +41,13 @@ def place_order(
     the order already paid and charges nothing.
     """
     with transaction.atomic():
-        # A second submit waits here on the unique key until the first one
-        # commits, then finds its order.
+        # One checkout per customer at a time: a second submit of the same
+        # form waits here until the first commits (then finds its order) or
+        # rolls back (then tries again, and is refused again). Without this,
+        # submits meeting at the Order's unique key deadlock on MariaDB when
+        # the first one rolls back: InnoDB gives each waiter a shared lock on
+        # the key, and each then needs an exclusive one.
+        get_user_model().objects.select_for_update().filter(pk=user.pk).first()
         order, created = Order.objects.get_or_create(
             idempotency_key=key, user=user, defaults={"total": basket.total}
         )
@@ -48,7 +56,7 @@ def place_order(
         OrderLine.objects.bulk_create(basket.order_lines(order))
         sales = Account.objects.sales_account(order.currency)
         due = order.total
-        for payer in [*cards, *([account] if account else [])]:
+        for payer in payers(cards, account):
             if not due.amount:
                 break
             payment = facade.transfer(
@@ -59,10 +67,18 @@ def place_order(
                 user=user,
                 merchant_reference=order.number,
                 description=_("Order %(number)s") % {"number": order.number},
-                # Per order and account: a repeated call returns this payment.
-                idempotency_key="%s:%s" % (key, payer.pk),
+                # The request exactly: this order, this account, this amount.
+                idempotency_key="%s:%s:%s" % (key, payer.pk, due.amount),
             )
             due -= payment.amount
         order.card_amount = due
         order.save(update_fields=["card_amount", "card_amount_currency"])
     return order
+
+
+def payers(cards: Sequence[Account], account: Any) -> list[Account]:
+    """The accounts to charge, in order, each once."""
+    unique: dict[int, Account] = {}
+    for payer in [*cards, *([account] if account else [])]:
+        unique.setdefault(payer.pk, payer)
+    return list(unique.values())

@@ -4,8 +4,10 @@ The demo shop's customer pages.
 ``checkout`` and ``refund`` are the examples of moving money from a view:
 validate a form, call the ledger (``payments.place_order``, which calls
 ``accounts.facade.transfer``; ``accounts.facade.reverse``), and show the
-customer the ledger's reason when it refuses. Every page that shows or moves
-money checks that the customer may use the account or owns the order.
+customer the ledger's reason when it refuses: ``exc.user_message``, the
+short message meant for customers (``str(exc)`` is for logs and staff).
+Every page that shows or moves money checks that the customer may use the
+account or owns the order.
 """
 
 from django.contrib import messages
@@ -18,7 +20,7 @@ from django.views.decorators.http import require_POST
 from accounts import facade
 from accounts.exceptions import AccountException
 from accounts.forms import StatementFilterForm
-from accounts.models import Account
+from accounts.models import Account, Transfer
 from accounts.pagination import UncountedPage
 
 from .basket import Basket
@@ -70,7 +72,7 @@ def checkout(request: HttpRequest) -> HttpResponse:
             )
         except AccountException as exc:
             # Nothing was charged and no order exists: tell the customer why.
-            form.add_error(None, str(exc))
+            form.add_error(None, exc.user_message)
         else:
             basket.clear()
             messages.success(
@@ -83,8 +85,9 @@ def checkout(request: HttpRequest) -> HttpResponse:
 @login_required
 def order_detail(request: HttpRequest, number: str) -> HttpResponse:
     order = get_object_or_404(Order, number=number, user=request.user)
+    # Two forms per payment, each with its own token: an amount, or all that is left.
     payments = [
-        (payment, payment.reversible_amount(), RefundForm(payment=payment))
+        (payment, payment.reversible_amount(), *refund_forms(payment))
         for payment in order.payments()
     ]
     context = {
@@ -94,6 +97,11 @@ def order_detail(request: HttpRequest, number: str) -> HttpResponse:
         "refunds": order.refunds(),
     }
     return render(request, "shop/order.html", context)
+
+
+def refund_forms(payment: Transfer) -> tuple[RefundForm, RefundForm]:
+    """The form for an amount, and the "Refund all" button's form."""
+    return RefundForm(payment=payment, auto_id=False), RefundForm(payment=payment, auto_id=False)
 
 
 @login_required
@@ -109,13 +117,15 @@ def refund(request: HttpRequest, number: str, payment_id: int) -> HttpResponse:
     try:
         refunded = facade.reverse(
             payment,
-            amount=form.cleaned_data["amount"],  # None: all that is left
+            # Always an amount: "Refund all" posts the amount it showed, so a
+            # refund never moves more than the customer saw.
+            amount=form.cleaned_data["amount"],
             user=request.user,
             description=_("Refund for order %(number)s") % {"number": order},
             idempotency_key="refund:%s" % form.cleaned_data["token"],
         )
     except AccountException as exc:
-        messages.error(request, str(exc))
+        messages.error(request, exc.user_message)
     else:
         messages.success(request, _("Refunded %(amount)s.") % {"amount": refunded.amount})
     return redirect(order)

@@ -1,5 +1,5 @@
 from django.core.management.base import BaseCommand, CommandError
-from django.db import DEFAULT_DB_ALIAS
+from django.db import DEFAULT_DB_ALIAS, connections
 
 from accounts.integrity import check_ledger
 
@@ -8,11 +8,18 @@ class Command(BaseCommand):
     help = (
         "Check that the ledger balances: every currency sums to zero, balances and held "
         "amounts match their rows, transfers have two legs summing to zero, running "
-        "balances add up and nothing is reversed beyond its amount. Exits non-zero if not."
+        "balances add up and nothing is reversed beyond its amount. Exit status: 0 the "
+        "ledger is sound, 1 problems were found (each is printed), 2 usage error."
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--database", default=DEFAULT_DB_ALIAS)
+        parser.add_argument(
+            "--database",
+            default=DEFAULT_DB_ALIAS,
+            # An unknown alias is a usage error, as for Django's own commands.
+            choices=tuple(connections),
+            help="The database to check (default %(default)r).",
+        )
         parser.add_argument(
             "--limit",
             type=int,
@@ -24,10 +31,12 @@ class Command(BaseCommand):
         report = check_ledger(options["database"], limit=options["limit"])
         rows = ", ".join("%d %s" % (count, name) for name, count in report.rows.items())
         if report.ok:
-            self.stdout.write(
-                self.style.SUCCESS("Ledger OK: %s checked in %.2f s." % (rows, report.seconds))
-            )
+            if options["verbosity"] >= 1:
+                self.stdout.write(
+                    self.style.SUCCESS("Ledger OK: %s checked in %.2f s." % (rows, report.seconds))
+                )
             return
+        # The problems are the report: printed at every verbosity, -v 0 included.
         for problem in report.problems:
             self.stdout.write(str(problem))
         for name, count in report.counts.items():

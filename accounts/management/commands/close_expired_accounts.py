@@ -1,30 +1,70 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts import expiry
-from accounts.management.commandutils import add_sweep_arguments, progress_printer, sweep_time
+from accounts.management.commandutils import (
+    Output,
+    add_sweep_arguments,
+    progress_printer,
+    sweep_time,
+)
 from accounts.models import Account
 
 
 class Command(BaseCommand):
     help = (
         "Close accounts whose end date has passed, moving any money left on them to the "
-        "expired account of their currency. Safe to run from cron while other copies run."
+        "expired account of their currency. Safe to run from cron while other copies run. "
+        "-v 0: errors only; -v 2: each account. Exit status: 0 done, 1 some account "
+        "failed, 2 usage error."
     )
 
     def add_arguments(self, parser):
         add_sweep_arguments(parser)
 
     def handle(self, *args, **options):
-        now = sweep_time(options["as_of"])
+        now = sweep_time(options["as_of"], options)
         dry_run = options["dry_run"]
+        out = Output(self, options)
+        sinks = {}
+
+        def sink(currency):
+            # Read, never created: a dry run writes nothing, not even a core account.
+            if currency not in sinks:
+                sinks[currency] = (
+                    Account.objects.filter(role=Account.Role.EXPIRED, currency=currency).first()
+                    or "the expired account (%s)" % currency
+                )
+            return sinks[currency]
+
+        def report(account, outcome):
+            name = "account %s (#%s)" % (account, account.pk)
+            if outcome.outcome == "swept":
+                out.item(
+                    "  %s %s %s from %s to %s, %s"
+                    % (
+                        "would sweep" if dry_run else "swept",
+                        outcome.amount.amount,
+                        outcome.amount.currency.code,
+                        name,
+                        sink(outcome.amount.currency.code),
+                        "and close it" if dry_run else "closed",
+                    )
+                )
+            elif outcome.outcome == "closed":
+                out.item(
+                    "  %s %s (nothing on it)" % ("would close" if dry_run else "closed", name)
+                )
+            elif outcome.outcome == "skipped":
+                out.item("  %s: already handled by another run" % name)
+
         result = expiry.close_expired_accounts(
             now=now,
             dry_run=dry_run,
             batch_size=options["batch_size"],
             progress=progress_printer(self, options),
+            report=report,
         )
-        out = self.stdout
-        out.write(
+        out.summary(
             "%s %d expired account(s) as of %s%s."
             % (
                 "Would close" if dry_run else "Closed",
@@ -34,26 +74,28 @@ class Command(BaseCommand):
             )
         )
         for currency, amount in sorted(result.swept.items()):
-            out.write(
-                "  swept %s %s to %s"
-                % (amount, currency, Account.objects.expired_account(currency))
+            out.summary(
+                "  %s %s %s to %s"
+                % ("would sweep" if dry_run else "swept", amount, currency, sink(currency))
             )
         if result.swept_accounts:
-            out.write("  accounts swept: %d" % result.swept_accounts)
+            out.summary(
+                "  accounts %s: %d"
+                % ("that would be swept" if dry_run else "swept", result.swept_accounts)
+            )
         if result.holds_expired:
-            out.write("  holds lapsed with their accounts: %d" % result.holds_expired)
+            out.summary("  holds lapsed with their accounts: %d" % result.holds_expired)
         if result.in_debt:
-            out.write("Expired with outstanding debt (left open): %d" % len(result.in_debt))
+            out.summary("Expired with outstanding debt (left open): %d" % len(result.in_debt))
             for account, balance in result.in_debt:
-                out.write("  account %s (#%s): %s" % (account, account.pk, balance))
+                out.summary("  account %s (#%s): %s" % (account, account.pk, balance))
         if result.frozen:
-            out.write("Skipped, frozen: %d" % len(result.frozen))
-            if options["verbosity"] >= 2:
-                for account in result.frozen:
-                    out.write("  account %s (#%s)" % (account, account.pk))
+            out.summary("Skipped, frozen: %d" % len(result.frozen))
+            for account in result.frozen:
+                out.item("  account %s (#%s)" % (account, account.pk))
         if result.skipped:
-            out.write("Already handled by another run: %d" % result.skipped)
+            out.summary("Already handled by another run: %d" % result.skipped)
         for account, error in result.failures:
-            self.stderr.write("FAILED account %s (#%s): %s" % (account, account.pk, error))
+            out.error("FAILED account %s (#%s): %s" % (account, account.pk, error))
         if result.failures:
             raise CommandError("%d account(s) could not be closed." % len(result.failures))

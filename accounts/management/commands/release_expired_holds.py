@@ -1,33 +1,66 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts import expiry
-from accounts.management.commandutils import add_sweep_arguments, progress_printer, sweep_time
+from accounts.management.commandutils import (
+    Output,
+    add_sweep_arguments,
+    progress_printer,
+    sweep_time,
+)
 
 
 class Command(BaseCommand):
     help = (
         "Mark active holds past their expiry as expired, freeing the money they reserved. "
-        "Safe to run from cron while other copies run."
+        "Safe to run from cron while other copies run. -v 0: errors only; -v 2: each hold. "
+        "Exit status: 0 done, 1 some hold failed, 2 usage error."
     )
 
     def add_arguments(self, parser):
         add_sweep_arguments(parser)
 
     def handle(self, *args, **options):
-        now = sweep_time(options["as_of"])
+        now = sweep_time(options["as_of"], options)
+        dry_run = options["dry_run"]
+        out = Output(self, options)
+
+        def report(hold, expired):
+            if expired:
+                out.item(
+                    "  %s hold %s on account #%s: %s %s %s"
+                    % (
+                        "would expire" if dry_run else "expired",
+                        hold.reference,
+                        hold.source_id,
+                        "would free" if dry_run else "freed",
+                        hold.amount.amount,
+                        hold.currency,
+                    )
+                )
+            else:
+                out.item("  hold %s: already resolved by another process" % hold.reference)
+
         result = expiry.release_expired_holds(
             now=now,
-            dry_run=options["dry_run"],
+            dry_run=dry_run,
             batch_size=options["batch_size"],
             progress=progress_printer(self, options),
+            report=report,
         )
-        verb = "Would expire" if options["dry_run"] else "Expired"
-        self.stdout.write("%s %d hold(s) as of %s." % (verb, result.expired, now.isoformat()))
+        out.summary(
+            "%s %d hold(s) as of %s%s."
+            % (
+                "Would expire" if dry_run else "Expired",
+                result.expired,
+                now.isoformat(),
+                " (dry run: nothing written)" if dry_run else "",
+            )
+        )
         for currency, amount in sorted(result.freed.items()):
-            self.stdout.write("  freed %s %s" % (amount, currency))
+            out.summary("  %s %s %s" % ("would free" if dry_run else "freed", amount, currency))
         if result.skipped:
-            self.stdout.write("  %d already resolved by another process" % result.skipped)
+            out.summary("  %d already resolved by another process" % result.skipped)
         for hold, error in result.failures:
-            self.stderr.write("  FAILED hold %s: %s" % (hold.pk, error))
+            out.error("  FAILED hold %s: %s" % (hold.pk, error))
         if result.failures:
             raise CommandError("%d hold(s) could not be expired." % len(result.failures))

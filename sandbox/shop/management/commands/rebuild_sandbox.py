@@ -7,6 +7,7 @@ that one database is dropped and created again; its name must contain
 ``migrate`` (which creates the core accounts) and the demo data.
 """
 
+import os
 from pathlib import Path
 
 from django.conf import settings
@@ -15,8 +16,6 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 
 from sandbox.shop import demo
-
-URL = "http://127.0.0.1:8000/"
 
 
 class Command(BaseCommand):
@@ -37,18 +36,20 @@ class Command(BaseCommand):
         call_command("migrate", interactive=False, verbosity=0)
         cards = demo.load()
 
+        # Where `make sandbox` is about to serve it.
+        url = "http://%s/" % os.environ.get("SANDBOX_ADDRESS", "127.0.0.1:8000")
         write = self.stdout.write
-        write(self.style.SUCCESS("Sandbox ready on %s (%s)" % (URL, describe_database())))
+        write(self.style.SUCCESS("Sandbox ready on %s (%s)" % (url, describe_database())))
         write("")
-        write("Log in (shop: %slogin/, admin: %sadmin/):" % (URL, URL))
+        write("Log in (shop: %slogin/, admin: %sadmin/):" % (url, url))
         for username, password, who in demo.LOGINS:
             write("  %-8s password %-8s %s" % (username, password, who))
         if getattr(settings, "API_INSTALLED", False):
             write("")
-            write("REST API: %sapi/accounts/, Swagger UI: %sapi/docs/," % (URL, URL))
-            write("tokens: POST username and password to %sapi/token/" % URL)
+            write("REST API: %sapi/accounts/, Swagger UI: %sapi/docs/," % (url, url))
+            write("tokens: POST username and password to %sapi/token/" % url)
         write("")
-        write("Gift cards (check one at %sgift-cards/balance/):" % URL)
+        write("Gift cards (check one at %sgift-cards/balance/):" % url)
         for code, state in cards:
             write("  %s  %s" % (code, state))
 
