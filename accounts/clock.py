@@ -29,8 +29,10 @@ server's clock, and the moment before a lock wait); ``now()`` /
 the lock wait); a separate ``SELECT`` for the time (one more round trip on
 every transfer).
 
-:func:`from_database` is the single point every database time passes
-through, so tests move the ledger's clock by wrapping it.
+Tests, and the sandbox's demo data, move the ledger's clock through one
+point: :func:`travelled`, which returns ``None`` in production. Everything
+that reads the time honours it: :func:`from_database`, the one-statement
+transfer's SQL (``accounts.pg_transfer``) and :class:`DatabaseNow`.
 """
 
 from __future__ import annotations
@@ -54,6 +56,15 @@ NOW_SQL = {
 }
 
 
+def travelled() -> datetime.datetime | None:
+    """The moment the ledger's clock was moved to; ``None``: the database's clock rules.
+
+    Always ``None`` here: tests and demo data patch this one function (see
+    ``tests/utils.py``'s ``ledger_time``). Nothing in the package moves it.
+    """
+    return None
+
+
 def from_database(value: Any) -> datetime.datetime:
     """The ledger's "now" from a value the database returned under the lock.
 
@@ -61,6 +72,7 @@ def from_database(value: Any) -> datetime.datetime:
     ``USE_TZ`` is off, as Django stores them then). ``None`` means the
     backend has no clock of its own (SQLite): the process's clock is read.
     """
+    value = travelled() or value
     if value is None:
         moment = datetime.datetime.now(datetime.UTC)
     elif isinstance(value, datetime.datetime):
@@ -96,7 +108,7 @@ class DatabaseNow(Expression):
 
     def as_sql(self, compiler: Any, connection: Any) -> tuple[str, list[Any]]:
         expression = NOW_SQL.get(connection.vendor)
-        if expression is None:
+        if expression is None or travelled() is not None:
             value = DateTimeField().get_db_prep_value(from_database(None), connection)
             return "%s", [value]
         return expression, []

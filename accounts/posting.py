@@ -31,7 +31,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.db.models import QuerySet
 from django.dispatch import Signal
 from django.utils.translation import gettext_lazy as _
@@ -246,6 +246,27 @@ def after_commit(using: str, signal: Signal, sender: type, **kwargs: Any) -> Non
         for receiver, result in signal.send_robust(sender=sender, **kwargs):
             if isinstance(result, Exception):
                 logger.error("%s receiver %r raised", sender.__name__, receiver, exc_info=result)
+
+    transaction.on_commit(send, using=using)
+
+
+def after_commit_resolved(using: str, hold_ids: list[int]) -> None:
+    """Send ``hold_resolved`` for holds resolved in SQL, loading them once committed.
+
+    Loaded in the commit callback, not before: nothing the caller waits for
+    can fail after the money has moved.
+    """
+
+    def send() -> None:
+        try:
+            resolved = list(Hold.objects.using(using).filter(pk__in=hold_ids).order_by("pk"))
+        except DatabaseError:
+            logger.exception("Could not load holds %s to report them resolved", hold_ids)
+            return
+        for hold in resolved:
+            for receiver, result in signals.hold_resolved.send_robust(sender=Hold, hold=hold):
+                if isinstance(result, Exception):
+                    logger.error("Hold receiver %r raised", receiver, exc_info=result)
 
     transaction.on_commit(send, using=using)
 

@@ -96,6 +96,39 @@ def check_funds(src: Account, value: Decimal, *, allow_partial: bool = False) ->
     )
 
 
+def decide_transfer(
+    src: Account,
+    dst: Account,
+    value: Decimal | None,
+    currency: str | None,
+    now: datetime,
+    *,
+    allow_partial: bool = False,
+    parent: Transfer | None = None,
+    reversed_total: Decimal = Decimal(0),
+) -> Decimal:
+    """Every rule of a transfer, in order, on locked rows; return the amount to move.
+
+    ``src``'s ``held`` must already leave out holds past their expiry.
+    ``value=None`` (reversals only) moves what is left of ``parent``. The
+    one sequence of rules for a transfer: the generic locked path runs it
+    before writing, and PostgreSQL's one-statement transfer
+    (``accounts.pg_transfer``) runs it to explain a refusal.
+    """
+    check_pair(src, dst, currency, now)
+    if parent is not None:
+        value = check_reversal(parent, reversed_total, value)
+    assert value is not None
+    amounts.check_places(value, src.currency)
+    value = check_funds(src, value, allow_partial=allow_partial)
+    if src.role == "source":
+        # Money from the source: a top-up, or a withdrawal reversed.
+        check_initial_value(dst, value, top_up=parent is None)
+    check_storable(_raw(src, "balance") - value, value)
+    check_storable(_raw(dst, "balance") + value, value)
+    return value
+
+
 def check_reversal_shape(parent: Transfer, source_id: int, destination_id: int) -> None:
     """Refuse what can never be a reversal; these facts of a transfer never change."""
     if parent.parent_id is not None:

@@ -77,6 +77,43 @@ def _insertable(model: type[models.Model]) -> list[Any]:
 # Reading ----------------------------------------------------------------------------
 
 
+def account_columns(connection: Any) -> str:
+    """The account table's columns, quoted, in the order :func:`accounts_from_rows` reads."""
+    qn = connection.ops.quote_name
+    return ", ".join(qn(f.column) for f in Account._meta.concrete_fields)
+
+
+def accounts_from_rows(using: str, rows: list[Any]) -> dict[int, Account]:
+    """``Account`` instances from raw rows that start with :func:`account_columns`.
+
+    Values go through the backend's and the fields' converters, as the ORM
+    would do it; columns after the account's own are ignored.
+    """
+    connection = connections[using]
+    fields = Account._meta.concrete_fields
+
+    def build() -> list[tuple[Any, list[Any]]]:
+        converters = []
+        for f in fields:
+            column = f.get_col(Account._meta.db_table)
+            found = connection.ops.get_db_converters(column) + f.get_db_converters(connection)  # type: ignore[attr-defined]
+            converters.append((column, found))
+        return converters
+
+    converters = _cached((using, "account converters"), build)
+    names = [f.attname for f in fields]
+    found = {}
+    for row in rows:
+        values = []
+        for value, (column, field_converters) in zip(row, converters, strict=False):
+            for converter in field_converters:
+                value = converter(value, column, connection)
+            values.append(value)
+        account = Account.from_db(using, names, values)
+        found[account.pk] = account
+    return found
+
+
 def lock_accounts(
     using: str, ids: list[int], *, nowait: bool = False
 ) -> tuple[dict[int, Account], datetime]:
@@ -88,16 +125,14 @@ def lock_accounts(
     holds fails the statement at once instead of waiting (see ``locks_busy``).
     """
     connection = connections[using]
-    fields: list[Any] = list(Account._meta.concrete_fields)
     wait = not nowait
 
-    def build() -> tuple[str, list[Any]]:
+    def build() -> str:
         qn = connection.ops.quote_name
-        columns = ", ".join(qn(f.column) for f in fields)
         pk = qn(Account._meta.pk.column)
         now_sql = NOW_SQL.get(connection.vendor)
         select = "SELECT %s%s FROM %s WHERE %s IN (%s) ORDER BY %s" % (
-            columns,
+            account_columns(connection),
             # The clock of each row is read as the row is locked, except on
             # PostgreSQL, where the scan computes its columns before the lock
             # is taken: there the locked rows are read again, below.
@@ -116,32 +151,15 @@ def lock_accounts(
                 select,
                 now_sql,
             )
-        converters = []
-        for f in fields:
-            column = f.get_col(Account._meta.db_table)
-            field_converters = f.get_db_converters(connection)
-            found = connection.ops.get_db_converters(column) + field_converters
-            converters.append((column, found))
-        return select, converters
+        return select
 
-    sql, converters = _cached((using, "lock", len(ids), wait), build)
-    names = [f.attname for f in fields]
-    found = {}
-    latest = None
+    sql = _cached((using, "lock", len(ids), wait), build)
+    width = len(Account._meta.concrete_fields)
     with connection.cursor() as cursor:
         cursor.execute(sql, ids)
-        for row in cursor.fetchall():
-            values = []
-            for value, (column, field_converters) in zip(row, converters, strict=False):
-                for converter in field_converters:
-                    value = converter(value, column, connection)
-                values.append(value)
-            if len(row) > len(converters):
-                moment = row[len(converters)]
-                latest = moment if latest is None or moment > latest else latest
-            account = Account.from_db(using, names, values)
-            found[account.pk] = account
-    return found, clock.from_database(latest)
+        rows = cursor.fetchall()
+    moments = [row[width] for row in rows if len(row) > width]
+    return accounts_from_rows(using, rows), clock.from_database(max(moments, default=None))
 
 
 # Statement builders: (SQL, parameters) ------------------------------------------------

@@ -18,13 +18,13 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from django.db import IntegrityError
+from django.db import IntegrityError, connections
 from django.utils.translation import gettext_lazy as _
 
-from . import amounts, posting, rules
+from . import pg_transfer, posting, rules
 from .exceptions import InvalidArgument
 from .idempotency import Request, after_race
-from .models import Account, Transfer
+from .models import Transfer
 
 
 def original(using: str, transfer_id: int) -> Transfer:
@@ -55,25 +55,42 @@ def post(
     ``value=None`` is accepted for reversals only: reverse what is left.
     The ``Account`` instances in ``instances`` get their rows' new balances.
     """
+    if parent is None and value is not None and connections[using].vendor == "postgresql":
+        posted = pg_transfer.post(
+            using,
+            request,
+            source_id=source_id,
+            destination_id=destination_id,
+            value=value,
+            currency=currency,
+            allow_partial=allow_partial,
+            user=user,
+            merchant_reference=merchant_reference,
+            description=description,
+            instances=instances,
+        )
+        if posted is not None:
+            return posted
     try:
         with posting.locked(using, [source_id, destination_id]) as lock:
             src, dst = lock.rows[source_id], lock.rows[destination_id]
             existing = request.find(Transfer, using)
             if existing is not None:
-                return _replay(request, existing, source_id, destination_id, value, parent)
-            rules.check_pair(src, dst, currency, lock.now)
-            if parent is not None:
-                value = rules.check_reversal(parent, _reversed(using, parent), value)
-            assert value is not None
-            amounts.check_places(value, src.currency)
+                return replay(request, existing, source_id, destination_id, value, parent)
             held = posting.amount(src, "held")
             if posting.credit_limit(src) is not None:
                 # Holds past their expiry stop reserving money, for good.
                 posting.lapse_holds(using, src, lock.now, past_expiry=True)
-            value = rules.check_funds(src, value, allow_partial=allow_partial)
-            if src.role == Account.Role.SOURCE:
-                # Money from the source: a top-up, or a withdrawal reversed.
-                rules.check_initial_value(dst, value, top_up=parent is None)
+            value = rules.decide_transfer(
+                src,
+                dst,
+                value,
+                currency,
+                lock.now,
+                allow_partial=allow_partial,
+                parent=parent,
+                reversed_total=_reversed(using, parent) if parent is not None else Decimal(0),
+            )
             lapsed = posting.amount(src, "held") != held
             posted = posting.write_transfer(
                 using,
@@ -93,7 +110,7 @@ def post(
         # A concurrent call with the same key committed first (the unique
         # index made this insert wait for it): answer as a repeat would.
         existing = after_race(Transfer, using, request.key, error)
-        return _replay(request, existing, source_id, destination_id, value, parent)
+        return replay(request, existing, source_id, destination_id, value, parent)
     posting.update_instances(lock.rows, *instances)
     return posted
 
@@ -104,7 +121,7 @@ def _reversed(using: str, parent: Transfer) -> Decimal:
     return sum(moved, Decimal(0))
 
 
-def _replay(
+def replay(
     request: Request,
     existing: Transfer,
     source_id: int,

@@ -9,6 +9,7 @@ from unittest import mock
 
 import pytest
 from django.db import DatabaseError, connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from accounts import facade
@@ -120,7 +121,8 @@ OPERATIONS = [
 def test_a_fault_on_any_statement_leaves_nothing_partial(world, name):
     operation = world[name]
     total = statements_of(operation)
-    assert total >= 2, "%s ran %d statement(s)" % (name, total)
+    # One on PostgreSQL for a plain transfer (accounts.pg_transfer).
+    assert total >= 1, "%s ran %d statement(s)" % (name, total)
     before = snapshot()
     for n in range(1, total + 1):
         with connection.execute_wrapper(fail_statement(n)):
@@ -133,17 +135,53 @@ def test_a_fault_on_any_statement_leaves_nothing_partial(world, name):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_failed_commit_leaves_nothing(fund):
+@pytest.mark.parametrize("operation", ["transfer", "reverse", "hold"])
+def test_a_failed_commit_leaves_nothing(fund, operation):
     wallet, shop = AccountFactory(), AccountFactory()
     fund(wallet, "10.00")
+    payment = facade.transfer(wallet, shop, Decimal("2.00"))
+    calls = {
+        "transfer": lambda: facade.transfer(wallet, shop, Decimal("1.00")),
+        "reverse": lambda: facade.reverse(payment, amount=Decimal("1.00")),
+        "hold": lambda: facade.hold(wallet, shop, Decimal("1.00")),
+    }
     before = snapshot()
 
     def failing_commit(*args, **kwargs):
         raise Fault("injected fault on COMMIT")
 
-    with mock.patch.object(connection, "_commit", failing_commit):
-        with pytest.raises(Fault, match="on COMMIT"):
-            facade.transfer(wallet, shop, Decimal("1.00"))
+    if connection.vendor == "postgresql" and operation == "transfer":
+        # One statement in autocommit mode: it commits by itself, and has
+        # no COMMIT of its own to fail (a fault on the statement is tested
+        # above). Inside a transaction, the transaction's COMMIT decides.
+        with mock.patch.object(connection, "_commit", failing_commit):
+            with pytest.raises(Fault, match="on COMMIT"):
+                with transaction.atomic():
+                    calls[operation]()
+    else:
+        with mock.patch.object(connection, "_commit", failing_commit):
+            with pytest.raises(Fault, match="on COMMIT"):
+                calls[operation]()
     assert snapshot() == before
-    facade.transfer(wallet, shop, Decimal("1.00"))
+    calls[operation]()
+    assert_ledger_consistent()
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the one-statement transfer")
+@pytest.mark.django_db(transaction=True)
+def test_a_plain_transfer_on_postgresql_is_one_statement_committed_by_itself(fund):
+    wallet, shop = AccountFactory(), AccountFactory()
+    fund(wallet, "10.00")
+
+    def no_commit(*args, **kwargs):
+        raise Fault("a COMMIT was sent")
+
+    with (
+        CaptureQueriesContext(connection) as queries,
+        mock.patch.object(connection, "_commit", no_commit),
+    ):
+        facade.transfer(wallet, shop, Decimal("1.00"))
+    assert len(queries) == 1, [q["sql"] for q in queries]
+    assert connection.get_autocommit()  # the statement was its own transaction
+    assert AccountFactory._meta.model.objects.get(pk=shop.pk).balance.amount == Decimal("1.00")
     assert_ledger_consistent()

@@ -151,7 +151,10 @@ def test_hold_capture_and_release_cost_a_fixed_number_of_statements(wallet, sale
     assert count_statements(lambda: facade.capture(second)) == 4 + TRANSFER_WRITES
     # a debit on an account with holds adds one query (holds past their expiry)
     debit = count_statements(lambda: facade.transfer(wallet, sales, Decimal("1.00")))
-    assert debit == TRANSFER_STATEMENTS + 1
+    if connection.vendor == "postgresql":
+        assert debit == TRANSFER_STATEMENTS  # read inside the one statement
+    else:
+        assert debit == TRANSFER_STATEMENTS + 1
 
 
 # Capture -------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ Money only moves through ``accounts.facade`` (and the shop's
 months honestly, each past operation runs with the clocks patched to its
 moment, in chronological order: the application's (``timezone.now``) and
 the one the ledger reads from the database under its locks
-(``accounts.clock.from_database``), so the facade stamps its rows with that
+(``accounts.clock.travelled``), so the facade stamps its rows with that
 time, exactly as it would have then. Ledger rows are never written or edited
 any other way. (A demo's trick only: in production the ledger's time is the
 database's, and nothing moves it.)
@@ -63,7 +63,7 @@ def back_in_time(moment: datetime) -> Iterator[None]:
     """Run code as if it were ``moment``, for the shop and for the ledger."""
     with (
         mock.patch("django.utils.timezone.now", return_value=moment),
-        mock.patch("accounts.clock.from_database", return_value=moment),
+        mock.patch("accounts.clock.travelled", return_value=moment),
     ):
         yield
 

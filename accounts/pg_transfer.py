@@ -1,0 +1,317 @@
+"""
+A transfer in one statement and one round trip, on PostgreSQL.
+
+A transfer on the generic locked path (``accounts.transfers``) costs the
+round trips of its transaction (``BEGIN``, the locking read, the writes,
+``COMMIT``): most of its time on a fast network, and the time its row locks
+are held. On PostgreSQL a plain transfer (no reversal) is instead one
+statement, which takes the locks, reads the clock, judges every rule and
+writes, or writes nothing:
+
+* ``locked``: the two accounts, ``SELECT ... ORDER BY id FOR UPDATE`` (the
+  same lock order as everywhere else), then the database's clock once both
+  locks are granted (``accounts.clock``);
+* ``lapsing``: the source's active holds past their expiry, which no longer
+  reserve money (and are marked expired if the transfer is written, as on
+  the generic path). They are read ``FOR UPDATE``, after the accounts: the
+  statement's snapshot was taken before it waited for the account locks,
+  and only a locking read re-checks a hold that the transaction it waited
+  for resolved (reading them plainly would count such a hold twice);
+* ``decision``: the rules of ``accounts.rules.decide_transfer``, in the same
+  order, as SQL over the locked rows; the first that refuses names itself;
+* the writes (the transfer, its two legs, both balances and held amounts,
+  the lapsed holds) happen only when no rule refused. ``ON CONFLICT DO
+  NOTHING`` on the transfer: a key another request committed first writes
+  nothing here either.
+
+Outside a transaction the statement runs in autocommit mode: it is a
+transaction of its own, committed when it returns, so a transfer is one
+round trip. Inside the caller's transaction it runs in a savepoint, as the
+generic path does.
+
+What Python decides: nothing that the statement did not already decide.
+When a rule refused, the same rules in Python (``decide_transfer``, judged
+on the rows the statement returns, as locked, at the moment it read) raise
+the exception with its context; if they find nothing to refuse, the two
+sets of rules disagree and ``RuntimeError`` says so (nothing was written).
+``tests/test_pg_transfer.py`` checks, on random accounts and amounts, that
+both paths take the same decision.
+
+Rejected alternatives: a PL/pgSQL function (the rules would live in the
+database, outside the migrations' reach and out of the Python rules'
+sight); writing first and checking in Python after (it needs a transaction
+of its own, ``BEGIN`` and ``COMMIT`` being two more round trips).
+
+The generic path still handles what this statement hands back (``None``):
+a repeated idempotency key (replay or conflict), a lost race on a key, and
+an account in a currency the settings no longer list.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from django.db import connections, transaction
+from django.utils.translation import gettext_lazy as _
+
+from . import amounts, clock, posting, rules, signals, sql
+from .conf import conf
+from .exceptions import InvalidAccount
+from .idempotency import Request
+from .models import Account, Hold, Transaction, Transfer, generate_reference
+
+#: Why the statement wrote nothing, besides the rules: hand over to the generic path.
+KEY, FALLBACK = "key", "fallback"
+
+
+def post(
+    using: str,
+    request: Request,
+    *,
+    source_id: int,
+    destination_id: int,
+    value: Decimal,
+    currency: str | None,
+    allow_partial: bool,
+    user: Any,
+    merchant_reference: str | None,
+    description: str,
+    instances: tuple[Any, ...],
+) -> Transfer | None:
+    """Post a plain transfer in one statement; ``None``: run the generic path instead."""
+    connection = connections[using]
+    statement = _statement(connection)
+    reference = generate_reference()
+    username = posting.username(user)
+    fingerprint = request.fingerprint()
+    params: dict[str, Any] = {
+        "source": source_id,
+        "destination": destination_id,
+        "value": value,
+        "currency": currency,
+        "partial": allow_partial,
+        "minimum": conf.MIN_INITIAL_VALUE,
+        "maximum": conf.MAX_INITIAL_VALUE,
+        "limit": amounts.LIMIT,
+        "reference": reference,
+        "merchant_reference": merchant_reference,
+        "description": description,
+        "user": user.pk if user is not None else None,
+        "username": username,
+        "key": request.key,
+        "fingerprint": fingerprint,
+        "travelled": clock.travelled(),
+    }
+    if connection.in_atomic_block:
+        with transaction.atomic(using=using), connection.cursor() as cursor:
+            cursor.execute(statement, params)
+            rows = cursor.fetchall()
+    else:
+        with connection.cursor() as cursor:
+            cursor.execute(statement, params)
+            rows = cursor.fetchall()
+    width = len(Account._meta.concrete_fields)
+    found = sql.accounts_from_rows(using, rows)
+    missing = {source_id, destination_id} - found.keys()
+    if missing:
+        raise InvalidAccount(
+            _("Account %(account)s does not exist (was it deleted?)."), account=min(missing)
+        )
+    now, refused, moved, transfer_id, lapsed_ids, lapsed_total = rows[0][width:]
+    now = clock.from_database(now)
+    src, dst = found[source_id], found[destination_id]
+    if refused is not None or transfer_id is None:
+        if refused in (KEY, FALLBACK) or transfer_id is None and refused is None:
+            return None
+        _explain(src, dst, value, currency, now, allow_partial, lapsed_total)
+    posted = Transfer(
+        reference=reference,
+        source_id=source_id,
+        destination_id=destination_id,
+        currency=src.currency,
+        amount=moved,
+        merchant_reference=merchant_reference,
+        description=description,
+        user=user,
+        username=username,
+        idempotency_key=request.key,
+        request_fingerprint=fingerprint,
+        created=now,
+    )
+    posted.pk = transfer_id
+    posted._state.adding, posted._state.db = False, using
+    src.__dict__["balance"] = posting.amount(src, "balance") - moved
+    src.__dict__["held"] = posting.amount(src, "held") - (lapsed_total or Decimal(0))
+    dst.__dict__["balance"] = posting.amount(dst, "balance") + moved
+    posting.after_commit(using, signals.transfer_posted, Transfer, transfer=posted)
+    if lapsed_ids:
+        posting.after_commit_resolved(using, lapsed_ids)
+    posting.update_instances(found, *instances)
+    return posted
+
+
+def _explain(
+    src: Account,
+    dst: Account,
+    value: Decimal,
+    currency: str | None,
+    now: Any,
+    allow_partial: bool,
+    lapsed_total: Decimal | None,
+) -> None:
+    """Raise the exception of the rule the statement found refusing, with its context."""
+    if lapsed_total:
+        src.__dict__["held"] = posting.amount(src, "held") - lapsed_total
+    rules.decide_transfer(src, dst, value, currency, now, allow_partial=allow_partial)
+    raise RuntimeError(
+        "The ledger's SQL rules refused a transfer that its Python rules allow: they must "
+        "be kept the same (accounts.rules, accounts.pg_transfer)."
+    )
+
+
+def _statement(connection: Any) -> str:
+    """The statement, built once per database and set of currencies."""
+    places = tuple((code, amounts.currency_places(code)) for code in conf.CURRENCIES)
+    key = (connection.alias, "pg transfer", places)
+    return sql._cached(key, lambda: _build(connection, places))
+
+
+def _build(connection: Any, places: tuple[tuple[str, int], ...]) -> str:
+    qn = connection.ops.quote_name
+    account = qn(Account._meta.db_table)
+    hold = qn(Hold._meta.db_table)
+    transfer_columns = ", ".join(
+        qn(_column(Transfer, name))
+        for name in (
+            "reference",
+            "source",
+            "destination",
+            "currency",
+            "amount",
+            "merchant_reference",
+            "description",
+            "user",
+            "username",
+            "idempotency_key",
+            "request_fingerprint",
+            "created",
+        )
+    )
+    leg_columns = ", ".join(
+        qn(_column(Transaction, name))
+        for name in ("transfer", "account", "currency", "amount", "balance_after", "created")
+    )
+    decimal_places = "CASE s.currency %s END" % " ".join(
+        "WHEN '%s' THEN %d" % (code, count) for code, count in places
+    )
+    value = "%(value)s::numeric"
+    moved = (
+        f"CASE WHEN s.credit_limit IS NULL OR {value} <= f.available "
+        f"THEN {value} ELSE f.available END"
+    )
+    # In the order of accounts.rules.decide_transfer; the first to refuse names itself.
+    checks = [
+        (
+            KEY,
+            "EXISTS (SELECT 1 FROM %s WHERE idempotency_key = %%(key)s::text)"
+            % qn(Transfer._meta.db_table),
+        ),  # fmt: skip
+        ("currency", "s.currency <> d.currency"),
+        ("currency", "%(currency)s::text IS NOT NULL AND %(currency)s::text <> s.currency"),
+        ("source", "s.status <> 'open'"),
+        ("source", "s.start_date IS NOT NULL AND c.now < s.start_date"),
+        ("source", "s.end_date IS NOT NULL AND c.now > s.end_date"),
+        ("destination", "d.status <> 'open'"),
+        ("destination", "d.start_date IS NOT NULL AND c.now < d.start_date"),
+        ("destination", "d.end_date IS NOT NULL AND c.now > d.end_date"),
+        (FALLBACK, "(%s) IS NULL" % decimal_places),
+        ("places", "%s <> round(%s, %s)" % (value, value, decimal_places)),
+        (
+            "funds",
+            f"s.credit_limit IS NOT NULL AND {value} > f.available "
+            "AND NOT (%(partial)s::boolean AND f.available > 0)",
+        ),
+        (
+            "minimum",
+            "s.role = 'source' AND %%(minimum)s::numeric IS NOT NULL "
+            "AND %s < %%(minimum)s::numeric" % moved,
+        ),
+        (
+            "maximum",
+            "s.role = 'source' AND %%(maximum)s::numeric IS NOT NULL "
+            "AND d.balance + %s > %%(maximum)s::numeric" % moved,
+        ),
+        (
+            "storable",
+            f"abs(s.balance - {moved}) >= %(limit)s::numeric "
+            f"OR abs(d.balance + {moved}) >= %(limit)s::numeric",
+        ),
+    ]
+    decision = "CASE %s END" % " ".join(
+        "WHEN %s THEN '%s'" % (condition, code) for code, condition in checks
+    )
+    return f"""
+WITH locked AS MATERIALIZED (
+    SELECT {sql.account_columns(connection)} FROM {account}
+    WHERE id IN (%(source)s, %(destination)s) ORDER BY id FOR UPDATE
+),
+c AS MATERIALIZED (
+    SELECT coalesce(%(travelled)s::timestamptz, max(t)) AS now
+    FROM (SELECT clock_timestamp() AS t FROM locked) AS times
+),
+s AS (SELECT * FROM locked WHERE id = %(source)s),
+d AS (SELECT * FROM locked WHERE id = %(destination)s),
+lapsing AS MATERIALIZED (
+    SELECT h.id, h.amount FROM {hold} h, s, c
+    WHERE h.source_id = s.id AND h.status = 'active' AND h.expires_at <= c.now
+      AND s.credit_limit IS NOT NULL AND s.held <> 0
+    FOR UPDATE OF h
+),
+f AS MATERIALIZED (
+    SELECT coalesce((SELECT sum(amount) FROM lapsing), 0) AS lapsed,
+           s.balance + s.credit_limit - s.held
+             + coalesce((SELECT sum(amount) FROM lapsing), 0) AS available
+    FROM s
+),
+decision AS MATERIALIZED (
+    SELECT {decision} AS refused, {moved} AS moved FROM s, d, c, f
+),
+new_transfer AS (
+    INSERT INTO {qn(Transfer._meta.db_table)} ({transfer_columns})
+    SELECT %(reference)s, s.id, d.id, s.currency, decision.moved, %(merchant_reference)s,
+           %(description)s, %(user)s, %(username)s, %(key)s, %(fingerprint)s, c.now
+    FROM s, d, c, decision WHERE decision.refused IS NULL
+    ON CONFLICT DO NOTHING
+    RETURNING id
+),
+new_legs AS (
+    INSERT INTO {qn(Transaction._meta.db_table)} ({leg_columns})
+    SELECT t.id, s.id, s.currency, -decision.moved, s.balance - decision.moved, c.now
+      FROM new_transfer t, s, c, decision
+    UNION ALL
+    SELECT t.id, d.id, s.currency, decision.moved, d.balance + decision.moved, c.now
+      FROM new_transfer t, s, d, c, decision
+),
+lapsed AS (
+    UPDATE {hold} h SET status = 'expired', resolved_at = c.now, resolved_by = ''
+    FROM new_transfer t, c WHERE h.id IN (SELECT id FROM lapsing)
+    RETURNING h.id
+),
+balances AS (
+    UPDATE {account} a
+    SET balance = CASE WHEN a.id = s.id THEN s.balance - decision.moved
+                       ELSE d.balance + decision.moved END,
+        held = CASE WHEN a.id = s.id THEN s.held - f.lapsed ELSE a.held END
+    FROM new_transfer t, s, d, f, decision
+    WHERE a.id IN (s.id, d.id)
+)
+SELECT locked.*, c.now, decision.refused, decision.moved,
+       (SELECT id FROM new_transfer), (SELECT array_agg(id) FROM lapsed), f.lapsed
+FROM locked CROSS JOIN c LEFT JOIN decision ON true LEFT JOIN f ON true
+"""
+
+
+def _column(model: Any, name: str) -> str:
+    column: str = model._meta.get_field(name).column
+    return column

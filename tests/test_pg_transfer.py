@@ -1,0 +1,185 @@
+"""
+PostgreSQL's one-statement transfer takes the decisions of the generic locked path.
+
+The rules of a transfer exist twice on PostgreSQL: in Python
+(``accounts.rules.decide_transfer``, which every backend runs) and as the SQL
+of the one statement (``accounts.pg_transfer``). Here random accounts, holds,
+settings and amounts meet both paths, each in a savepoint rolled back
+afterwards, and must give the same outcome: the same exception with the same
+message, or the same amount moved and the same rows written.
+"""
+
+import datetime
+import os
+from decimal import Decimal
+from unittest import mock
+
+import pytest
+from django.db import connection, transaction
+from django.test.utils import override_settings
+from django.utils import timezone
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from accounts import amounts, facade, pg_transfer
+from accounts.exceptions import AccountException, InsufficientFunds
+from accounts.models import Account, Hold, Transaction, Transfer
+
+pytestmark = [
+    pytest.mark.django_db,
+    pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's one statement"),
+]
+
+NOW = timezone.now()
+WHEN = st.sampled_from(
+    [None] * 8 + [NOW - datetime.timedelta(days=1), NOW + datetime.timedelta(days=1)]
+)
+MONEY = st.decimals(min_value=Decimal("-500"), max_value=Decimal("500"), places=2)
+
+
+def side():
+    return st.fixed_dictionaries(
+        {
+            "status": st.sampled_from(["open"] * 8 + ["frozen", "closed"]),
+            "currency": st.sampled_from(["GBP"] * 12 + ["EUR", "JPY"]),
+            "start_date": WHEN,
+            "end_date": WHEN,
+            "balance": MONEY,
+            "credit_limit": st.one_of(st.none(), st.sampled_from([Decimal(0), Decimal("100")])),
+            "active_hold": st.sampled_from([None, Decimal("5"), Decimal("50")]),
+            "lapsed_hold": st.sampled_from([None, Decimal("7"), Decimal("70")]),
+            "role": st.sampled_from([None, None, None, "source"]),
+        }
+    )
+
+
+def account(state, shop, *, may_be_source=True):
+    """An account in ``state``, written around the facade (the rules must cope with anything).
+
+    ``role`` "source" takes the core source account of the currency instead.
+    """
+    if state["role"] == "source" and may_be_source:
+        created = Account.objects.source_account(state["currency"])
+    else:
+        created = Account.objects.create(currency=state["currency"])
+    with connection.cursor() as cursor:
+        held = sum(h for h in (state["active_hold"], state["lapsed_hold"]) if h) or Decimal(0)
+        cursor.execute(
+            "UPDATE accounts_account SET status = %s, start_date = %s, end_date = %s, "
+            "balance = %s, held = %s, credit_limit = %s WHERE id = %s",
+            [
+                state["status"],
+                state["start_date"],
+                state["end_date"],
+                state["balance"],
+                held,
+                state["credit_limit"],
+                created.pk,
+            ],
+        )
+        for amount, expires in (
+            (state["active_hold"], None),
+            (state["lapsed_hold"], NOW - datetime.timedelta(hours=1)),
+        ):
+            if amount:
+                cursor.execute(
+                    "INSERT INTO accounts_hold (reference, source_id, destination_id, currency, "
+                    "amount, status, expires_at, description, username, resolved_by, created) "
+                    "VALUES (%s, %s, %s, %s, %s, 'active', %s, '', '', '', %s)",
+                    [
+                        "H%d%s" % (created.pk, amount),
+                        created.pk,
+                        shop.pk,
+                        state["currency"],
+                        amount,
+                        expires,
+                        NOW - datetime.timedelta(days=2),
+                    ],
+                )
+    return created
+
+
+def outcome(call):
+    """What a transfer does, then rolled back: its refusal, or the rows it writes."""
+    with transaction.atomic():
+        try:
+            posted = call()
+        except AccountException as exc:
+            found = ("refused", type(exc).__name__, str(exc))
+        else:
+            found = (
+                "posted",
+                posted.amount,
+                sorted(Account.objects.values_list("pk", "balance", "held")),
+                sorted(Hold.objects.values_list("reference", "status")),
+                sorted(
+                    Transaction.objects.filter(transfer=posted.pk).values_list(
+                        "account", "amount", "balance_after"
+                    )
+                ),
+            )
+        transaction.set_rollback(True)
+    return found
+
+
+def generic(call):
+    with mock.patch.object(pg_transfer, "post", return_value=None):
+        return outcome(call)
+
+
+@settings(
+    max_examples=int(os.environ.get("ACCOUNTS_HYPOTHESIS_EXAMPLES", 60)) * 3,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    source=side(),
+    destination=side(),
+    cents=st.one_of(st.integers(min_value=1, max_value=30000), st.sampled_from([1, 500, 5000])),
+    places=st.sampled_from([2, 2, 3]),
+    money=st.sampled_from([None] * 6 + ["GBP", "EUR"]),
+    partial=st.booleans(),
+    bounds=st.sampled_from([(None, None), (Decimal("10"), Decimal("400"))]),
+)
+def test_both_paths_decide_the_same(source, destination, cents, places, money, partial, bounds):
+    shop = Account.objects.sales_account()
+    with transaction.atomic():
+        src, dst = account(source, shop), account(destination, shop, may_be_source=False)
+        amount = Decimal(cents).scaleb(-places)
+        value = amount if money is None else amounts.money(amount, money)
+        minimum, maximum = bounds
+
+        def call():
+            return facade.transfer(src.pk, dst.pk, value, allow_partial=partial)
+
+        with override_settings(
+            ACCOUNTS_MIN_INITIAL_VALUE=minimum, ACCOUNTS_MAX_INITIAL_VALUE=maximum
+        ):
+            found = outcome(call)
+            event(found[0] if found[0] == "posted" else found[1])
+            assert found == generic(call)
+        transaction.set_rollback(True)
+
+
+def test_a_refusal_writes_nothing_and_raises_what_the_generic_path_raises(fund):
+    wallet = Account.objects.create(credit_limit=Decimal("0"))
+    fund(wallet, "5.00")
+    shop = Account.objects.sales_account()
+    before = (Transfer.objects.count(), sorted(Account.objects.values_list("pk", "balance")))
+    with pytest.raises(InsufficientFunds, match="only £5.00 is available"):
+        facade.transfer(wallet, shop, Decimal("5.01"))
+    assert (Transfer.objects.count(), sorted(Account.objects.values_list("pk", "balance"))) == (
+        before
+    )
+
+
+def test_rules_that_disagree_are_a_loud_error_and_write_nothing(fund):
+    wallet = Account.objects.create(credit_limit=Decimal("0"))
+    fund(wallet, "5.00")
+    shop = Account.objects.sales_account()
+    before = Transfer.objects.count()
+    # The Python rules allow what the statement refused: say so, never guess.
+    with mock.patch.object(pg_transfer.rules, "decide_transfer", return_value=Decimal("6")):
+        with pytest.raises(RuntimeError, match="SQL rules refused a transfer"):
+            facade.transfer(wallet, shop, Decimal("6.00"))
+    assert Transfer.objects.count() == before
