@@ -17,6 +17,8 @@ Ids are stable; never reuse a retired one.
 * accounts.E011 ACCOUNTS_CODE_LOOKUP_PROXY_COUNT is not a non-negative integer.
 * accounts.E012 ACCOUNTS_API_PAYABLE_ACCOUNT_TYPES is not a list of account type codes.
 * accounts.E013 ACCOUNTS_API_PAYMENT_POLICY is not the dotted path of a callable.
+* accounts.E014 ACCOUNTS_BATCH_MAX_SIZE is not an integer from 1 to 2,000.
+* accounts.E015 ACCOUNTS_PREPARE_STATEMENTS is not True or False.
 * accounts.W001 A MySQL/MariaDB database runs at REPEATABLE READ: reversal
   checks could read a stale snapshot.
 * accounts.W002 ACCOUNTS_CODE_LOOKUP_CACHE is a DummyCache: the lookup
@@ -43,6 +45,7 @@ def register() -> None:
     checks.register(check_settings, "accounts")
     checks.register(check_databases, "accounts")
     checks.register(check_code_lookup_settings, "accounts")
+    checks.register(check_engine_settings, "accounts")
     checks.register(check_exact_columns, "accounts", checks.Tags.database)
     checks.register(check_api_settings, "accounts")
 
@@ -286,6 +289,31 @@ def check_api_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.Ch
                     "'accounts.api.policy.payable_by_type'."
                 ),
                 id="accounts.E013",
+            )
+        )
+    return errors
+
+
+def check_engine_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """The settings of the posting engine: batch sizes, prepared statements."""
+    errors: list[checks.CheckMessage] = []
+    size = conf.BATCH_MAX_SIZE
+    if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= 2_000:
+        errors.append(
+            checks.Error(
+                "ACCOUNTS_BATCH_MAX_SIZE is %r; it must be an integer from 1 to 2000." % (size,),
+                hint="The default, 1000, keeps a batch's statements well inside every "
+                "database's limits on parameters.",
+                id="accounts.E014",
+            )
+        )
+    if not isinstance(conf.PREPARE_STATEMENTS, bool):
+        errors.append(
+            checks.Error(
+                "ACCOUNTS_PREPARE_STATEMENTS is %r; it must be True or False."
+                % (conf.PREPARE_STATEMENTS,),
+                hint="False behind a pooler that moves sessions between transactions.",
+                id="accounts.E015",
             )
         )
     return errors

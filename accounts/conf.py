@@ -85,6 +85,20 @@ class Settings:
         """Largest balance a top-up from a core source account may bring an account to."""
         return self._get("ACCOUNTS_MAX_INITIAL_VALUE", None)
 
+    @property
+    def BATCH_MAX_SIZE(self) -> int:
+        """The most transfers one ``facade.transfer_many`` call may request."""
+        return self._get("ACCOUNTS_BATCH_MAX_SIZE", 1000)
+
+    @property
+    def PREPARE_STATEMENTS(self) -> bool:
+        """Whether PostgreSQL's one-statement transfer is prepared once per connection.
+
+        Turn it off behind a pooler that moves sessions between transactions
+        (PgBouncer in transaction mode before 1.21).
+        """
+        return self._get("ACCOUNTS_PREPARE_STATEMENTS", True)
+
     # Gift card code lookups (accounts.lookup, accounts.views) ------------------
 
     @property

@@ -18,6 +18,8 @@ subclass and leaves nothing written.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -25,11 +27,12 @@ from typing import TYPE_CHECKING, Any
 from django.db import router
 from django.utils.translation import gettext_lazy as _
 
-from . import amounts, arguments, expiry, holds, posting, rules, status, transfers
-from .exceptions import InvalidArgument, SameAccount
+from . import amounts, arguments, batches, expiry, holds, posting, rules, status, transfers
+from .conf import conf
+from .exceptions import AccountException, InvalidArgument, InvalidReversal, SameAccount
 from .expiry import Expiry
 from .idempotency import Request
-from .models import Account, Hold, Transfer
+from .models import Account, Batch, Hold, Transfer
 
 if TYPE_CHECKING:
     from djmoney.money import Money
@@ -38,7 +41,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "transfer",
+    "transfer_many",
+    "TransferRequest",
     "reverse",
+    "reverse_batch",
     "hold",
     "capture",
     "release",
@@ -181,6 +187,184 @@ def reverse(
         ),
         description=text.description or "",
     )
+
+
+@dataclass(frozen=True)
+class TransferRequest:
+    """One transfer of a batch (:func:`transfer_many`): what :func:`transfer` takes per transfer.
+
+    ``description`` defaults to the batch's. ``parent`` makes it a reversal
+    of that transfer (``amount=None``: what is left of it).
+    """
+
+    source: Account | int
+    destination: Account | int
+    amount: Amount | None
+    merchant_reference: str | None = None
+    description: str | None = None
+    allow_partial: bool = False
+    parent: Transfer | None = None
+
+
+def transfer_many(
+    requests: Sequence[TransferRequest],
+    *,
+    user: Any = None,
+    description: str | None = None,
+    idempotency_key: str | None = None,
+    atomic: bool = True,
+) -> Batch:
+    """Post many transfers as one ``Batch``: one set of locks, one commit.
+
+    Every account of the batch is locked at once, in key order; each request
+    is judged by the rules of :func:`transfer`, in order, on the state the
+    earlier ones leave. Linked (``atomic=True``, the default): all or
+    nothing; the first refusal raises the exception :func:`transfer` would
+    raise for that request, with ``index`` set to its position, and nothing
+    is written. Independent (``atomic=False``): each request succeeds or is
+    refused on its own, the good ones are written together, and
+    ``batch.results`` lists, per request, its ``Transfer`` or its exception.
+
+    Bad input in any request raises (with ``index``) before anything is
+    locked, in both modes. With an ``idempotency_key``, the same requests
+    with the same arguments return the same batch; anything else raises
+    ``IdempotencyConflict``. Signals: ``transfer_posted`` for each transfer,
+    then ``batch_posted``, once committed. ``ACCOUNTS_BATCH_MAX_SIZE``
+    (default 1000) caps the number of requests.
+    """
+    requests = list(requests)
+    if not requests or len(requests) > conf.BATCH_MAX_SIZE:
+        raise InvalidArgument(
+            _("A batch takes from 1 to %(max)s transfer requests, not %(count)s."),
+            max=conf.BATCH_MAX_SIZE,
+            count=len(requests),
+        )
+    using = router.db_for_write(Transfer)
+    text = _Texts(None, description, idempotency_key)
+    planned = []
+    for index, item in enumerate(requests):
+        try:
+            planned.append(_plan(using, item, text.description))
+        except AccountException as exc:
+            exc.index = index  # type: ignore[attr-defined]
+            raise
+    request = Request(
+        "batch",
+        text.key,
+        atomic=bool(atomic),
+        user=text.user(user),
+        description=text.description,
+        requests=[_described(p) for p in planned],
+    )
+    return batches.post(
+        using,
+        request,
+        planned,
+        atomic=bool(atomic),
+        user=arguments.saved_user(user),
+        description=text.description or "",
+    )
+
+
+def reverse_batch(
+    batch: Batch,
+    *,
+    user: Any = None,
+    description: str | None = None,
+    idempotency_key: str | None = None,
+) -> Batch:
+    """Reverse what is left of every transfer of ``batch``, all or nothing, as one new batch.
+
+    Transfers already fully reversed are left out (``None`` in the new
+    batch's ``results``); the new batch's ``reverses`` is ``batch``. Only the
+    primary key of ``batch`` is used. Raises ``InvalidReversal`` when
+    nothing is left to reverse, and what :func:`reverse` raises.
+    """
+    using = router.db_for_write(Transfer)
+    batch_id = arguments.saved_pk(batch, Batch, _("batch"))
+    original = Batch.objects.using(using).filter(pk=batch_id).first()
+    if original is None:
+        raise InvalidArgument(_("Batch %(batch)s does not exist."), batch=batch_id)
+    text = _Texts(None, description, idempotency_key)
+    default = text.description or str(_("Reversal of batch %(batch)s") % {"batch": original})
+    planned = []
+    for transfer in original.transfers.using(using):
+        rules.check_reversal_shape(transfer, transfer.destination_id, transfer.source_id)
+        planned.append(
+            batches.Planned(
+                source_id=transfer.destination_id,
+                destination_id=transfer.source_id,
+                value=None,
+                currency=None,
+                parent=transfer,
+                allow_partial=False,
+                merchant_reference=transfer.merchant_reference,
+                description=default,
+                skip_when_reversed=True,
+            )
+        )
+    if not planned:
+        raise InvalidReversal(_("Batch %(batch)s has no transfers to reverse."), batch=original)
+    request = Request(
+        "reverse batch",
+        text.key,
+        batch=original.pk,
+        user=text.user(user),
+        description=text.description,
+    )
+    return batches.post(
+        using,
+        request,
+        planned,
+        atomic=True,
+        user=arguments.saved_user(user),
+        description=default,
+        reverses=original,
+    )
+
+
+def _plan(using: str, item: Any, description: str | None) -> batches.Planned:
+    """Check one request of a batch as :func:`transfer` checks its arguments."""
+    if not isinstance(item, TransferRequest):
+        raise InvalidArgument(_("A batch takes TransferRequest objects, not %(item)r."), item=item)
+    if item.allow_partial and item.parent is not None:
+        raise InvalidArgument(_("A reversal cannot be partial-by-funds (allow_partial)."))
+    source_id, destination_id = _pair(item.source, item.destination)
+    if item.amount is None and item.parent is not None:
+        value, currency = None, None
+    else:
+        value, currency = amounts.parse_amount(item.amount)
+    parent = None
+    if item.parent is not None:
+        parent = transfers.original(
+            using, arguments.saved_pk(item.parent, Transfer, _("transfer"))
+        )
+        rules.check_reversal_shape(parent, source_id, destination_id)
+    text = _Texts(item.merchant_reference, item.description, None)
+    return batches.Planned(
+        source_id=source_id,
+        destination_id=destination_id,
+        value=value,
+        currency=currency,
+        parent=parent,
+        allow_partial=bool(item.allow_partial),
+        merchant_reference=text.merchant_reference,
+        description=(text.description if text.description is not None else description) or "",
+    )
+
+
+def _described(planned: batches.Planned) -> dict[str, Any]:
+    """One request of a batch as its part of the batch's fingerprint."""
+    return {
+        "source": planned.source_id,
+        "destination": planned.destination_id,
+        "amount": planned.value,
+        "currency": planned.currency,
+        "parent": planned.parent.pk if planned.parent is not None else None,
+        "allow_partial": planned.allow_partial,
+        "merchant_reference": planned.merchant_reference,
+        "description": planned.description,
+    }
 
 
 def hold(

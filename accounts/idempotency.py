@@ -47,6 +47,10 @@ def _canonical(value: Any) -> Any:
         return value.pk
     if value is None or isinstance(value, (str, int, bool)):
         return value
+    if isinstance(value, (list, tuple)):
+        return [_canonical(item) for item in value]
+    if isinstance(value, dict):
+        return {str(key): _canonical(item) for key, item in value.items()}
     raise TypeError("No canonical form for %r" % (value,))
 
 

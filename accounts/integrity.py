@@ -21,7 +21,7 @@ from typing import Any
 from django.db import DEFAULT_DB_ALIAS, connections
 
 from .fields import ExactCharField, exact_collation
-from .models import Account, Hold, Transaction, Transfer
+from .models import Account, Batch, Hold, Transaction, Transfer
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,7 @@ def exact_columns(*, unique: bool = False) -> list[tuple[str, str]]:
     """
     return [
         (model._meta.db_table, field.column)
-        for model in (Account, Transfer, Hold)
+        for model in (Account, Transfer, Hold, Batch)
         for field in model._meta.concrete_fields
         if isinstance(field, ExactCharField) and (field.unique or not unique)
     ]
@@ -124,6 +124,7 @@ def _checks(connection: Any) -> list[tuple[str, str, Any]]:
     transfer = qn(Transfer._meta.db_table)
     leg = qn(Transaction._meta.db_table)
     hold = qn(Hold._meta.db_table)
+    batch = qn(Batch._meta.db_table)
     return [
         (
             "currency",
@@ -279,6 +280,40 @@ def _checks(connection: Any) -> list[tuple[str, str, Any]]:
             ),
         ),
         (
+            "batch",
+            # A batch's transfers stand at distinct positions below its size;
+            # a linked batch (but a reversal of one, which leaves out what was
+            # fully reversed already) wrote every request.
+            "SELECT b.id, b.size, COUNT(t.id) FROM %(batch)s b "
+            "LEFT JOIN %(transfer)s t ON t.batch_id = b.id GROUP BY b.id, b.size, b.atomic, "
+            "b.reverses_id HAVING COUNT(t.id) > b.size "
+            "OR COUNT(DISTINCT t.batch_position) <> COUNT(t.id) "
+            "OR MIN(t.batch_position) < 0 OR MAX(t.batch_position) >= b.size "
+            "OR (b.atomic = %(true)s AND b.reverses_id IS NULL AND COUNT(t.id) <> b.size)"
+            % {
+                "batch": batch,
+                "transfer": transfer,
+                "true": "TRUE" if connection.vendor == "postgresql" else "1",
+            },
+            lambda r: Problem(
+                "batch",
+                "batch #%s of %s request(s) has %s transfer(s), or their positions do not "
+                "match the requests" % (r[0], r[1], r[2]),
+                expected="one transfer per position below %s" % r[1],
+                found="%s transfer(s)" % r[2],
+            ),
+        ),
+        (
+            "batch-position",
+            "SELECT id FROM %s WHERE (batch_id IS NULL AND batch_position IS NOT NULL) "
+            "OR (batch_id IS NOT NULL AND batch_position IS NULL)" % transfer,
+            lambda r: Problem(
+                "batch-position",
+                "a transfer has a batch without a position in it, or a position without a batch",
+                transfer=r[0],
+            ),
+        ),
+        (
             "duplicate-key",
             " UNION ALL ".join(
                 "SELECT '%(table)s.%(column)s', MIN(%(col)s), COUNT(*) FROM %(qtable)s "
@@ -334,6 +369,7 @@ def check_ledger(using: str = DEFAULT_DB_ALIAS, *, limit: int | None = 100) -> L
             ("transfers", Transfer),
             ("legs", Transaction),
             ("holds", Hold),
+            ("batches", Batch),
         ):
             cursor.execute(
                 "SELECT COUNT(*) FROM %s" % connection.ops.quote_name(model._meta.db_table)

@@ -237,6 +237,14 @@ class TransferQuerySet(LedgerQuerySet):
         return self.filter(Q(source=account) | Q(destination=account))
 
 
+class BatchQuerySet(LedgerQuerySet):
+    def erase_personal_data(self) -> int:
+        """Erase who made these batches and why (user, username, description)."""
+        return erase_personal_data(self, user=None, username="", description="")
+
+    erase_personal_data.alters_data = True  # type: ignore[attr-defined]
+
+
 class TransactionQuerySet(LedgerQuerySet):
     def for_account(self, account: Any) -> TransactionQuerySet:
         return self.filter(account=account)

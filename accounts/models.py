@@ -43,6 +43,7 @@ from .managers import (
     LEDGER_FIELDS,
     AccountQuerySet,
     AccountTypeQuerySet,
+    BatchQuerySet,
     HoldQuerySet,
     TransactionQuerySet,
     TransferQuerySet,
@@ -617,6 +618,79 @@ class Statement:
         return iter(self.transactions)
 
 
+class Batch(models.Model):
+    """Transfers posted together, under one set of locks and one commit. Append-only.
+
+    Made by ``accounts.facade.transfer_many``; its transfers, in request
+    order, are :attr:`transfers`. ``reverses`` links a batch made by
+    ``facade.reverse_batch`` to the batch it reverses.
+    """
+
+    reference = ExactCharField(
+        _("reference"), max_length=32, unique=True, default=generate_reference, editable=False
+    )
+    atomic = models.BooleanField(
+        _("all or nothing"),
+        default=True,
+        help_text=_("Linked (all or nothing), or independent requests written together."),
+    )
+    size = models.PositiveIntegerField(
+        _("requests"),
+        default=0,
+        help_text=_("How many transfers were requested (an independent batch may write fewer)."),
+    )
+    reverses = models.ForeignKey(
+        "self",
+        verbose_name=_("reverses"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="reversals",
+    )
+    description = models.TextField(_("description"), blank=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("user"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    username = models.CharField(_("username"), max_length=150, blank=True)
+    idempotency_key = ExactCharField(
+        _("idempotency key"), max_length=128, null=True, blank=True, unique=True
+    )
+    request_fingerprint = models.CharField(
+        _("request fingerprint"), max_length=64, null=True, blank=True, editable=False
+    )
+    created = models.DateTimeField(_("created"), default=timezone.now, db_index=True)
+
+    objects = BatchQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created", "-pk"]
+        verbose_name = _("batch")
+        verbose_name_plural = _("batches")
+
+    def __str__(self) -> str:
+        return self.reference
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        refuse_ledger_write(type(self))
+
+    save.alters_data = True  # type: ignore[attr-defined]
+
+    def delete(self, *args: Any, **kwargs: Any) -> Any:
+        raise LedgerImmutable(_("Batches are append-only and cannot be deleted."))
+
+    delete.alters_data = True  # type: ignore[attr-defined]
+
+    @property
+    def transfers(self) -> TransferQuerySet:
+        """The batch's transfers, in the order they were requested."""
+        return Transfer.objects.filter(batch=self.pk).order_by("batch_position")
+
+
 class Transfer(models.Model):
     """One movement of money from ``source`` to ``destination``. Append-only."""
 
@@ -649,6 +723,17 @@ class Transfer(models.Model):
         # SQLite's planner after ANALYZE. (InnoDB keeps its own foreign key
         # index.)
         db_index=False,
+    )
+    batch = models.ForeignKey(
+        Batch,
+        verbose_name=_("batch"),
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+    batch_position = models.PositiveIntegerField(
+        _("position in its batch"), null=True, blank=True, editable=False
     )
     merchant_reference = ExactCharField(
         _("merchant reference"), max_length=128, null=True, blank=True, db_index=True

@@ -49,10 +49,11 @@ an account in a currency the settings no longer list.
 
 from __future__ import annotations
 
+import hashlib
 from decimal import Decimal
 from typing import Any
 
-from django.db import connections, transaction
+from django.db import DatabaseError, connections, transaction
 from django.utils.translation import gettext_lazy as _
 
 from . import amounts, clock, posting, rules, signals, sql
@@ -103,33 +104,31 @@ def post(
         "fingerprint": fingerprint,
         "travelled": clock.travelled(),
     }
-    if connection.in_atomic_block:
-        with transaction.atomic(using=using), connection.cursor() as cursor:
-            cursor.execute(statement, params)
-            rows = cursor.fetchall()
-    else:
-        with connection.cursor() as cursor:
-            cursor.execute(statement, params)
-            rows = cursor.fetchall()
+    rows = _execute(using, statement, params)
     width = len(Account._meta.concrete_fields)
-    found = sql.accounts_from_rows(using, rows)
-    missing = {source_id, destination_id} - found.keys()
+    ids = {row[0] for row in rows}
+    missing = {source_id, destination_id} - ids
     if missing:
         raise InvalidAccount(
             _("Account %(account)s does not exist (was it deleted?)."), account=min(missing)
         )
     now, refused, moved, transfer_id, lapsed_ids, lapsed_total = rows[0][width:]
     now = clock.from_database(now)
-    src, dst = found[source_id], found[destination_id]
     if refused is not None or transfer_id is None:
         if refused in (KEY, FALLBACK) or transfer_id is None and refused is None:
             return None
-        _explain(src, dst, value, currency, now, allow_partial, lapsed_total)
+        found = sql.accounts_from_rows(using, rows)
+        _explain(found[source_id], found[destination_id], value, currency, now, allow_partial,
+                 lapsed_total)  # fmt: skip
+    # Success: no Account objects are built, only the figures the caller's
+    # instances get (the rows are plain tuples, in the columns' order).
+    by_id = {row[0]: row for row in rows}
+    src, dst = by_id[source_id], by_id[destination_id]
     posted = Transfer(
         reference=reference,
         source_id=source_id,
         destination_id=destination_id,
-        currency=src.currency,
+        currency=src[COLUMN["currency"]],
         amount=moved,
         merchant_reference=merchant_reference,
         description=description,
@@ -141,14 +140,107 @@ def post(
     )
     posted.pk = transfer_id
     posted._state.adding, posted._state.db = False, using
-    src.__dict__["balance"] = posting.amount(src, "balance") - moved
-    src.__dict__["held"] = posting.amount(src, "held") - (lapsed_total or Decimal(0))
-    dst.__dict__["balance"] = posting.amount(dst, "balance") + moved
     posting.after_commit(using, signals.transfer_posted, Transfer, transfer=posted)
     if lapsed_ids:
         posting.after_commit_resolved(using, lapsed_ids)
-    posting.update_instances(found, *instances)
+    written = {
+        source_id: (
+            src[COLUMN["balance"]] - moved,
+            src[COLUMN["held"]] - (lapsed_total or Decimal(0)),
+        ),
+        destination_id: (dst[COLUMN["balance"]] + moved, dst[COLUMN["held"]]),
+    }
+    for instance in instances:
+        if isinstance(instance, Account) and instance.pk in written:
+            instance.__dict__["balance"], instance.__dict__["held"] = written[instance.pk]
+            instance._remember(["balance", "held"])
     return posted
+
+
+#: Where an account's columns stand in the rows the statement returns.
+COLUMN = {f.attname: n for n, f in enumerate(Account._meta.concrete_fields)}
+assert COLUMN["id"] == 0
+
+#: The parameters of the statement, in the order of its prepared form, with their types.
+PARAMETERS = [
+    ("source", "bigint"),
+    ("destination", "bigint"),
+    ("value", "numeric"),
+    ("currency", "text"),
+    ("partial", "boolean"),
+    ("minimum", "numeric"),
+    ("maximum", "numeric"),
+    ("limit", "numeric"),
+    ("reference", "text"),
+    ("merchant_reference", "text"),
+    ("description", "text"),
+    ("user", "bigint"),
+    ("username", "text"),
+    ("key", "text"),
+    ("fingerprint", "text"),
+    ("travelled", "timestamptz"),
+]
+
+
+def _execute(using: str, statement: str, params: dict[str, Any]) -> list[Any]:
+    """Run the statement in its own transaction, or in a savepoint of the caller's.
+
+    Prepared once per connection (see :func:`_run`); a connection that lost
+    the prepared statement (a pooler's ``DISCARD ALL``, a reconnect) runs it
+    once more, unprepared, and prepares it again next time.
+    """
+    connection = connections[using]
+    for prepared in (conf.PREPARE_STATEMENTS, False):
+        try:
+            if connection.in_atomic_block:
+                with transaction.atomic(using=using):
+                    return _run(connection, statement, params, prepared=prepared)
+            return _run(connection, statement, params, prepared=prepared)
+        except DatabaseError as error:
+            if not prepared or getattr(error.__cause__, "sqlstate", None) != "26000":
+                raise
+            _prepared_names(connection).clear()
+    raise AssertionError("unreachable")
+
+
+def _run(connection: Any, statement: str, params: dict[str, Any], *, prepared: bool) -> list[Any]:
+    """Run the statement; with ``prepared``, through SQL's ``PREPARE`` and ``EXECUTE``.
+
+    The statement is long: parsing and planning it would cost more than
+    running it. Django's default (client-side binding) prepares nothing, so
+    it is prepared here with SQL's own ``PREPARE``, whatever the binding, and
+    run with ``EXECUTE``. A pooler that hands each transaction to another
+    server connection (PgBouncer in transaction mode) cannot keep it: set
+    ``ACCOUNTS_PREPARE_STATEMENTS = False`` there.
+    """
+    with connection.cursor() as cursor:
+        if not prepared:
+            cursor.execute(statement, params)
+            return list(cursor.fetchall())
+        name = sql._cached(("pg transfer name", statement), lambda: _name(statement))
+        names = _prepared_names(connection)
+        if name not in names:
+            positions = {key: "$%d::%s" % (n, kind) for n, (key, kind) in enumerate(PARAMETERS, 1)}
+            types = ", ".join(kind for _key, kind in PARAMETERS)
+            cursor.execute("PREPARE %s(%s) AS %s" % (name, types, statement % positions))
+            names.add(name)
+        arguments = [params[key] for key, _kind in PARAMETERS]
+        cursor.execute("EXECUTE %s(%s)" % (name, ", ".join(["%s"] * len(arguments))), arguments)
+        return list(cursor.fetchall())
+
+
+def _prepared_names(connection: Any) -> set[str]:
+    """The statements prepared on the connection's current server session."""
+    session = id(connection.connection)
+    known = getattr(connection, "_accounts_prepared", None)
+    if known is None or known[0] != session:
+        known = connection._accounts_prepared = (session, set())
+    names: set[str] = known[1]
+    return names
+
+
+def _name(statement: str) -> str:
+    return "accounts_transfer_%s" % hashlib.sha256(statement.encode()).hexdigest()[:12]
 
 
 def _explain(

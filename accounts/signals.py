@@ -23,3 +23,8 @@ hold_created = Signal()
 #: Arguments: sender (the Hold class), hold (the Hold; see hold.status and,
 #: for a capture, hold.capture, the Transfer).
 hold_resolved = Signal()
+
+#: Sent after a batch of transfers has been committed (after the
+#: ``transfer_posted`` of each of its transfers).
+#: Arguments: sender (the Batch class), batch (the Batch; ``batch.transfers``).
+batch_posted = Signal()

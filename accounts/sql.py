@@ -26,6 +26,7 @@ Only the locked path (``accounts.posting``) calls these, inside its atomic block
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -59,7 +60,14 @@ def locks_busy(exc: BaseException) -> bool:
     return bool(args) and args[0] in _BUSY_MYSQL_CODES
 
 
-def _cached(key: tuple[Any, ...], build: Any) -> Any:
+#: Statements for at most this many rows are kept; larger ones (batches) are
+#: built each time, so that the cache stays small whatever the batch sizes.
+CACHED_ROWS = 16
+
+
+def _cached(key: tuple[Any, ...], build: Any, *, rows: int = 0) -> Any:
+    if rows > CACHED_ROWS:
+        return build()
     found = _cache.get(key)
     if found is None:
         found = _cache[key] = build()
@@ -153,7 +161,7 @@ def lock_accounts(
             )
         return select
 
-    sql = _cached((using, "lock", len(ids), wait), build)
+    sql = _cached((using, "lock", len(ids), wait), build, rows=len(ids))
     width = len(Account._meta.concrete_fields)
     with connection.cursor() as cursor:
         cursor.execute(sql, ids)
@@ -224,7 +232,7 @@ def _ledger_statement(connection: Any, rows: dict[int, dict[str, Any]]) -> tuple
             ", ".join(["%s"] * len(ids)),
         )
 
-    sql = _cached((connection.alias, "ledger", tuple(names), shape), build)
+    sql = _cached((connection.alias, "ledger", tuple(names), shape), build, rows=len(ids))
     params: list[Any] = []
     for name in names:
         field = _field(Account, name)
@@ -267,11 +275,56 @@ def insert(using: str, obj: models.Model) -> None:
     _saved(obj, pk, using)
 
 
-def insert_legs(using: str, transfer_id: int, legs: list[tuple[Any, ...]]) -> None:
-    """``INSERT`` a transfer's legs in one statement.
+def insert_many(using: str, objs: Sequence[models.Model]) -> None:
+    """``INSERT`` new rows of one model (a batch's transfers) in one statement; set their pks.
+
+    The new keys come back with ``RETURNING`` where the database has it for
+    a multi-row insert (PostgreSQL, MariaDB 10.5+, SQLite 3.35+), else from
+    one ``SELECT`` by their unique references.
+    """
+    if not objs:
+        return
+    connection = connections[using]
+    model = type(objs[0])
+    fields = _insertable(model)
+    qn = connection.ops.quote_name
+    row = "(%s)" % ", ".join(["%s"] * len(fields))
+    statement = "INSERT INTO %s (%s) VALUES %s" % (
+        qn(model._meta.db_table),
+        ", ".join(qn(f.column) for f in fields),
+        ", ".join([row] * len(objs)),
+    )
+    params = [
+        f.get_db_prep_save(obj.__dict__[f.attname], connection) for obj in objs for f in fields
+    ]
+    by_reference = {obj.reference: obj for obj in objs}  # type: ignore[attr-defined]
+    pk, reference = qn(model._meta.pk.column), qn(_field(model, "reference").column)
+    with connection.cursor() as cursor:
+        if connection.features.can_return_rows_from_bulk_insert:
+            cursor.execute("%s RETURNING %s, %s" % (statement, pk, reference), params)
+        else:
+            cursor.execute(statement, params)
+            cursor.execute(
+                "SELECT %s, %s FROM %s WHERE %s IN (%s)"
+                % (
+                    pk,
+                    reference,
+                    qn(model._meta.db_table),
+                    reference,
+                    ", ".join(["%s"] * len(objs)),
+                ),
+                list(by_reference),
+            )
+        for new_pk, new_reference in cursor.fetchall():
+            _saved(by_reference[new_reference], new_pk, using)
+
+
+def insert_legs(using: str, transfer_id: int | None, legs: list[tuple[Any, ...]]) -> None:
+    """``INSERT`` legs in one statement: a transfer's, or (``transfer_id=None``) a batch's.
 
     Each leg is a tuple of values in ``LEG_FIELDS`` order (the account as its
-    primary key, amounts as Decimals); no model instances are built.
+    primary key, amounts as Decimals), preceded by its transfer's primary
+    key when ``transfer_id`` is ``None``; no model instances are built.
     """
     connection = connections[using]
 
@@ -283,11 +336,20 @@ def insert_legs(using: str, transfer_id: int, legs: list[tuple[Any, ...]]) -> No
             ", ".join([row] * len(legs)),
         )
 
-    sql = _cached((using, "legs", len(legs)), build)
+    sql = _cached((using, "legs", len(legs)), build, rows=len(legs))
+    if transfer_id is None:
+        transfers = [leg[0] for leg in legs]
+        legs = [leg[1:] for leg in legs]
+    else:
+        transfers = [transfer_id] * len(legs)
     params = _legs_params(connection, legs)
     width = len(LEG_FIELDS)
     rows = [params[i : i + width] for i in range(0, len(params), width)]
-    _execute(connection, sql, [value for row in rows for value in [transfer_id, *row]])
+    _execute(
+        connection,
+        sql,
+        [value for owner, row in zip(transfers, rows, strict=True) for value in [owner, *row]],
+    )
 
 
 def write_ledger_fields(using: str, rows: dict[int, dict[str, Any]]) -> None:

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 from django.db import connection, connections
-from django.db.models import Sum
 from django.test import Client
 
 import accounts
@@ -79,30 +78,30 @@ def ledger_totals():
 
 def assert_ledger_consistent():
     """The ledger checker finds nothing; and, checked again here in Python as
-    an independent oracle: every currency sums to zero, every balance equals
-    the sum of its legs, every transfer has two legs summing to zero, and
-    balance_after is a running sum."""
+    an independent oracle (summing exactly, where SQLite's SUM adds floats):
+    every currency sums to zero, every balance equals the sum of its legs,
+    every transfer has two legs summing to zero, and balance_after is a
+    running sum."""
     report = check_ledger()
     assert report.ok, report.problems
-    for row in Transaction.objects.values("currency").annotate(total=Sum("amount")):
-        assert row["total"] == 0, row
-    legs = dict(
-        Transaction.objects.values("account")
-        .annotate(total=Sum("amount"))
-        .values_list("account", "total")
-    )
-    for pk, balance in Account.objects.values_list("pk", "balance"):
-        assert balance == legs.get(pk, Decimal(0)), (pk, balance, legs.get(pk))
-    for row in Transaction.objects.values("transfer").annotate(total=Sum("amount")):
-        assert row["total"] == 0, row
-    assert Transaction.objects.count() == 2 * Transfer.objects.count()
+    by_currency, by_account, by_transfer, legs_of = {}, {}, {}, {}
     running = {}
     # Primary keys are assigned at insert, under the account's lock: posting order.
-    for account_id, amount, after in Transaction.objects.order_by("pk").values_list(
-        "account", "amount", "balance_after"
-    ):
+    for transfer_id, account_id, currency, amount, after in Transaction.objects.order_by(
+        "pk"
+    ).values_list("transfer", "account", "currency", "amount", "balance_after"):
+        by_currency[currency] = by_currency.get(currency, Decimal(0)) + amount
+        by_account[account_id] = by_account.get(account_id, Decimal(0)) + amount
+        by_transfer[transfer_id] = by_transfer.get(transfer_id, Decimal(0)) + amount
+        legs_of[transfer_id] = legs_of.get(transfer_id, 0) + 1
         running[account_id] = running.get(account_id, Decimal(0)) + amount
         assert running[account_id] == after, (account_id, running[account_id], after)
+    assert all(total == 0 for total in by_currency.values()), by_currency
+    assert all(total == 0 for total in by_transfer.values()), by_transfer
+    assert set(legs_of.values()) <= {2}
+    assert len(legs_of) == Transfer.objects.count()
+    for pk, balance in Account.objects.values_list("pk", "balance"):
+        assert balance == by_account.get(pk, Decimal(0)), (pk, balance, by_account.get(pk))
 
 
 #: What support staff who edit accounts have in the admin (see the admin tests).

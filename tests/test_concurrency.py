@@ -16,7 +16,6 @@ from django.utils import timezone
 
 from accounts import expiry, facade, signals
 from accounts.exceptions import (
-    AccountException,
     HoldResolved,
     IdempotencyConflict,
     InsufficientFunds,
@@ -26,43 +25,9 @@ from accounts.models import Account, Hold, Transfer
 
 from .conftest import assert_ledger_consistent, needs_row_locks
 from .factories import AccountFactory
-from .utils import ledger_time
+from .utils import ledger_time, run_concurrently
 
 pytestmark = [needs_row_locks, pytest.mark.concurrency, pytest.mark.django_db(transaction=True)]
-
-
-def run_concurrently(count, work):
-    """Run work(i) in `count` threads released at the same moment.
-
-    Returns (results, expected, unexpected): return values, AccountExceptions
-    and any other exception (a deadlock would land there).
-    """
-    barrier = threading.Barrier(count)
-    lock = threading.Lock()
-    results, expected, unexpected = [], [], []
-
-    def target(i):
-        try:
-            barrier.wait(timeout=30)
-            outcome = work(i)
-            with lock:
-                results.append(outcome)
-        except AccountException as exc:
-            with lock:
-                expected.append(exc)
-        except Exception as exc:  # noqa: BLE001 - collected and asserted empty
-            with lock:
-                unexpected.append(exc)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=target, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not any(thread.is_alive() for thread in threads), "a worker hung"
-    return results, expected, unexpected
 
 
 def test_overdraft_race_yields_exactly_ten_debits_of_ten_from_a_hundred():

@@ -183,3 +183,40 @@ def test_rules_that_disagree_are_a_loud_error_and_write_nothing(fund):
         with pytest.raises(RuntimeError, match="SQL rules refused a transfer"):
             facade.transfer(wallet, shop, Decimal("6.00"))
     assert Transfer.objects.count() == before
+
+
+def statements(call):
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        call()
+    found = [q["sql"].split("(")[0].split()[0].upper() for q in queries]
+    return [name for name in found if name not in ("SAVEPOINT", "RELEASE")]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_statement_is_prepared_once_per_connection_and_again_when_lost(fund):
+    wallet, shop = Account.objects.create(), Account.objects.create()
+    fund(wallet, "10.00")
+    facade.transfer(wallet, shop, Decimal("1.00"))
+    assert statements(lambda: facade.transfer(wallet, shop, Decimal("1.00"))) == ["EXECUTE"]
+    with connection.cursor() as cursor:
+        cursor.execute("DEALLOCATE ALL")  # what a pooler's DISCARD ALL does
+    # Refused by the server, then run unprepared; prepared again next time.
+    assert statements(lambda: facade.transfer(wallet, shop, Decimal("1.00"))) == [
+        "EXECUTE",
+        "WITH",
+    ]
+    assert statements(lambda: facade.transfer(wallet, shop, Decimal("1.00"))) == [
+        "PREPARE",
+        "EXECUTE",
+    ]
+    assert Account.objects.get(pk=shop.pk).balance.amount == Decimal("4.00")
+
+
+@override_settings(ACCOUNTS_PREPARE_STATEMENTS=False)
+def test_statements_are_not_prepared_when_the_setting_says_so(fund):
+    wallet, shop = Account.objects.create(), Account.objects.create()
+    fund(wallet, "10.00")
+    assert statements(lambda: facade.transfer(wallet, shop, Decimal("1.00"))) == ["WITH"]
+    assert Account.objects.get(pk=shop.pk).balance.amount == Decimal("1.00")

@@ -10,6 +10,7 @@ import json
 import os
 import re
 import sys
+import threading
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -271,3 +272,41 @@ def paste_readme_and_report() -> None:
     """For ``manage.py shell -c``: paste the README and print what went wrong, as JSON."""
     console = paste_readme()
     print(json.dumps({"failures": console.failures}))  # noqa: T201
+
+
+def run_concurrently(count, work):
+    """Run work(i) in `count` threads released at the same moment, each its own connection.
+
+    Returns (results, expected, unexpected): return values, AccountExceptions
+    and any other exception (a deadlock would land there).
+    """
+    from django.db import connections
+
+    from accounts.exceptions import AccountException
+
+    barrier = threading.Barrier(count)
+    lock = threading.Lock()
+    results, expected, unexpected = [], [], []
+
+    def target(i):
+        try:
+            barrier.wait(timeout=30)
+            outcome = work(i)
+            with lock:
+                results.append(outcome)
+        except AccountException as exc:
+            with lock:
+                expected.append(exc)
+        except Exception as exc:  # noqa: BLE001 - collected and asserted empty
+            with lock:
+                unexpected.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=target, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not any(thread.is_alive() for thread in threads), "a worker hung"
+    return results, expected, unexpected

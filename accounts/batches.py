@@ -1,0 +1,279 @@
+"""
+Batches: many transfers under one set of locks and one commit.
+
+:func:`post` locks every account of the batch with one ``SELECT ... ORDER BY
+id FOR UPDATE`` (the same key order as every other operation, so a batch
+never deadlocks with single transfers, holds, sweeps or other batches),
+reads the database's clock, marks the lapsed holds of every source that has
+a credit limit, then judges each request in order with the rules of a
+single transfer (``accounts.rules.decide_transfer``) on the evolving state:
+a later request sees the balances the earlier ones leave, and each leg's
+``balance_after`` is the running balance. It writes the batch, all its
+transfers, all their legs and every account's new balance in a fixed
+number of statements, whatever the number of transfers.
+
+* Linked (``atomic=True``): all or nothing. The first request a rule
+  refuses raises the exception a single transfer would raise, with
+  ``index`` set to its position; nothing is written.
+* Independent (``atomic=False``): each request succeeds or fails on its own
+  (a refused one changes nothing the others see); the good ones are written
+  together, and ``batch.results`` lists, per request, its ``Transfer`` or
+  its exception.
+
+What it decides on, and where it reads it, is what a single transfer reads
+(``accounts.transfers``): the locked account rows, the database's clock,
+transfers to reverse read by primary key and their reversals read after
+the locks, and the stored batch with the same idempotency key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from django.db import IntegrityError
+from django.utils.translation import gettext_lazy as _
+
+from . import posting, rules, signals, sql
+from .exceptions import AccountException, InvalidReversal
+from .idempotency import Request, after_race
+from .models import Account, Batch, Hold, Transfer
+
+
+@dataclass
+class Planned:
+    """One request of a batch, its arguments checked (see ``facade.TransferRequest``)."""
+
+    source_id: int
+    destination_id: int
+    value: Decimal | None
+    currency: str | None
+    parent: Transfer | None
+    allow_partial: bool
+    merchant_reference: str | None
+    description: str
+    #: A reversal of a batch leaves out a transfer that has nothing left to reverse.
+    skip_when_reversed: bool = False
+
+
+def post(
+    using: str,
+    request: Request,
+    planned: list[Planned],
+    *,
+    atomic: bool,
+    user: Any,
+    description: str,
+    reverses: Batch | None = None,
+) -> Batch:
+    """Post the planned transfers as one batch; see ``facade.transfer_many``."""
+    ids = {p.source_id for p in planned} | {p.destination_id for p in planned}
+    try:
+        with posting.locked(using, sorted(ids)) as lock:
+            existing = request.find(Batch, using)
+            if existing is not None:
+                return _replay(request, existing)
+            rows = lock.rows
+            # Holds past their expiry stop reserving money, for good (the
+            # caller's atomic block undoes it with everything else).
+            lapsed: list[Hold] = []
+            limited = [rows[pk] for pk in {p.source_id for p in planned}]
+            for src in sorted(limited, key=lambda row: row.pk):
+                if posting.credit_limit(src) is not None:
+                    lapsed += _lapse(using, src, lock.now)
+            reversed_totals = _reversed(using, planned)
+            legs: list[Leg] = []
+            results: list[Transfer | AccountException | None] = []
+            for index, item in enumerate(planned):
+                src, dst = rows[item.source_id], rows[item.destination_id]
+                if item.skip_when_reversed and _nothing_left(item, reversed_totals):
+                    results.append(None)
+                    continue
+                try:
+                    moved = rules.decide_transfer(
+                        src,
+                        dst,
+                        item.value,
+                        item.currency,
+                        lock.now,
+                        allow_partial=item.allow_partial,
+                        parent=item.parent,
+                        reversed_total=(
+                            reversed_totals.get(item.parent.pk, Decimal(0))
+                            if item.parent is not None
+                            else Decimal(0)
+                        ),
+                    )
+                except AccountException as exc:
+                    exc.index = index  # type: ignore[attr-defined]
+                    if atomic:
+                        raise
+                    results.append(exc)
+                    continue
+                if item.parent is not None:
+                    reversed_totals[item.parent.pk] = (
+                        reversed_totals.get(item.parent.pk, Decimal(0)) + moved
+                    )
+                transfer = _apply(src, dst, moved, item, user, lock.now, index)
+                legs.append(
+                    Leg(
+                        transfer,
+                        src,
+                        dst,
+                        moved,
+                        posting.amount(src, "balance"),
+                        posting.amount(dst, "balance"),
+                    )
+                )
+                results.append(transfer)
+            if not legs and any(item.skip_when_reversed for item in planned):
+                raise InvalidReversal(
+                    _("Every transfer of batch %(batch)s has already been fully reversed."),
+                    batch=reverses,
+                )
+            batch = Batch(
+                atomic=atomic,
+                size=len(planned),
+                reverses=reverses,
+                description=description,
+                user=user,
+                username=posting.username(user),
+                idempotency_key=request.key,
+                request_fingerprint=request.fingerprint(),
+                created=lock.now,
+            )
+            _write(using, batch, legs, rows, lapsed, lock.now)
+    except IntegrityError as error:
+        existing = after_race(Batch, using, request.key, error)
+        return _replay(request, existing)
+    batch.results = results  # type: ignore[attr-defined]
+    return batch
+
+
+def _nothing_left(item: Planned, reversed_totals: dict[int, Decimal]) -> bool:
+    assert item.parent is not None
+    left = posting.amount(item.parent, "amount") - reversed_totals.get(item.parent.pk, Decimal(0))
+    return left <= 0
+
+
+def _apply(
+    src: Account,
+    dst: Account,
+    moved: Decimal,
+    item: Planned,
+    user: Any,
+    now: Any,
+    index: int,
+) -> Transfer:
+    """Move ``moved`` between the locked rows in memory; return the transfer to write."""
+    src.__dict__["balance"] = posting.amount(src, "balance") - moved
+    dst.__dict__["balance"] = posting.amount(dst, "balance") + moved
+    return Transfer(
+        source_id=src.pk,
+        destination_id=dst.pk,
+        currency=src.currency,
+        amount=moved,
+        parent=item.parent,
+        batch_position=index,
+        merchant_reference=item.merchant_reference,
+        description=item.description,
+        user=user,
+        username=posting.username(user),
+        created=now,
+    )
+
+
+@dataclass
+class Leg:
+    """A transfer of the batch, and its accounts' balances right after it."""
+
+    transfer: Transfer
+    source: Account
+    destination: Account
+    moved: Decimal
+    source_after: Decimal
+    destination_after: Decimal
+
+
+def _write(
+    using: str,
+    batch: Batch,
+    legs: list[Leg],
+    rows: dict[int, Account],
+    lapsed: list[Hold],
+    now: Any,
+) -> None:
+    """Write the batch, its transfers, their legs and the balances, in fixed statements."""
+    sql.insert(using, batch)
+    transfers = [leg.transfer for leg in legs]
+    for transfer in transfers:
+        transfer.batch = batch
+    sql.insert_many(using, transfers)
+    entries = []
+    for leg in legs:
+        currency = leg.source.currency
+        entries.append(
+            (leg.transfer.pk, leg.source.pk, currency, -leg.moved, leg.source_after, now)
+        )
+        entries.append(
+            (leg.transfer.pk, leg.destination.pk, currency, leg.moved, leg.destination_after, now)
+        )
+    if entries:
+        sql.insert_legs(using, None, entries)
+    touched = {leg.source.pk for leg in legs} | {leg.destination.pk for leg in legs}
+    touched |= {hold.source_id for hold in lapsed}
+    if touched:
+        posting.write_accounts(
+            using,
+            {
+                pk: {
+                    "balance": posting.amount(rows[pk], "balance"),
+                    "held": posting.amount(rows[pk], "held"),
+                }
+                for pk in touched
+            },
+        )
+    if lapsed:
+        posting.resolve_holds(using, lapsed, Hold.Status.EXPIRED, None, now)
+    for transfer in transfers:
+        posting.after_commit(using, signals.transfer_posted, Transfer, transfer=transfer)
+    posting.after_commit(using, signals.batch_posted, Batch, batch=batch)
+
+
+def _lapse(using: str, src: Account, now: Any) -> list[Hold]:
+    """The active holds of a locked source past their expiry, taken out of its ``held``."""
+    if not posting.amount(src, "held"):
+        return []
+    holds = list(
+        posting.locked_holds(using)
+        .filter(source=src.pk, status=Hold.Status.ACTIVE, expires_at__lte=now)
+        .order_by("pk")
+    )
+    freed = sum((posting.amount(h, "amount") for h in holds), Decimal(0))
+    src.__dict__["held"] = posting.amount(src, "held") - freed
+    return holds
+
+
+def _reversed(using: str, planned: list[Planned]) -> dict[int, Decimal]:
+    """What the reversals of each transfer a request reverses moved so far (one query)."""
+    parents = {p.parent.pk for p in planned if p.parent is not None}
+    if not parents:
+        return {}
+    totals: dict[int, Decimal] = {}
+    reversals = Transfer.objects.using(using).filter(parent__in=parents)
+    for parent_id, amount in reversals.values_list("parent", "amount"):
+        totals[parent_id] = totals.get(parent_id, Decimal(0)) + amount
+    return totals
+
+
+def _replay(request: Request, existing: Batch) -> Batch:
+    """Answer a repeated key with the stored batch, or raise ``IdempotencyConflict``.
+
+    Its ``results`` are its transfers at their positions (``None`` where a
+    request of an independent batch was refused: the refusal is not kept).
+    """
+    batch = request.replay(existing, legacy_match=False)
+    transfers = {t.batch_position: t for t in existing.transfers}
+    batch.results = [transfers.get(n) for n in range(existing.size)]  # type: ignore[attr-defined]
+    return batch
