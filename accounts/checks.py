@@ -15,6 +15,8 @@ Ids are stable; never reuse a retired one.
 * accounts.E009 ACCOUNTS_CODE_LOOKUP_COOLDOWN is not a positive integer (seconds).
 * accounts.E010 ACCOUNTS_CODE_LOOKUP_CACHE is not an alias in CACHES.
 * accounts.E011 ACCOUNTS_CODE_LOOKUP_PROXY_COUNT is not a non-negative integer.
+* accounts.E012 ACCOUNTS_RETRY_ATTEMPTS is not a positive integer.
+* accounts.E013 ACCOUNTS_RETRY_BACKOFF is not a non-negative number of seconds.
 * accounts.W001 A MySQL/MariaDB database runs at REPEATABLE READ: reversal
   checks could read a stale snapshot.
 * accounts.W002 ACCOUNTS_CODE_LOOKUP_CACHE is a DummyCache: the lookup
@@ -23,6 +25,7 @@ Ids are stable; never reuse a retired one.
 
 from __future__ import annotations
 
+import math
 from decimal import Decimal
 from typing import Any
 
@@ -37,6 +40,7 @@ def register() -> None:
     checks.register(check_settings, "accounts")
     checks.register(check_databases, "accounts")
     checks.register(check_code_lookup_settings, "accounts")
+    checks.register(check_retry_settings, "accounts")
 
 
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
@@ -204,6 +208,37 @@ def check_code_lookup_settings(
                 "failed gift card code lookups are never counted or blocked." % alias,
                 hint="Name a cache every process shares, such as Redis or Memcached.",
                 id="accounts.W002",
+            )
+        )
+    return errors
+
+
+def check_retry_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """The settings of ``accounts.retry`` (write conflicts on clusters, SERIALIZABLE)."""
+    errors: list[checks.CheckMessage] = []
+    attempts = conf.RETRY_ATTEMPTS
+    if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
+        errors.append(
+            checks.Error(
+                "ACCOUNTS_RETRY_ATTEMPTS is %r; it must be an integer of at least 1."
+                % (attempts,),
+                hint="Attempts in all, the first included: for example 5 (1 never retries).",
+                id="accounts.E012",
+            )
+        )
+    backoff = conf.RETRY_BACKOFF
+    if (
+        isinstance(backoff, bool)
+        or not isinstance(backoff, (int, float, Decimal))
+        or not math.isfinite(backoff)
+        or backoff < 0
+    ):
+        errors.append(
+            checks.Error(
+                "ACCOUNTS_RETRY_BACKOFF is %r; it must be a number of seconds, zero or more."
+                % (backoff,),
+                hint="For example 0.02: up to 20 ms before the second attempt, doubling after.",
+                id="accounts.E013",
             )
         )
     return errors

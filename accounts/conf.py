@@ -115,5 +115,17 @@ class Settings:
         """
         return self._get("ACCOUNTS_CODE_LOOKUP_PROXY_COUNT", 0)
 
+    # Write conflicts (accounts.retry) --------------------------------------------
+
+    @property
+    def RETRY_ATTEMPTS(self) -> int:
+        """Attempts at one operation the database aborted for a conflict (1: never retry)."""
+        return self._get("ACCOUNTS_RETRY_ATTEMPTS", 10)
+
+    @property
+    def RETRY_BACKOFF(self) -> float:
+        """Seconds: the longest random wait before the second attempt; it doubles after each."""
+        return self._get("ACCOUNTS_RETRY_BACKOFF", 0.01)
+
 
 conf = Settings()

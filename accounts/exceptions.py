@@ -32,6 +32,7 @@ changed nothing.
     ├── ProtectedAccount
     ├── CodeGenerationError      no unused gift card code found (accounts.codes)
     ├── CodeLookupBlocked        too many failed code lookups (accounts.lookup)
+    ├── RetryableConflict        the database aborted it for a concurrent change (accounts.retry)
     └── LedgerImmutable
 """
 
@@ -199,6 +200,32 @@ class CodeLookupBlocked(AccountException):
 
     def __init__(self, retry_after: int) -> None:
         super().__init__(retry_after=retry_after, minutes=max(1, math.ceil(retry_after / 60)))
+
+
+class RetryableConflict(AccountException):
+    """The database aborted the operation because a concurrent transaction changed the same rows.
+
+    Nothing of it was committed, and running it again is safe. ``attempts``
+    is how many times it was tried; ``in_transaction`` is True when it ran
+    inside the caller's transaction, which is then marked for rollback: run
+    the whole transaction again. ``error`` is the database's own error.
+    Raised by ``accounts.retry.retry_on_conflict`` (every facade operation).
+    """
+
+    message = _(
+        "The database aborted %(operation)s because concurrent transactions changed the "
+        "same rows (%(attempts)s attempts); nothing was written. Try again."
+    )
+    in_transaction_message = _(
+        "The database aborted %(operation)s because a concurrent transaction changed the "
+        "same rows; nothing in this transaction can be committed. Roll it back and run the "
+        "whole transaction again."
+    )
+
+    operation: str
+    attempts: int
+    in_transaction: bool
+    error: Exception
 
 
 class LedgerImmutable(AccountException):

@@ -16,6 +16,13 @@ ones lock with ``NOWAIT``, and an item whose rows another transaction holds
 ends the transaction (committing the items before it) and starts the next
 one. A sweep therefore never waits while holding a lock, and cannot close a
 cycle with a transfer, whatever order its items come in.
+
+Everything a sweep reads and writes goes through the database the router
+writes to (``router.db_for_write``), never a read replica: which items to
+handle is a decision too. A transaction the database aborts for a write
+conflict (a Galera cluster's certification, see ``accounts.retry``) loses
+every item done in it, so it runs again from its first item; what the sweep
+reports is counted only once a transaction has committed.
 """
 
 from __future__ import annotations
@@ -27,13 +34,14 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from django.db import transaction
+from django.db import router, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from . import facade, sql
-from .exceptions import InvalidArgument
+from . import facade, retry, sql
+from .conf import conf
+from .exceptions import InvalidArgument, RetryableConflict
 from .models import Account, Hold
 
 Item = TypeVar("Item")
@@ -69,36 +77,72 @@ def batches(queryset: QuerySet, batch_size: int) -> Iterator[list[Any]]:
 
 
 def _run_batch(
+    using: str,
     batch: list[Item],
-    handle: Callable[[Item], None],
+    handle: Callable[[Item], Callable[[], None]],
     fail: Callable[[Item, Exception], None],
 ) -> None:
     """Call ``handle`` on each item, committing once per batch where the locks allow.
 
     ``handle`` runs each item in its own atomic block (the facade's), so here
-    it is a savepoint. The first item of each transaction may wait for its
-    locks; the others lock with ``NOWAIT``: if their rows are busy, the
-    transaction commits what it has done and the item starts the next one,
-    where waiting is safe because nothing else is held. Any other exception
-    goes to ``fail`` (logged there), and the batch goes on.
+    it is a savepoint, and returns what to record once the item is committed.
+    The first item of each transaction may wait for its locks; the others
+    lock with ``NOWAIT``: if their rows are busy, the transaction commits
+    what it has done and the item starts the next one, where waiting is safe
+    because nothing else is held. Any other exception goes to ``fail``
+    (logged there), and the batch goes on.
+
+    A write conflict aborts the whole transaction, the items done before it
+    too: the transaction runs again from its first item, after a random wait
+    (``accounts.retry``), up to ``ACCOUNTS_RETRY_ATTEMPTS`` times; then its
+    items fail with ``RetryableConflict`` and the batch goes on.
     """
     start = 0
+    attempt = 1
     while start < len(batch):
-        with transaction.atomic():
-            index = start
-            while index < len(batch):
-                item = batch[index]
-                token = sql.nowait.set(index > start)
-                try:
-                    handle(item)
-                except Exception as exc:  # noqa: BLE001 - one failure must not stop the sweep
-                    if index > start and sql.locks_busy(exc):
-                        break
-                    fail(item, exc)
-                finally:
-                    sql.nowait.reset(token)
-                index += 1
-        start = index
+        recorded: list[Callable[[], None]] = []
+        failed: list[tuple[Item, Exception]] = []
+        index = end = start
+        try:
+            with transaction.atomic(using=using):
+                while index < len(batch):
+                    item = batch[index]
+                    end = index + 1
+                    token = sql.nowait.set(index > start)
+                    try:
+                        recorded.append(handle(item))
+                    except Exception as exc:  # noqa: BLE001 - one failure must not stop the sweep
+                        if retry.is_conflict(exc):
+                            raise
+                        if index > start and sql.locks_busy(exc):
+                            end = index
+                            break
+                        failed.append((item, exc))
+                    finally:
+                        sql.nowait.reset(token)
+                    index += 1
+        except Exception as exc:
+            if not retry.is_conflict(exc):
+                raise
+            if attempt < conf.RETRY_ATTEMPTS:
+                retry.pause("a sweep's transaction", attempt, conf.RETRY_ATTEMPTS, exc)
+                attempt += 1
+                continue
+            gave_up = RetryableConflict(
+                operation="a sweep's transaction",
+                attempts=attempt,
+                in_transaction=False,
+                error=exc,
+            )
+            for item in batch[start:end]:
+                fail(item, gave_up)
+            start, attempt = end, 1
+            continue
+        for record in recorded:
+            record()
+        for item, error in failed:
+            fail(item, error)
+        start, attempt = index, 1
 
 
 @dataclass
@@ -129,23 +173,31 @@ def release_expired_holds(
     now = now or timezone.now()
     result = HoldSweep()
     seen = 0
-    candidates = Hold.objects.past_expiry(now).only("pk", "source_id", "currency", "amount")
+    using = router.db_for_write(Hold)
+    candidates = (
+        Hold.objects.using(using).past_expiry(now).only("pk", "source_id", "currency", "amount")
+    )
 
-    def handle(hold: Hold) -> None:
-        if dry_run or facade.expire_hold(hold, now=now):
-            result.expired += 1
-            result.freed[hold.currency] = (
-                result.freed.get(hold.currency, Decimal(0)) + hold.amount.amount
-            )
-        else:
-            result.skipped += 1
+    def handle(hold: Hold) -> Callable[[], None]:
+        expired = dry_run or facade.expire_hold(hold, now=now)
+
+        def record() -> None:
+            if expired:
+                result.expired += 1
+                result.freed[hold.currency] = (
+                    result.freed.get(hold.currency, Decimal(0)) + hold.amount.amount
+                )
+            else:
+                result.skipped += 1
+
+        return record
 
     def fail(hold: Hold, exc: Exception) -> None:
         logger.error("Could not expire hold %s", hold.pk, exc_info=exc)
         result.failures.append((hold, exc))
 
     for batch in batches(candidates, batch_size):
-        _run_batch(batch, handle, fail)
+        _run_batch(using, batch, handle, fail)
         seen += len(batch)
         if progress:
             progress(seen)
@@ -196,28 +248,32 @@ def close_expired_accounts(
     now = now or timezone.now()
     result = AccountSweep()
     seen = 0
+    using = router.db_for_write(Account)
     candidates = (
-        Account.objects.expired(now)
+        Account.objects.using(using)
+        .expired(now)
         .filter(role__isnull=True)
         .exclude(status=Account.Status.CLOSED)
     )
     sinks: dict[str, Account] = {}
 
-    def handle(account: Account) -> None:
+    def handle(account: Account) -> Callable[[], None]:
         if dry_run:
             outcome = _preview(account)
         else:
             if account.currency not in sinks:
-                sinks[account.currency] = Account.objects.expired_account(account.currency)
+                sinks[account.currency] = Account.objects.db_manager(using).expired_account(
+                    account.currency
+                )
             outcome = facade.expire_account(account, now=now, sink=sinks[account.currency])
-        _count(result, account, outcome)
+        return lambda: _count(result, account, outcome)
 
     def fail(account: Account, exc: Exception) -> None:
         logger.error("Could not close expired account %s", account.pk, exc_info=exc)
         result.failures.append((account, exc))
 
     for batch in batches(candidates, batch_size):
-        _run_batch(batch, handle, fail)
+        _run_batch(using, batch, handle, fail)
         seen += len(batch)
         if progress:
             progress(seen)

@@ -18,6 +18,10 @@ The atomic block becomes a savepoint when the caller already has a
 transaction open: if the caller rolls back, the operation is rolled back
 with it.
 
+Each public function runs again from the start when the database aborts it
+for a concurrent change (a Galera certification conflict, a serialization
+failure): see ``accounts.retry``.
+
 Invariants protected here:
 
 * the legs of a transfer sum to zero, and each records its account's new
@@ -77,12 +81,14 @@ from .exceptions import (
 )
 from .managers import posting
 from .models import Account, Hold, Transfer
+from .retry import retry_on_conflict
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["transfer", "reverse", "hold", "capture", "release"]
 
 
+@retry_on_conflict
 def transfer(
     source: Account,
     destination: Account,
@@ -132,6 +138,7 @@ def transfer(
     )
 
 
+@retry_on_conflict
 def reverse(
     transfer: Transfer,
     *,
@@ -169,6 +176,7 @@ def reverse(
     )
 
 
+@retry_on_conflict
 def hold(
     source: Account,
     destination: Account,
@@ -246,6 +254,7 @@ def hold(
     return placed
 
 
+@retry_on_conflict
 def capture(
     hold: Hold,
     amount: Any = None,
@@ -321,6 +330,7 @@ def capture(
     return captured
 
 
+@retry_on_conflict
 def release(hold: Hold, *, user: Any = None) -> Hold:
     """Free the money an active hold reserves, without moving any.
 
@@ -339,6 +349,7 @@ def release(hold: Hold, *, user: Any = None) -> Hold:
     return hold
 
 
+@retry_on_conflict
 def expire_hold(hold: Hold, *, now: datetime | None = None) -> bool:
     """Mark one hold past its expiry as expired and free what it reserved.
 
@@ -359,6 +370,7 @@ def expire_hold(hold: Hold, *, now: datetime | None = None) -> bool:
     return True
 
 
+@retry_on_conflict
 def change_status(account: Account, status: str) -> None:
     """Freeze, thaw or close an account, checked on its locked row.
 
@@ -376,7 +388,9 @@ def change_status(account: Account, status: str) -> None:
             status=status,
             choices=", ".join(Account.Status.values),
         )
-    using = router.db_for_write(Account, instance=account)
+    # Not the instance's database: one loaded from a read replica is still
+    # changed on the database the ledger writes to.
+    using = router.db_for_write(Account)
     with _locked(using, [account.pk]) as rows:
         locked = rows[account.pk]
         if locked.is_core:
@@ -419,6 +433,7 @@ class Expiry:
     transfer: Transfer | None = None
 
 
+@retry_on_conflict
 def expire_account(
     account: Account,
     *,
