@@ -188,6 +188,13 @@ class GaleraCluster:
 
     def start(self) -> GaleraCluster:
         """Start the three nodes (at once if they already run). Raises ``Unavailable``."""
+        try:
+            return self._start()
+        except (OSError, subprocess.SubprocessError) as exc:
+            self.stop(keep_logs=True)
+            raise Unavailable("%s: %s" % (type(exc).__name__, exc)) from exc
+
+    def _start(self) -> GaleraCluster:
         if self.running():
             return self
         self.stop()

@@ -16,7 +16,6 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
-import pytest
 from django.db import connections
 
 from .system import Unavailable, strict
@@ -27,6 +26,8 @@ current_node: ContextVar[str | None] = ContextVar("accounts_test_node", default=
 
 def unavailable(what: str, exc: Unavailable) -> None:
     """Skip the test, with the reason, or fail it when ``CI=true``."""
+    import pytest
+
     reason = "%s cannot start here: %s" % (what, exc)
     if strict():
         pytest.fail(reason + " (CI=true: the multi-server tests must run)")

@@ -205,6 +205,13 @@ class PostgresStandby:
 
     def start(self) -> PostgresStandby:
         """Create and start the standby (or return at once if it runs). Raises ``Unavailable``."""
+        try:
+            return self._start()
+        except (OSError, subprocess.SubprocessError) as exc:
+            self.stop(keep_logs=True)
+            raise Unavailable("%s: %s" % (type(exc).__name__, exc)) from exc
+
+    def _start(self) -> PostgresStandby:
         if self.running():
             return self
         self.stop()
