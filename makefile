@@ -9,21 +9,24 @@ BIN := $(VENV)/bin
 NEWEST_PYTHON ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python) \
                              $(shell command -v python3.13 2>/dev/null))
 NEWEST_VENV ?= .venv-newest
-DEBIAN_PACKAGES := default-libmysqlclient-dev pkg-config chromium chromium-driver
+# galera-4 and rsync: the three-node cluster the Galera tests and benchmark start.
+DEBIAN_PACKAGES := default-libmysqlclient-dev pkg-config chromium chromium-driver galera-4 rsync
 
 .DEFAULT_GOAL := help
 .PHONY: help install system-packages test test-newest soak bench lint format sandbox dist clean
 
 help:
 	@echo "make test             install everything into $(VENV) and run the suite on every"
-	@echo "                      reachable database (SQLite, PostgreSQL, MariaDB), then once"
-	@echo "                      more on Python 3.13 with the newest Django, from the built wheel"
+	@echo "                      reachable database (SQLite, PostgreSQL, MariaDB; with a Galera"
+	@echo "                      cluster and a PostgreSQL standby started for their tests), then"
+	@echo "                      once more on Python 3.13 with the newest Django, from the wheel"
 	@echo "make sandbox          rebuild the demo shop's database (migrate, demo data), print the"
 	@echo "                      logins and run it on 127.0.0.1:8000; SQLite, or PostgreSQL with"
 	@echo "                      SANDBOX_DATABASE_URL=postgres://user@host/<name with sandbox>"
 	@echo "make soak             a one-minute soak (4 processes) on PostgreSQL and MariaDB"
-	@echo "make bench            the benchmarks on every reachable database, with a table of"
-	@echo "                      medians and the targets (REPEAT=3; about 20 minutes)"
+	@echo "make bench            the benchmarks on every reachable database and on a three-node"
+	@echo "                      Galera cluster, with a table of medians and the targets"
+	@echo "                      (REPEAT=3; about 25 minutes)"
 	@echo "make lint             ruff (lint and format check) and mypy"
 	@echo "make system-packages  apt-get the Debian packages the suite needs (as root)"
 	@echo "make dist             build the sdist and wheel into dist/"
