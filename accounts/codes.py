@@ -124,6 +124,8 @@ def generate_code(length: int = CODE_LENGTH) -> str:
     Raises ``InvalidArgument`` for a bad length and ``CodeGenerationError``
     after ``MAX_ATTEMPTS`` collisions in a row.
     """
+    from django.db import router
+
     from .models import Account
 
     if isinstance(length, bool) or not isinstance(length, int) or not 2 <= length <= MAX_LENGTH:
@@ -135,6 +137,7 @@ def generate_code(length: int = CODE_LENGTH) -> str:
     for _attempt in range(MAX_ATTEMPTS):
         payload = _random_payload(length - 1)
         code = payload + check_character(payload)
-        if not Account.objects.filter(code=code).exists():
+        # Where the router writes: a read replica may not have the newest codes yet.
+        if not Account.objects.using(router.db_for_write(Account)).filter(code=code).exists():
             return code
     raise CodeGenerationError(attempts=MAX_ATTEMPTS)

@@ -95,10 +95,13 @@ def _run_batch(
     A write conflict aborts the whole transaction, the items done before it
     too: the transaction runs again from its first item, after a random wait
     (``accounts.retry``), up to ``ACCOUNTS_RETRY_ATTEMPTS`` times; then its
-    items fail with ``RetryableConflict`` and the batch goes on.
+    items fail with ``RetryableConflict`` and the batch goes on. Inside a
+    caller's transaction the conflict is raised instead.
     """
     start = 0
     attempt = 1
+    # Inside a caller's transaction a lost transaction is the caller's to rerun.
+    owned = not transaction.get_connection(using).in_atomic_block
     while start < len(batch):
         recorded: list[Callable[[], None]] = []
         failed: list[tuple[Item, Exception]] = []
@@ -122,7 +125,7 @@ def _run_batch(
                         sql.nowait.reset(token)
                     index += 1
         except Exception as exc:
-            if not retry.is_conflict(exc):
+            if not (owned and retry.is_conflict(exc)):
                 raise
             if attempt < conf.RETRY_ATTEMPTS:
                 retry.pause("a sweep's transaction", attempt, conf.RETRY_ATTEMPTS, exc)

@@ -148,7 +148,7 @@ def test_every_decision_reads_and_writes_the_primary_while_the_replica_lags(repl
     assert wallet._state.db == "replica"
     with CaptureQueriesContext(connections["replica"]) as on_the_replica:
         bank = Account.objects.source_account()
-        ending = Account.objects.create(name="ends soon", end_date=soon)
+        ending = Account.objects.create(name="ends soon", end_date=soon, code=generate_code())
         facade.transfer(bank, ending, Decimal("7.00"))
         paid = facade.transfer(wallet, shop, Decimal("10.00"), idempotency_key="order-1")
         again = facade.transfer(wallet, shop, Decimal("10.00"), idempotency_key="order-1")

@@ -17,6 +17,8 @@ from decimal import Decimal
 from unittest import mock
 
 import pytest
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
 from django.db import (
     DatabaseError,
     IntegrityError,
@@ -354,7 +356,25 @@ def test_a_sweep_gives_up_on_a_transaction_that_keeps_conflicting_and_goes_on(la
     assert_ledger_consistent()
 
 
+def test_a_sweep_inside_a_callers_transaction_leaves_the_conflict_to_the_caller(lapsing_holds):
+    holds, later = lapsing_holds
+    with retry_log() as log, conflicts(1, at="write"):
+        with pytest.raises(RetryableConflict, match="run the whole transaction again"):
+            with transaction.atomic():
+                expiry.release_expired_holds(now=later)
+    assert log.retried == 0
+    assert set(
+        Hold.objects.filter(pk__in=[h.pk for h in holds]).values_list("status", flat=True)
+    ) == {"active"}
+
+
 # Settings -------------------------------------------------------------------------------------
+
+
+def test_the_retry_checks_are_registered():
+    with override_settings(ACCOUNTS_RETRY_ATTEMPTS=0):
+        with pytest.raises(SystemCheckError, match="accounts.E012"):
+            call_command("check")
 
 
 def test_the_retry_settings_have_defaults_and_are_checked():
