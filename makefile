@@ -19,8 +19,9 @@ SANDBOX_ADDRESS ?= 127.0.0.1:8000
 # MariaDB driver, which compiles (headers, compiler, pkg-config); the browser
 # tests (Chromium, driven through Playwright).
 SANDBOX_PACKAGES := python3-venv
+# galera-4 and rsync: the three-node cluster the Galera tests and benchmark start.
 TEST_PACKAGES := $(SANDBOX_PACKAGES) python3-dev build-essential pkg-config \
-                 default-libmysqlclient-dev chromium
+                 default-libmysqlclient-dev chromium galera-4 rsync
 DEBIAN_PACKAGES := $(TEST_PACKAGES)
 
 # $(call debian_packages,<packages>): install the missing ones as root; as
@@ -46,14 +47,16 @@ endef
 help:
 	@echo "make test             install everything (Debian packages too, as root) into $(VENV)"
 	@echo "                      and run the suite on every reachable database (SQLite,"
-	@echo "                      PostgreSQL, MariaDB), then once more on Python 3.13 with the"
-	@echo "                      newest Django, from the built wheel"
+	@echo "                      PostgreSQL, MariaDB; with a Galera cluster and a PostgreSQL"
+	@echo "                      standby started for their tests), then once more on Python"
+	@echo "                      3.13 with the newest Django, from the built wheel"
 	@echo "make sandbox          rebuild the demo shop's database (migrate, demo data), print the"
 	@echo "                      logins and run it on $(SANDBOX_ADDRESS); SQLite, or PostgreSQL with"
 	@echo "                      SANDBOX_DATABASE_URL=postgres://user@host/<name with sandbox>"
 	@echo "make soak             a one-minute soak (4 processes) on PostgreSQL and MariaDB"
-	@echo "make bench            the benchmarks on every reachable database, with a table of"
-	@echo "                      medians and the targets (REPEAT=3; about 20 minutes)"
+	@echo "make bench            the benchmarks on every reachable database and on a three-node"
+	@echo "                      Galera cluster, with a table of medians and the targets"
+	@echo "                      (REPEAT=3; about 25 minutes)"
 	@echo "make lint             ruff (lint and format check) and mypy"
 	@echo "make system-packages  apt-get the Debian packages the suite needs (as root)"
 	@echo "make dist             build the sdist and wheel into dist/"

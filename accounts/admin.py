@@ -56,7 +56,7 @@ from .forms import (
     WithdrawForm,
 )
 from .lookup import MAX_CODE_LENGTH
-from .models import Account, AccountType, Hold, Transaction, Transfer
+from .models import Account, AccountType, Batch, Hold, Transaction, Transfer
 from .pagination import UncountedPage
 
 #: The stylesheet of the package's admin pages: money columns right-aligned, never wrapped.
@@ -758,10 +758,11 @@ class TransferAdmin(LedgerAdmin):
         "destination",
         "created",
         "parent",
+        "batch",
         "merchant_reference",
         "username",
     )
-    list_select_related = ("source", "destination", "parent")
+    list_select_related = ("source", "destination", "parent", "batch")
     search_fields = ("^reference", "^merchant_reference")
     list_filter = ("created", ReversalFilter)
     fields = (
@@ -773,6 +774,7 @@ class TransferAdmin(LedgerAdmin):
         "reversed_so_far",
         "left_to_reverse",
         "parent",
+        "batch_link",
         "merchant_reference",
         "description",
         "username",
@@ -780,6 +782,20 @@ class TransferAdmin(LedgerAdmin):
     )
     readonly_fields = fields
     inlines = [LegInline, ReversalInline]
+
+    @admin.display(description=_("batch"))
+    def batch_link(self, obj: Transfer) -> Any:
+        if obj.batch_id is None:
+            return "-"
+        url = reverse(
+            "admin:accounts_batch_change", args=[obj.batch_id], current_app=self.admin_site.name
+        )
+        return format_html(
+            '<a href="{}">{}</a> ({})',
+            url,
+            obj.batch,
+            _("transfer %(position)s of the batch") % {"position": (obj.batch_position or 0) + 1},
+        )
 
     class Media:
         css = {"all": (ADMIN_CSS,)}
@@ -847,6 +863,62 @@ class TransferAdmin(LedgerAdmin):
             # Back to the original: it lists its reversals and what is left.
             success_url=lambda _reversal: transfer_url(self, request, transfer),
         )
+
+
+class BatchTransferInline(ReadOnlyInline):
+    """A batch's transfers, in the order they were requested."""
+
+    model = Transfer
+    fk_name = "batch"
+    fields = ("reference_link", "position", "source", "destination", "amount", "description")
+    readonly_fields = fields
+    ordering = ("batch_position",)
+    verbose_name = _("transfer")
+    verbose_name_plural = _("transfers, in request order")
+
+    def get_queryset(self, request: HttpRequest) -> Any:
+        return super().get_queryset(request).select_related("source", "destination")
+
+    @admin.display(description=_("reference"))
+    def reference_link(self, obj: Transfer) -> str:
+        url = reverse(
+            "admin:accounts_transfer_change", args=[obj.pk], current_app=self.admin_site.name
+        )
+        return format_html('<a href="{}">{}</a>', url, obj.reference)
+
+    @admin.display(description=_("request"))
+    def position(self, obj: Transfer) -> int:
+        return (obj.batch_position or 0) + 1
+
+
+@admin.register(Batch)
+class BatchAdmin(LedgerAdmin):
+    """Batches (``facade.transfer_many``): read only, like the rest of the ledger."""
+
+    list_display = (
+        "reference",
+        "created",
+        "size",
+        "atomic",
+        "reverses",
+        "description",
+        "username",
+    )
+    list_select_related = ("reverses",)
+    list_filter = ("created", "atomic")
+    search_fields = ("^reference",)
+    fields = (
+        "reference",
+        "created",
+        "atomic",
+        "size",
+        "reverses",
+        "description",
+        "username",
+        "idempotency_key",
+    )
+    readonly_fields = fields
+    inlines = [BatchTransferInline]
 
 
 @admin.register(Transaction)

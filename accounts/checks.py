@@ -19,6 +19,8 @@ Ids are stable; never reuse a retired one.
 * accounts.E013 ACCOUNTS_API_PAYMENT_POLICY is not the dotted path of a callable.
 * accounts.E014 ACCOUNTS_BATCH_MAX_SIZE is not an integer from 1 to 2,000.
 * accounts.E015 ACCOUNTS_PREPARE_STATEMENTS is not True or False.
+* accounts.E016 ACCOUNTS_RETRY_ATTEMPTS is not a positive integer.
+* accounts.E017 ACCOUNTS_RETRY_BACKOFF is not a non-negative number of seconds.
 * accounts.W001 A MySQL/MariaDB database runs at REPEATABLE READ: reversal
   checks could read a stale snapshot.
 * accounts.W002 ACCOUNTS_CODE_LOOKUP_CACHE is a DummyCache: the lookup
@@ -30,6 +32,7 @@ Ids are stable; never reuse a retired one.
 
 from __future__ import annotations
 
+import math
 from decimal import Decimal
 from typing import Any
 
@@ -46,6 +49,7 @@ def register() -> None:
     checks.register(check_databases, "accounts")
     checks.register(check_code_lookup_settings, "accounts")
     checks.register(check_engine_settings, "accounts")
+    checks.register(check_retry_settings, "accounts")
     checks.register(check_exact_columns, "accounts", checks.Tags.database)
     checks.register(check_api_settings, "accounts")
 
@@ -314,6 +318,37 @@ def check_engine_settings(app_configs: Any = None, **kwargs: Any) -> list[checks
                 % (conf.PREPARE_STATEMENTS,),
                 hint="False behind a pooler that moves sessions between transactions.",
                 id="accounts.E015",
+            )
+        )
+    return errors
+
+
+def check_retry_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """The settings of ``accounts.retry`` (write conflicts on clusters, SERIALIZABLE)."""
+    errors: list[checks.CheckMessage] = []
+    attempts = conf.RETRY_ATTEMPTS
+    if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
+        errors.append(
+            checks.Error(
+                "ACCOUNTS_RETRY_ATTEMPTS is %r; it must be an integer of at least 1."
+                % (attempts,),
+                hint="Attempts in all, the first included: for example 5 (1 never retries).",
+                id="accounts.E016",
+            )
+        )
+    backoff = conf.RETRY_BACKOFF
+    if (
+        isinstance(backoff, bool)
+        or not isinstance(backoff, (int, float, Decimal))
+        or not math.isfinite(backoff)
+        or backoff < 0
+    ):
+        errors.append(
+            checks.Error(
+                "ACCOUNTS_RETRY_BACKOFF is %r; it must be a number of seconds, zero or more."
+                % (backoff,),
+                hint="For example 0.02: up to 20 ms before the second attempt, doubling after.",
+                id="accounts.E017",
             )
         )
     return errors

@@ -32,6 +32,7 @@ import secrets
 from typing import Any
 
 from django.apps import apps
+from django.db import router
 from django.utils.translation import gettext_lazy as _
 
 from .exceptions import CodeGenerationError, InvalidArgument
@@ -136,6 +137,7 @@ def generate_code(length: int = CODE_LENGTH) -> str:
     for _attempt in range(MAX_ATTEMPTS):
         payload = _random_payload(length - 1)
         code = payload + check_character(payload)
-        if not Account.objects.filter(code=code).exists():
+        # Where the router writes: a read replica may not have the newest codes yet.
+        if not Account.objects.using(router.db_for_write(Account)).filter(code=code).exists():
             return code
     raise CodeGenerationError(attempts=MAX_ATTEMPTS)

@@ -151,5 +151,17 @@ class Settings:
         """
         return self._get("ACCOUNTS_API_PAYMENT_POLICY", "accounts.api.policy.payable_by_type")
 
+    # Write conflicts (accounts.retry) --------------------------------------------
+
+    @property
+    def RETRY_ATTEMPTS(self) -> int:
+        """Attempts at one operation the database aborted for a conflict (1: never retry)."""
+        return self._get("ACCOUNTS_RETRY_ATTEMPTS", 10)
+
+    @property
+    def RETRY_BACKOFF(self) -> float:
+        """Seconds: the longest random wait before the second attempt; it doubles after each."""
+        return self._get("ACCOUNTS_RETRY_BACKOFF", 0.01)
+
 
 conf = Settings()

@@ -42,6 +42,7 @@ changed nothing.
     ├── ProtectedAccount
     ├── CodeGenerationError      no unused gift card code found (accounts.codes)
     ├── CodeLookupBlocked        too many failed code lookups (accounts.lookup)
+    ├── RetryableConflict        the database aborted it for a concurrent change (accounts.retry)
     └── LedgerImmutable
 """
 
@@ -415,6 +416,35 @@ class CodeLookupBlocked(AccountException):
 
     def user_facts(self) -> dict[str, str]:
         return {"minutes": str(self.minutes)}
+
+
+class RetryableConflict(AccountException):
+    """The database aborted the operation because a concurrent transaction changed the same rows.
+
+    Nothing of it was committed, and running it again is safe. ``attempts``
+    is how many times it was tried; ``in_transaction`` is True when it ran
+    inside the caller's transaction, which is then marked for rollback: run
+    the whole transaction again. ``error`` is the database's own error.
+    Raised by ``accounts.retry.retry_on_conflict`` (every facade operation).
+    """
+
+    message = _(
+        "The database aborted %(operation)s because concurrent transactions changed the "
+        "same rows (%(attempts)s attempts); nothing was written. Try again."
+    )
+    user_template = _(
+        "The ledger was busy with the same accounts; nothing was done. Please try again."
+    )
+    in_transaction_message = _(
+        "The database aborted %(operation)s because a concurrent transaction changed the "
+        "same rows; nothing in this transaction can be committed. Roll it back and run the "
+        "whole transaction again."
+    )
+
+    operation: str
+    attempts: int
+    in_transaction: bool
+    error: Exception
 
 
 class LedgerImmutable(AccountException):

@@ -22,6 +22,13 @@ cycle with a transfer, whatever order its items come in.
 What happens to an expired account is decided by one function,
 :func:`decide`, on the row as read for a dry run and on the locked row for
 the real one.
+
+Everything a sweep reads and writes goes through the database the router
+writes to (``router.db_for_write``), never a read replica: which items to
+handle is a decision too. A transaction the database aborts for a write
+conflict (a Galera cluster's certification, see ``accounts.retry``) loses
+every item done in it, so it runs again from its first item; what the sweep
+reports is counted only once a transaction has committed.
 """
 
 from __future__ import annotations
@@ -38,8 +45,9 @@ from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from . import amounts, arguments, holds, posting, rules, sql
-from .exceptions import InvalidAccount, InvalidArgument
+from . import amounts, arguments, holds, posting, retry, rules, sql
+from .conf import conf
+from .exceptions import InvalidAccount, InvalidArgument, RetryableConflict
 from .models import Account, Hold, Transfer
 
 Item = TypeVar("Item")
@@ -78,33 +86,72 @@ def batches(queryset: QuerySet[Any], batch_size: int) -> Iterator[list[Any]]:
 
 
 def run_batch(
+    using: str,
     batch: list[Item],
-    handle: Callable[[Item, bool], None],
+    handle: Callable[[Item, bool], Callable[[], None]],
     fail: Callable[[Item, Exception], None],
 ) -> None:
     """Call ``handle(item, nowait)`` on each item, committing once per batch where locks allow.
 
     ``handle`` runs each item in its own atomic block (the locked path's), so
-    here it is a savepoint. The first item of each transaction may wait for
-    its locks (``nowait=False``); the others lock with ``NOWAIT``: if their
-    rows are busy, the transaction commits what it has done and the item
-    starts the next one, where waiting is safe because nothing else is held.
-    Any other exception goes to ``fail`` (logged there), and the batch goes on.
+    here it is a savepoint, and returns what to record once the item is
+    committed. The first item of each transaction may wait for its locks
+    (``nowait=False``); the others lock with ``NOWAIT``: if their rows are
+    busy, the transaction commits what it has done and the item starts the
+    next one, where waiting is safe because nothing else is held. Any other
+    exception goes to ``fail`` (logged there), and the batch goes on.
+
+    A write conflict aborts the whole transaction, the items done before it
+    too: the transaction runs again from its first item, after a random wait
+    (``accounts.retry``), up to ``ACCOUNTS_RETRY_ATTEMPTS`` times; then its
+    items fail with ``RetryableConflict`` and the batch goes on. Inside a
+    caller's transaction the conflict is raised instead.
     """
     start = 0
+    attempt = 1
+    # Inside a caller's transaction a lost transaction is the caller's to rerun.
+    owned = not transaction.get_connection(using).in_atomic_block
     while start < len(batch):
-        with transaction.atomic():
-            index = start
-            while index < len(batch):
-                item = batch[index]
-                try:
-                    handle(item, index > start)
-                except Exception as exc:  # noqa: BLE001 - one failure must not stop the sweep
-                    if index > start and sql.locks_busy(exc):
-                        break
-                    fail(item, exc)
-                index += 1
-        start = index
+        recorded: list[Callable[[], None]] = []
+        failed: list[tuple[Item, Exception]] = []
+        index = end = start
+        try:
+            with transaction.atomic(using=using):
+                while index < len(batch):
+                    item = batch[index]
+                    end = index + 1
+                    try:
+                        recorded.append(handle(item, index > start))
+                    except Exception as exc:  # noqa: BLE001 - one failure must not stop the sweep
+                        if retry.is_conflict(exc):
+                            raise
+                        if index > start and sql.locks_busy(exc):
+                            end = index
+                            break
+                        failed.append((item, exc))
+                    index += 1
+        except Exception as exc:
+            if not (owned and retry.is_conflict(exc)):
+                raise
+            if attempt < conf.RETRY_ATTEMPTS:
+                retry.pause("a sweep's transaction", attempt, conf.RETRY_ATTEMPTS, exc)
+                attempt += 1
+                continue
+            gave_up = RetryableConflict(
+                operation="a sweep's transaction",
+                attempts=attempt,
+                in_transaction=False,
+                error=exc,
+            )
+            for item in batch[start:end]:
+                fail(item, gave_up)
+            start, attempt = end, 1
+            continue
+        for record in recorded:
+            record()
+        for item, error in failed:
+            fail(item, error)
+        start, attempt = index, 1
 
 
 # Holds -------------------------------------------------------------------------------
@@ -122,6 +169,7 @@ class HoldSweep:
     failures: list[tuple[Hold, Exception]] = field(default_factory=list)
 
 
+@retry.retry_on_conflict
 def release_expired_holds(
     *,
     now: datetime | None = None,
@@ -150,22 +198,26 @@ def release_expired_holds(
     )
     done: list[tuple[Hold, bool]] = []
 
-    def handle(hold: Hold, nowait: bool) -> None:
-        if dry_run or holds.expire(using, hold.pk, cutoff=now, nowait=nowait):
-            result.expired += 1
-            amount = hold.amount.amount  # in the currency's own decimal places
-            result.freed[hold.currency] = result.freed.get(hold.currency, Decimal(0)) + amount
-            done.append((hold, True))
-        else:
-            result.skipped += 1
-            done.append((hold, False))
+    def handle(hold: Hold, nowait: bool) -> Callable[[], None]:
+        expired = dry_run or holds.expire(using, hold.pk, cutoff=now, nowait=nowait) is not None
+
+        def record() -> None:
+            if expired:
+                result.expired += 1
+                amount = hold.amount.amount  # in the currency's own decimal places
+                result.freed[hold.currency] = result.freed.get(hold.currency, Decimal(0)) + amount
+            else:
+                result.skipped += 1
+            done.append((hold, expired))
+
+        return record
 
     def fail(hold: Hold, exc: Exception) -> None:
         logger.error("Could not expire hold %s", hold.pk, exc_info=exc)
         result.failures.append((hold, exc))
 
     for batch in batches(candidates, batch_size):
-        run_batch(batch, handle, fail)
+        run_batch(using, batch, handle, fail)
         _report(done, report)
         seen += len(batch)
         if progress:
@@ -299,6 +351,7 @@ class AccountSweep:
     failures: list[tuple[Account, Exception]] = field(default_factory=list)
 
 
+@retry.retry_on_conflict
 def close_expired_accounts(
     *,
     now: datetime | None = None,
@@ -334,27 +387,31 @@ def close_expired_accounts(
     sinks: dict[str, Account] = {}
     done: list[tuple[Account, Expiry]] = []
 
-    def handle(account: Account, nowait: bool) -> None:
+    def handle(account: Account, nowait: bool) -> Callable[[], None]:
         if dry_run:
             decided = decide(account, now)
             amount = account.balance if decided in (SWEPT, DEBT) else None
             outcome = Expiry(decided, amount=amount)
         else:
             if account.currency not in sinks:
-                sinks[account.currency] = Account.objects.using(using).expired_account(
+                sinks[account.currency] = Account.objects.db_manager(using).expired_account(
                     account.currency
                 )
             sink = sinks[account.currency]
             outcome = expire_account(account, now=now, sink=sink, nowait=nowait)
-        _count(result, account, outcome)
-        done.append((account, outcome))
+
+        def record() -> None:
+            _count(result, account, outcome)
+            done.append((account, outcome))
+
+        return record
 
     def fail(account: Account, exc: Exception) -> None:
         logger.error("Could not close expired account %s", account.pk, exc_info=exc)
         result.failures.append((account, exc))
 
     for batch in batches(candidates, batch_size):
-        run_batch(batch, handle, fail)
+        run_batch(using, batch, handle, fail)
         _report(done, report)
         seen += len(batch)
         if progress:

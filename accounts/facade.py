@@ -14,6 +14,12 @@ Each operation runs inside ``transaction.atomic()``: its own transaction
 when called on its own, a savepoint inside the caller's, so that the
 caller's rollback undoes it too. A refusal raises an ``AccountException``
 subclass and leaves nothing written.
+
+Each operation runs again from the start when the database aborts it for a
+concurrent change (a Galera certification conflict, a serialization
+failure), up to ``ACCOUNTS_RETRY_ATTEMPTS`` times when it owns its
+transaction; inside the caller's it raises ``RetryableConflict``: see
+``accounts.retry``.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from .exceptions import AccountException, InvalidArgument, InvalidReversal, Same
 from .expiry import Expiry
 from .idempotency import Request
 from .models import Account, Batch, Hold, Transfer
+from .retry import retry_on_conflict
 
 if TYPE_CHECKING:
     from djmoney.money import Money
@@ -58,6 +65,7 @@ __all__ = [
 ]
 
 
+@retry_on_conflict
 def transfer(
     source: Account | int,
     destination: Account | int,
@@ -133,6 +141,7 @@ def transfer(
     )
 
 
+@retry_on_conflict
 def reverse(
     transfer: Transfer,
     *,
@@ -206,6 +215,7 @@ class TransferRequest:
     parent: Transfer | None = None
 
 
+@retry_on_conflict
 def transfer_many(
     requests: Sequence[TransferRequest],
     *,
@@ -266,6 +276,7 @@ def transfer_many(
     )
 
 
+@retry_on_conflict
 def reverse_batch(
     batch: Batch,
     *,
@@ -367,6 +378,7 @@ def _described(planned: batches.Planned) -> dict[str, Any]:
     }
 
 
+@retry_on_conflict
 def hold(
     source: Account | int,
     destination: Account | int,
@@ -422,6 +434,7 @@ def hold(
     )
 
 
+@retry_on_conflict
 def capture(
     hold: Hold,
     amount: Amount | None = None,
@@ -471,6 +484,7 @@ def capture(
     return captured
 
 
+@retry_on_conflict
 def release(hold: Hold, *, user: Any = None) -> Hold:
     """Free the money an active hold reserves, without moving any.
 
@@ -510,6 +524,7 @@ def close(account: Account) -> None:
     change_status(account, Account.Status.CLOSED)
 
 
+@retry_on_conflict
 def change_status(account: Account, new_status: str) -> None:
     """Move an account to ``new_status`` (an ``Account.Status``), checked on its locked row.
 
@@ -524,10 +539,13 @@ def change_status(account: Account, new_status: str) -> None:
             status=new_status,
             choices=", ".join(Account.Status.values),
         )
-    locked = status.change(router.db_for_write(Account, instance=account), account_id, new_status)
+    # Not the instance's database: an account read from a replica is changed
+    # where the router writes.
+    locked = status.change(router.db_for_write(Account), account_id, new_status)
     posting.update_instances({account_id: locked}, account)
 
 
+@retry_on_conflict
 def expire_hold(hold: Hold, *, now: datetime | None = None) -> bool:
     """Mark one hold past its expiry as expired and free what it reserved.
 
@@ -546,6 +564,7 @@ def expire_hold(hold: Hold, *, now: datetime | None = None) -> bool:
     return True
 
 
+@retry_on_conflict
 def expire_account(
     account: Account | int,
     *,

@@ -87,7 +87,11 @@ class AccountQuerySet(models.QuerySet):
         """
         from .core_accounts import get_core_account
 
-        return get_core_account(self.model, role, currency, using=self.db)
+        # The database given with using()/db_manager(), else where the router
+        # writes: a core account missing from a read replica must not be
+        # created there (nor a stale one read from it).
+        using: str | None = self._db  # type: ignore[attr-defined]
+        return get_core_account(self.model, role, currency, using=using)
 
     def source_account(self, currency: str | None = None) -> Account:
         """The core account money comes from (no credit limit) for ``currency``."""

@@ -513,14 +513,16 @@ class Account(models.Model):
 
     # History ------------------------------------------------------------------
 
-    def balance_at(self, when: datetime | date) -> Any:
+    def balance_at(self, when: datetime | date, *, using: str | None = None) -> Any:
         """The balance at moment ``when``; a ``date`` means the end of that day.
 
-        One indexed query whatever the length of the history.
+        One indexed query whatever the length of the history. It reads where
+        the database router sends reads of ``Transaction`` (a replica may
+        lag), or from the database ``using`` names.
         """
-        return self._balance_after(created__lte=window_bound(when, end=True))
+        return self._balance_after(using, created__lte=window_bound(when, end=True))
 
-    def _balance_after(self, **moment: Any) -> Any:
+    def _balance_after(self, using: str | None = None, **moment: Any) -> Any:
         """The balance after the account's last leg matching ``moment`` (a ``created`` lookup).
 
         Written as "the leg at the latest such moment" rather than "the first
@@ -529,12 +531,14 @@ class Account(models.Model):
         index seek on (account, created) on every backend.
         """
         latest = (
-            Transaction.objects.filter(account=self.pk, **moment)
+            Transaction.objects.using(using)
+            .filter(account=self.pk, **moment)
             .order_by("-created")
             .values("created")[:1]
         )
         after = (
-            Transaction.objects.filter(account=self.pk, created=Subquery(latest))
+            Transaction.objects.using(using)
+            .filter(account=self.pk, created=Subquery(latest))
             .order_by("-pk")
             .values_list("balance_after", flat=True)
             .first()
@@ -542,21 +546,26 @@ class Account(models.Model):
         return amounts.money(after if after is not None else Decimal(0), self.currency)
 
     def statement(
-        self, start: datetime | date | None = None, end: datetime | date | None = None
+        self,
+        start: datetime | date | None = None,
+        end: datetime | date | None = None,
+        *,
+        using: str | None = None,
     ) -> Statement:
         """The account's transactions from ``start`` to ``end`` (inclusive) with balances.
 
         Dates mean whole days (``start`` from its first moment, ``end`` to its
         last). Each transaction carries ``balance_after``. Costs three indexed
         queries (opening balance, closing balance, the rows when iterated),
-        whatever the length of the history.
+        whatever the length of the history. Like ``balance_at``, it reads
+        where the router sends reads, or from ``using``.
         """
         first: datetime | None = window_bound(start, end=False)
         last: datetime = window_bound(end, end=True) or timezone.now()
-        rows = Transaction.objects.filter(account=self.pk, created__lte=last)
+        rows = Transaction.objects.using(using).filter(account=self.pk, created__lte=last)
         if first is not None:
             rows = rows.filter(created__gte=first)
-            opening = self._balance_after(created__lt=first)
+            opening = self._balance_after(using, created__lt=first)
         else:
             opening = amounts.money(Decimal(0), self.currency)
         return Statement(
@@ -564,9 +573,12 @@ class Account(models.Model):
             start=first,
             end=last,
             opening_balance=opening,
-            closing_balance=self.balance_at(last),
+            closing_balance=self.balance_at(last, using=using),
             transactions=rows.select_related("transfer").order_by("created", "pk"),
-            pending_holds=Hold.objects.filter(source=self.pk).pending().order_by("created", "pk"),
+            pending_holds=Hold.objects.using(using)
+            .filter(source=self.pk)
+            .pending()
+            .order_by("created", "pk"),
         )
 
     # State changes ------------------------------------------------------------

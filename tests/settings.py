@@ -46,6 +46,13 @@ elif BACKEND == "postgresql":
             "TEST": {"NAME": "test_" + NAME},
         }
     }
+    # A read replica for tests/test_replica.py: the default database itself
+    # (a test mirror) until that module points it at a streaming standby.
+    DATABASES["replica"] = {
+        **DATABASES["default"],
+        "OPTIONS": dict(DATABASES["default"]["OPTIONS"]),
+        "TEST": {"MIRROR": "default"},
+    }
 elif BACKEND == "mariadb":
     DATABASES = {
         "default": {

@@ -471,3 +471,31 @@ def test_check_ledger_proves_each_batch_has_its_transfers_at_their_positions(wor
         "[batch] batch #%d of 2 request(s) has 2 transfer(s), or their positions do not match "
         "the requests (expected one transfer per position below 2, found 2 transfer(s))" % batch.pk
     ]
+
+
+# The admin ---------------------------------------------------------------------------------
+
+
+def test_the_admin_lists_batches_and_shows_their_transfers_in_order(world, admin_client):
+    from django.urls import reverse
+
+    batch = facade.transfer_many(
+        [
+            Request(world["wallet"], world["merchant"], Decimal("95.00")),
+            Request(world["wallet"], world["fees"], Decimal("5.00"), description="Card fee"),
+        ],
+        description="Order 1001",
+    )
+    listing = admin_client.get(reverse("admin:accounts_batch_changelist"))
+    assert listing.status_code == 200 and batch.reference in listing.content.decode()
+    page = admin_client.get(reverse("admin:accounts_batch_change", args=[batch.pk]))
+    html = page.content.decode()
+    first, second = batch.transfers
+    assert html.index(first.reference) < html.index(second.reference)
+    assert "Card fee" in html and "Order 1001" in html
+    transfer = admin_client.get(reverse("admin:accounts_transfer_change", args=[second.pk]))
+    assert "transfer 2 of the batch" in transfer.content.decode()
+    assert (
+        admin_client.post(reverse("admin:accounts_batch_delete", args=[batch.pk])).status_code
+        == 403
+    )

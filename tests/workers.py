@@ -48,6 +48,8 @@ def crash(source: int, destination: int) -> None:
 
 
 def soak(seconds: float, seed: int, pks: list[int]) -> None:
+    import logging
+
     from django.db import DatabaseError
 
     from accounts import facade
@@ -59,6 +61,16 @@ def soak(seconds: float, seed: int, pks: list[int]) -> None:
     refused: Counter[str] = Counter()
     errors: list[str] = []
     deadline = time.monotonic() + seconds
+
+    class Retries(logging.Handler):
+        """A deadlock the facade retried is still one: report it."""
+
+        def emit(self, record: logging.LogRecord) -> None:
+            errors.append("retried: %s" % record.getMessage())
+
+    retries = logging.getLogger("accounts.retry")
+    retries.setLevel(logging.INFO)
+    retries.addHandler(Retries())
 
     def amount() -> Decimal:
         return Decimal(rng.randint(1, 3000)) / 100

@@ -145,6 +145,12 @@ register(
     "Too many failed code lookups from this network: wait Retry-After seconds.",
 )
 register(ledger.LedgerImmutable, "ledger_immutable", 409, "Ledger rows cannot be changed.")
+register(
+    ledger.RetryableConflict,
+    "retryable_conflict",
+    409,
+    "A concurrent change aborted the request; nothing was written: send it again.",
+)
 
 
 def kind_of(exc: ledger.AccountException) -> ErrorKind:

@@ -93,6 +93,10 @@ EXAMPLES: dict[str, dict[str, Any]] = {
             "credit_limit": _gbp("0.00"),
         },
     },
+    "retryable_conflict": {
+        "message": "The ledger was busy with the same accounts; nothing was done. Please try "
+        "again.",
+    },
     "idempotency_conflict": {
         "message": "Idempotency key 'api:4:order-1001' was already used, by GX7K2M9QHT4RWB3N, "
         "with different details; use a new key for a new operation.",
@@ -166,6 +170,7 @@ MOVE = (
     "account_not_yet_active",
     "insufficient_funds",
     "idempotency_conflict",
+    "retryable_conflict",
 )
 
 

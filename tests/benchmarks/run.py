@@ -24,6 +24,9 @@ reversals    partial reversals/s
 sweep        close_expired_accounts on 10,000 accounts with money: accounts/s
 floors       PostgreSQL only: the same transfer as hand-written SQL through
              psycopg (a), and as one call of a PL/pgSQL function (b)
+cluster      a column of its own: a three-node MariaDB Galera cluster started
+             for the run, hot and spread transfers by 4 processes on one node
+             and spread over three, with the conflicts retried (cluster.py)
 
 Targets (checked here, printed as PASS/MISS): at most 5 statements per
 transfer; sequential transfers/s on PostgreSQL at least 60% of floor (a);
@@ -59,6 +62,8 @@ WORKLOADS = (
     "sweep",
     "floors",
 )
+#: Not run in a backend's process: tests/benchmarks/cluster.py, a column of its own.
+CLUSTER = "cluster"
 
 
 def log(message: str) -> None:
@@ -625,6 +630,8 @@ TARGETS: dict[str, Any] = {
     "balance_at 100k/1k ratio": lambda v: v <= 1.5,
     "statement page 100k/1k ratio": lambda v: v <= 2.0,
     "ours / floor (a)": lambda v: v >= 0.6,
+    "galera errors": lambda v: v == 0,
+    "galera ledger checked": lambda v: v == "clean",
 }
 
 
@@ -692,11 +699,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="Run the ledger's benchmarks.")
     parser.add_argument("--backend", action="append", choices=BACKENDS)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--only", action="append", choices=WORKLOADS)
+    parser.add_argument("--only", action="append", choices=(*WORKLOADS, CLUSTER))
     parser.add_argument(
         "--no-prepared",
         action="store_true",
         help="skip the PostgreSQL run with server-side binding and prepared statements",
+    )
+    parser.add_argument(
+        "--no-cluster", action="store_true", help="skip the three-node Galera cluster column"
     )
     parser.add_argument("--child", choices=BACKENDS, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -708,12 +718,15 @@ def main() -> None:
     from runtests import probe
 
     runs = []
+    only = [name for name in args.only or [] if name != CLUSTER]
     for backend in args.backend or BACKENDS:
-        runs.append((backend, backend, {}, args.only or []))
+        if args.only and not only:
+            break
+        runs.append((backend, backend, {}, only))
         if backend == "postgresql" and not args.no_prepared:
             # The recommended PostgreSQL setting, which the raw-driver floor
             # uses too: server-side binding with prepared statements.
-            prepared_only = [w for w in ("sequential", "floors") if w in (args.only or WORKLOADS)]
+            prepared_only = [w for w in ("sequential", "floors") if w in (only or WORKLOADS)]
             env = {"ACCOUNTS_TEST_PG_PREPARED": "1"}
             runs.append(("pg prepared", backend, env, prepared_only))
     results, skipped = {}, {}
@@ -741,6 +754,23 @@ def main() -> None:
             skipped[label] = "the benchmark failed (exit status %d)" % child.returncode
             continue
         results[label] = json.loads(child.stdout.strip().splitlines()[-1])
+    if (
+        "mariadb" in (args.backend or BACKENDS)
+        and not args.no_cluster
+        and (not args.only or CLUSTER in args.only)
+    ):
+        log("galera (3 nodes) ...")
+        child = subprocess.run(
+            [sys.executable, "-m", "tests.benchmarks.cluster", "--repeat", str(args.repeat)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+            check=False,
+        )
+        if child.returncode:
+            skipped["galera"] = "the cluster benchmark failed (exit status %d)" % child.returncode
+        else:
+            results["galera"] = json.loads(child.stdout.strip().splitlines()[-1])
     if not results:
         raise SystemExit("no backend could be benchmarked")
     met = print_table(results, skipped, args.repeat)
