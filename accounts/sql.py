@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from django.db import DatabaseError, connections, models
@@ -122,6 +123,13 @@ def accounts_from_rows(using: str, rows: list[Any]) -> dict[int, Account]:
     return found
 
 
+def _lock_any(connection: Any, statement: str) -> str:
+    """The locking statement with ``= ANY(%s)`` in place of its ``IN (%s, ...)`` list."""
+    start = statement.index(" IN (")
+    end = statement.index(")", start)
+    return statement[:start] + " = ANY(%s::bigint[])" + statement[end + 1 :]
+
+
 def lock_accounts(
     using: str, ids: list[int], *, nowait: bool = False
 ) -> tuple[dict[int, Account], datetime]:
@@ -161,10 +169,16 @@ def lock_accounts(
             )
         return select
 
-    sql = _cached((using, "lock", len(ids), wait), build, rows=len(ids))
+    params: list[Any] = list(ids)
+    if connection.vendor == "postgresql" and len(ids) > CACHED_ROWS:
+        # One array parameter, not one placeholder per account.
+        sql = _cached((using, "lock any", wait), lambda: _lock_any(connection, build()))
+        params = [array_literal(params)]
+    else:
+        sql = _cached((using, "lock", len(ids), wait), build, rows=len(ids))
     width = len(Account._meta.concrete_fields)
     with connection.cursor() as cursor:
-        cursor.execute(sql, ids)
+        cursor.execute(sql, params)
         rows = cursor.fetchall()
     moments = [row[width] for row in rows if len(row) > width]
     return accounts_from_rows(using, rows), clock.from_database(max(moments, default=None))
@@ -288,6 +302,9 @@ def insert_many(using: str, objs: Sequence[models.Model]) -> None:
     model = type(objs[0])
     fields = _insertable(model)
     qn = connection.ops.quote_name
+    if connection.vendor == "postgresql":
+        _insert_many_unnest(connection, model, fields, objs, using)
+        return
     row = "(%s)" % ", ".join(["%s"] * len(fields))
     statement = "INSERT INTO %s (%s) VALUES %s" % (
         qn(model._meta.db_table),
@@ -319,6 +336,65 @@ def insert_many(using: str, objs: Sequence[models.Model]) -> None:
             _saved(by_reference[new_reference], new_pk, using)
 
 
+def array_literal(values: Sequence[Any]) -> str:
+    """A PostgreSQL array in its text form (``{1.00,NULL,"a \\"b\\""}``), cast by the statement.
+
+    Faster than the driver's own array adaptation by an order of magnitude:
+    the values are Decimals, integers, aware datetimes, strings (already
+    checked to hold no NUL) and ``None``.
+    """
+    parts = []
+    for value in values:
+        if value is None:
+            parts.append("NULL")
+        elif isinstance(value, bool):
+            parts.append("t" if value else "f")
+        elif isinstance(value, (int, Decimal)):
+            parts.append(str(value))
+        elif isinstance(value, datetime):
+            parts.append('"%s"' % value.isoformat())
+        else:
+            parts.append('"%s"' % str(value).replace("\\", "\\\\").replace('"', '\\"'))
+    return "{%s}" % ",".join(parts)
+
+
+def _array_types(connection: Any, fields: list[Any]) -> list[str]:
+    """The PostgreSQL array type of each field's column (``numeric(19, 4)[]``, ...)."""
+    return ["%s[]" % f.db_type(connection) for f in fields]
+
+
+def _insert_many_unnest(
+    connection: Any, model: Any, fields: list[Any], objs: Sequence[models.Model], using: str
+) -> None:
+    """PostgreSQL: one array per column, however many rows (``INSERT ... SELECT unnest``).
+
+    A statement with one placeholder per value costs the driver and the
+    server more to parse than to run once a batch has hundreds of rows; one
+    array parameter per column keeps it the same few parameters.
+    """
+    qn = connection.ops.quote_name
+
+    def build() -> str:
+        arrays = ", ".join("%%s::%s" % kind for kind in _array_types(connection, fields))
+        return "INSERT INTO %s (%s) SELECT * FROM unnest(%s) RETURNING %s, %s" % (
+            qn(model._meta.db_table),
+            ", ".join(qn(f.column) for f in fields),
+            arrays,
+            qn(model._meta.pk.column),
+            qn(_field(model, "reference").column),
+        )
+
+    statement = _cached((using, "insert many", model), build)
+    # The instances' own values: psycopg adapts Decimals, aware datetimes,
+    # strings and integers as they are (get_db_prep_save would only return them).
+    columns = [array_literal([obj.__dict__[f.attname] for obj in objs]) for f in fields]
+    by_reference = {obj.reference: obj for obj in objs}  # type: ignore[attr-defined]
+    with connection.cursor() as cursor:
+        cursor.execute(statement, columns)
+        for new_pk, new_reference in cursor.fetchall():
+            _saved(by_reference[new_reference], new_pk, using)
+
+
 def insert_legs(using: str, transfer_id: int | None, legs: list[tuple[Any, ...]]) -> None:
     """``INSERT`` legs in one statement: a transfer's, or (``transfer_id=None``) a batch's.
 
@@ -327,6 +403,9 @@ def insert_legs(using: str, transfer_id: int | None, legs: list[tuple[Any, ...]]
     key when ``transfer_id`` is ``None``; no model instances are built.
     """
     connection = connections[using]
+    if connection.vendor == "postgresql" and len(legs) > CACHED_ROWS:
+        _insert_legs_unnest(connection, using, transfer_id, legs)
+        return
 
     def build() -> str:
         row = "(%s)" % ", ".join(["%s"] * (len(LEG_FIELDS) + 1))
@@ -352,6 +431,52 @@ def insert_legs(using: str, transfer_id: int | None, legs: list[tuple[Any, ...]]
     )
 
 
+def _insert_legs_unnest(
+    connection: Any, using: str, transfer_id: int | None, legs: list[tuple[Any, ...]]
+) -> None:
+    """PostgreSQL: a batch's legs, one array per column (see :func:`_insert_many_unnest`)."""
+    fields = [_field(Transaction, name) for name in ("transfer", *LEG_FIELDS)]
+
+    def build() -> str:
+        arrays = ", ".join("%%s::%s" % kind for kind in _array_types(connection, fields))
+        return "INSERT INTO %s (%s) SELECT * FROM unnest(%s)" % (
+            connection.ops.quote_name(Transaction._meta.db_table),
+            _legs_columns(connection),
+            arrays,
+        )
+
+    statement = _cached((using, "legs unnest"), build)
+    rows = legs if transfer_id is None else [(transfer_id, *leg) for leg in legs]
+    columns = [array_literal(column) for column in zip(*rows, strict=True)]
+    _execute(connection, statement, columns)
+
+
+def _ledger_unnest(connection: Any, rows: dict[int, dict[str, Any]]) -> tuple[str, list[Any]]:
+    """PostgreSQL: set the same columns of many accounts from arrays, in one ``UPDATE``."""
+    ids = sorted(rows)
+    names = sorted({name for row in rows.values() for name in row})
+    fields = [_field(Account, name) for name in names]
+    qn = connection.ops.quote_name
+
+    def build() -> str:
+        pk = qn(Account._meta.pk.column)
+        kinds = _array_types(connection, [Account._meta.pk, *fields])
+        return "UPDATE %s AS a SET %s FROM unnest(%s) AS v(%s) WHERE a.%s = v.%s" % (
+            qn(Account._meta.db_table),
+            ", ".join("%s = v.%s" % (qn(f.column), qn(f.column)) for f in fields),
+            ", ".join("%%s::%s" % kind for kind in kinds),
+            ", ".join([pk, *(qn(f.column) for f in fields)]),
+            pk,
+            pk,
+        )
+
+    statement = _cached((connection.alias, "ledger unnest", tuple(names)), build)
+    columns = [array_literal(ids)] + [
+        array_literal([rows[pk][f.name] for pk in ids]) for f in fields
+    ]
+    return statement, columns
+
+
 def write_ledger_fields(using: str, rows: dict[int, dict[str, Any]]) -> None:
     """Set balances / held amounts (and a status) computed under the lock, in one ``UPDATE``.
 
@@ -359,6 +484,10 @@ def write_ledger_fields(using: str, rows: dict[int, dict[str, Any]]) -> None:
     ``{7: {"balance": Decimal("5.00")}, 9: {"balance": ..., "held": ...}}``.
     """
     connection = connections[using]
+    uniform = len({frozenset(row) for row in rows.values()}) == 1
+    if connection.vendor == "postgresql" and len(rows) > CACHED_ROWS and uniform:
+        _execute(connection, *_ledger_unnest(connection, rows))
+        return
     _execute(connection, *_ledger_statement(connection, rows))
 
 

@@ -499,3 +499,19 @@ def test_the_admin_lists_batches_and_shows_their_transfers_in_order(world, admin
         admin_client.post(reverse("admin:accounts_batch_delete", args=[batch.pk])).status_code
         == 403
     )
+
+
+@pytest.mark.parametrize(
+    "text", ['a "quoted", {braced} \\ back\\slash', "NULL", "", "multi\nline\ttab", "café ☕"]
+)
+def test_any_text_round_trips_through_a_big_batch_exactly(world, text):
+    # Beyond a handful of rows PostgreSQL's batch sends each column as one array.
+    requests = [
+        Request(world["wallet"], world["merchant"], Decimal("0.01"), description=text,
+                merchant_reference=text or None)
+        for _ in range(40)
+    ]  # fmt: skip
+    batch = facade.transfer_many(requests)
+    stored_texts = {(t.description, t.merchant_reference) for t in batch.transfers}
+    assert stored_texts == {(text, text or None)}
+    assert_ledger_consistent()

@@ -24,6 +24,9 @@ reversals    partial reversals/s
 sweep        close_expired_accounts on 10,000 accounts with money: accounts/s
 floors       PostgreSQL only: the same transfer as hand-written SQL through
              psycopg (a), and as one call of a PL/pgSQL function (b)
+batches      linked batches of 100 against the same transfers one by one (and
+             floor (b)); independent batches of 100 top-ups from the one
+             source, 4 processes; batch sizes 1 to 1,000 (tests/benchmarks/batches.py)
 cluster      a column of its own: a three-node MariaDB Galera cluster started
              for the run, hot and spread transfers by 4 processes on one node
              and spread over three, with the conflicts retried (cluster.py)
@@ -61,6 +64,7 @@ WORKLOADS = (
     "reversals",
     "sweep",
     "floors",
+    "batches",
 )
 #: Not run in a backend's process: tests/benchmarks/cluster.py, a column of its own.
 CLUSTER = "cluster"
@@ -569,6 +573,12 @@ def floors(repeat: int) -> dict[str, Any]:
     }
 
 
+def batches(repeat: int) -> dict[str, Any]:
+    from .batches import batches as measure
+
+    return measure(repeat)
+
+
 def run_backend(backend: str, repeat: int, only: list[str]) -> dict[str, Any]:
     configure(backend)
     import django
@@ -630,6 +640,10 @@ TARGETS: dict[str, Any] = {
     "balance_at 100k/1k ratio": lambda v: v <= 1.5,
     "statement page 100k/1k ratio": lambda v: v <= 2.0,
     "ours / floor (a)": lambda v: v >= 0.6,
+    "ours / floor (b), Django's default binding": lambda v: v >= 0.6,
+    "batch of 100 linked / single transfers": lambda v: v >= 10,
+    "batch of 100 linked / floor (b)": lambda v: v >= 3,
+    "hot account, batches / single": lambda v: v >= 10,
     "galera errors": lambda v: v == 0,
     "galera ledger checked": lambda v: v == "clean",
 }
