@@ -226,7 +226,11 @@ class Account(models.Model):
             (
                 "move_money",
                 _("Can move money: top up, withdraw, transfer, reverse and release holds"),
-            )
+            ),
+            (
+                "view_reports",
+                _("Can view the financial reports and export them and the ledger"),
+            ),
         ]
         constraints = [
             models.UniqueConstraint(
@@ -613,6 +617,21 @@ class Statement:
 
     def __iter__(self) -> Any:
         return iter(self.transactions)
+
+
+class Report(Account):
+    """The admin's entry to the financial reports (``accounts.admin_reports``).
+
+    A proxy with no permissions of its own: it exists so that "Reports" is
+    listed in the admin next to the ledger's models. Who may see the reports
+    is ``accounts.view_reports``, a permission of ``Account``.
+    """
+
+    class Meta:
+        proxy = True
+        default_permissions = ()
+        verbose_name = _("report")
+        verbose_name_plural = _("reports")
 
 
 class Transfer(models.Model):
