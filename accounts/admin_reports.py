@@ -231,14 +231,15 @@ class ReportAdmin(admin.ModelAdmin):
 
 def _table(report: reports.Report) -> dict[str, Any]:
     """The report's rows for the template: cells with their kind, money as ``Money``."""
+    columns = [column for column in report.columns if column.shown]
     rows = []
     for row in report.rows:
         cells = []
-        for column, value in zip(report.columns, row.values(report.columns), strict=True):
+        for column, value in zip(columns, row.values(columns), strict=True):
             flagged = column.key == "unexplained" and getattr(value, "amount", 0) != 0
             cells.append({"value": value, "kind": column.kind, "flagged": flagged})
         rows.append({"line": row.line, "is_total": row.is_total, "cells": cells})
-    return {"columns": report.columns, "rows": rows}
+    return {"columns": columns, "rows": rows}
 
 
 # Hooks for the accounts' and transfers' admins -------------------------------------------------

@@ -33,14 +33,14 @@ from .reports import BalanceHistory, BarChart
 
 WIDTH = 960
 #: Left margin: room for the amounts of the vertical axis.
-LEFT, RIGHT, TOP, BOTTOM = 84, 16, 14, 34
+LEFT, RIGHT, TOP, BOTTOM = 84, 16, 28, 34
 #: Colours that colour-blind readers tell apart (Okabe and Ito).
 PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000")
 LINE_COLOUR, LIMIT_COLOUR, GRID_COLOUR, AXIS_COLOUR = "#0072B2", "#D55E00", "#e3e6ea", "#5b6675"
 _ids = itertools.count(1)
 
 STYLE = (
-    "font-family: system-ui, -apple-system, 'Segoe UI', sans-serif; font-size: 12px; "
+    "font-family: system-ui, -apple-system, 'Segoe UI', sans-serif; font-size: 13px; "
     "max-width: %dpx; width: 100%%; height: auto; display: block;" % WIDTH
 )
 
@@ -50,16 +50,19 @@ def _n(value: Decimal | int) -> str:
     return str(Decimal(value).quantize(Decimal("0.1")))
 
 
-def ticks(low: Decimal, high: Decimal, count: int = 5) -> list[Decimal]:
+def ticks(
+    low: Decimal, high: Decimal, count: int = 5, *, quantum: Decimal = Decimal("0.01")
+) -> list[Decimal]:
     """Round values from at or below ``low`` to at or above ``high`` (zero included).
 
-    Steps are 1, 2, 2.5 or 5 times a power of ten, the smallest that needs
-    at most ``count`` intervals.
+    Steps are 1, 2, 2.5 or 5 times a power of ten: the smallest at least a
+    ``count``-th of the range, so there are about ``count`` intervals, and
+    never finer than ``quantum`` (the currency's minor unit: no half yen).
     """
     low, high = min(low, Decimal(0)), max(high, Decimal(0))
     if low == high:
         high = low + 1
-    raw = (high - low) / count
+    raw = max((high - low) / count, quantum)
     magnitude = Decimal(1).scaleb(raw.adjusted())
     for factor in (Decimal(1), Decimal(2), Decimal("2.5"), Decimal(5), Decimal(10)):
         step = magnitude * factor
@@ -83,13 +86,16 @@ def _money(value: Decimal, currency: str) -> str:
 class _Frame:
     """The plot area and the vertical scale."""
 
-    def __init__(self, height: int, low: Decimal, high: Decimal, top: int = TOP) -> None:
+    def __init__(
+        self, height: int, low: Decimal, high: Decimal, currency: str, top: int = TOP
+    ) -> None:
         self.height = height
         self.top = top
         self.bottom = height - BOTTOM
         self.left = LEFT
         self.right = WIDTH - RIGHT
-        self.ticks = ticks(low, high)
+        quantum = Decimal(1).scaleb(-amounts.currency_places(currency))
+        self.ticks = ticks(low, high, quantum=quantum)
         self.low, self.high = self.ticks[0], self.ticks[-1]
 
     def y(self, value: Decimal) -> Decimal:
@@ -112,7 +118,7 @@ class _Frame:
             )
         parts.append(
             '<text class="currency" x="%s" y="%s" text-anchor="end" fill="%s">%s</text>'
-            % (self.left - 8, self.top - 2 if self.top > 12 else 11, AXIS_COLOUR, escape(currency))
+            % (self.left - 8, self.top - 14, AXIS_COLOUR, escape(currency))
         )
         return parts
 
@@ -145,7 +151,7 @@ def balance_chart(history: BalanceHistory, *, title: Any = None, height: int = 3
     floor = None if history.credit_limit is None else -history.credit_limit
     low = min([*values, floor if floor is not None else Decimal(0)], default=Decimal(0))
     high = max(values, default=Decimal(0))
-    frame = _Frame(height, low, high)
+    frame = _Frame(height, low, high, currency)
     title = title or _("Balance of %(account)s from %(start)s to %(end)s") % {
         "account": account,
         "start": date_format(_local(history.start), "DATE_FORMAT"),
@@ -160,13 +166,26 @@ def balance_chart(history: BalanceHistory, *, title: Any = None, height: int = 3
 
     parts = frame.grid(currency)
     count = len(history.points)
-    every = max(1, -(-count // 6))
-    for index, (moment, _value) in enumerate(history.points):
-        if index % every and index != count - 1:
-            continue
+    every = max(1, -(-count // 7))
+    kept: list[tuple[Decimal, Decimal, str]] = []
+    wanted = [i for i in range(count) if i % every == 0]
+    if count and wanted[-1] != count - 1:
+        wanted.append(count - 1)
+    for index in wanted:
+        label = _date_label(history.points[index][0])
+        at_x = x(history.points[index][0])
+        extent = _extent(at_x, label, frame)
+        if kept and extent[0] < kept[-1][1] + 12:
+            if index != count - 1:
+                continue  # too close to the label before: left out
+            # The last day is always labelled: the labels before it give way.
+            while kept and extent[0] < kept[-1][1] + 12:
+                kept.pop()
+        kept.append((*extent, label))
+    for left, _right, label in kept:
         parts.append(
-            '<text class="date" x="%s" y="%s" text-anchor="middle" fill="%s">%s</text>'
-            % (_n(x(moment)), frame.bottom + 18, AXIS_COLOUR, escape(_date_label(moment)))
+            '<text class="date" x="%s" y="%s" fill="%s">%s</text>'
+            % (_n(left), frame.bottom + 20, AXIS_COLOUR, escape(label))
         )
     if floor is not None:
         y = _n(frame.y(floor))
@@ -202,6 +221,17 @@ def balance_chart(history: BalanceHistory, *, title: Any = None, height: int = 3
     return _svg(height, str(title), parts, "balance-chart")
 
 
+#: The width of a character of the labels, in the chart's units (13px text).
+CHARACTER = Decimal("7.4")
+
+
+def _extent(at_x: Decimal, label: str, frame: _Frame) -> tuple[Decimal, Decimal]:
+    """Where a label centred at ``at_x`` goes, moved inwards at the plot's edges."""
+    width = CHARACTER * len(label)
+    left = min(max(at_x - width / 2, Decimal(frame.left - 20)), Decimal(frame.right) - width)
+    return left, left + width
+
+
 def _date_label(moment: datetime.datetime) -> str:
     return date_format(_local(moment), "j M Y")
 
@@ -218,17 +248,17 @@ def bar_chart(chart: BarChart, *, height: int = 300) -> SafeString:
     downs = [sum((v for v in bar.values.values() if v < 0), Decimal(0)) for bar in chart.bars]
     legend = len(chart.series) > 1
     frame = _Frame(height, min(downs, default=Decimal(0)), max(ups, default=Decimal(0)),
-                   top=TOP + (22 if legend else 0))  # fmt: skip
+                   chart.currency, top=TOP + (24 if legend else 0))  # fmt: skip
     parts = frame.grid(chart.currency)
     if legend:
         x = frame.left
         for key, label in chart.series:
             parts.append(
                 '<g class="legend-item"><rect x="%s" y="4" width="12" height="12" fill="%s"/>'
-                '<text x="%s" y="14" fill="%s">%s</text></g>'
-                % (x, colours[key], x + 16, AXIS_COLOUR, escape(str(label)))
+                '<text x="%s" y="15" fill="%s">%s</text></g>'
+                % (x, colours[key], x + 17, AXIS_COLOUR, escape(str(label)))
             )
-            x += 28 + 7 * len(str(label))
+            x += 32 + 7 * len(str(label))
     count = max(len(chart.bars), 1)
     slot = Decimal(frame.right - frame.left) / count
     width = slot * Decimal("0.7")
@@ -269,11 +299,15 @@ def bar_chart(chart: BarChart, *, height: int = 300) -> SafeString:
         if index % every == 0:
             parts.append(
                 '<text class="bar-label" x="%s" y="%s" text-anchor="middle" fill="%s">%s</text>'
-                % (_n(left + width / 2), frame.bottom + 18, AXIS_COLOUR, escape(bar.label))
+                % (_n(left + width / 2), frame.bottom + 20, AXIS_COLOUR, escape(bar.label))
             )
     return _svg(height, str(chart.title), parts, "bar-chart")
 
 
 def bar_charts(charts: Sequence[BarChart]) -> list[tuple[str, SafeString]]:
-    """(title, SVG) of each chart."""
-    return [(str(chart.title), bar_chart(chart)) for chart in charts]
+    """(title, SVG) of each chart that has something to show (a non-zero bar)."""
+    return [
+        (str(chart.title), bar_chart(chart))
+        for chart in charts
+        if any(value for bar in chart.bars for value in bar.values.values())
+    ]

@@ -155,6 +155,8 @@ class Column:
     label: Any
     #: "text", "count" or "money" (money is shown in the row's currency).
     kind: str = "text"
+    #: Shown on the page too (False: in the CSV only).
+    shown: bool = True
 
 
 @dataclass
@@ -578,7 +580,7 @@ def outstanding_balances(
     paths = _type_paths(using)
     columns = [
         Column("account_type", _("Account type")),
-        Column("account_type_code", _("Type code")),
+        Column("account_type_code", _("Type code"), shown=False),
         Column("currency", _("Currency")),
         Column("accounts", _("Accounts"), "count"),
         Column("accounts_in_credit", _("Accounts in credit"), "count"),
@@ -661,7 +663,7 @@ def trial_balance(at: datetime.datetime | datetime.date, *, using: str | None = 
     paths = _type_paths(using)
     columns = [
         Column("line", _("Line")),
-        Column("code", _("Code")),
+        Column("code", _("Code"), shown=False),
         Column("currency", _("Currency")),
         Column("accounts", _("Accounts"), "count"),
         Column("debit", _("Debit"), "money"),
@@ -758,7 +760,7 @@ def movements(
     paths = _type_paths(using)
     columns = [
         Column("account_type", _("Account type")),
-        Column("account_type_code", _("Type code")),
+        Column("account_type_code", _("Type code"), shown=False),
         Column("currency", _("Currency")),
         Column("opening", _("Opening"), "money"),
         *(Column(kind.code, kind.label, "money") for kind in MOVEMENT_KINDS),
