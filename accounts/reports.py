@@ -13,11 +13,13 @@ after it (``Transaction.balance_after``), and the index (account, created,
 id) finds an account's latest leg at or before any moment with one seek. So
 the balance of an account at a moment is *the balance_after of its latest leg
 at or before that moment*, never a sum over its history; a report at a date
-costs two index seeks per account, whatever the length of the histories.
-Movements are one grouped sum over the legs of the period. Totals are summed
-exactly: PostgreSQL and MariaDB add decimals exactly, and on SQLite, which
-would add them as floating-point numbers, each amount is summed as a whole
-number of ten-thousandths (the columns' precision) and divided afterwards.
+costs a seek or two per account, whatever the length of the histories.
+Movements are one grouped sum over the period's transfers (see
+:func:`_movements`), in the statement that reads the opening and closing
+totals. Totals are summed exactly: PostgreSQL and MariaDB add decimals
+exactly, and on SQLite, which would add them as floating-point numbers,
+each amount is summed as a whole number of ten-thousandths (the columns'
+precision) and divided afterwards.
 
 "Customer accounts" are all accounts that are not core accounts (sources,
 sales and expired accounts), grouped by their own account type (not their
@@ -273,27 +275,34 @@ def _decimal(value: Any) -> Decimal | None:
     return Decimal(value)
 
 
-def _balance_at(connection: Any, account: str = "a") -> str:
-    """SQL for an account's balance at a moment (one ``%s``), NULL before its first leg.
+def _balance_at(connection: Any) -> str:
+    """SQL for the balance at a moment (one ``%s``) of each account ``a``; NULL before
+    its first leg. PostgreSQL and SQLite only (see :func:`_balances_sql` for MariaDB).
 
     "The balance_after of the account's latest leg at or before the moment":
-    one index seek on (account, created, id). PostgreSQL reads it as the
-    first row of a backward scan; elsewhere it is written as the leg at the
-    latest such moment, because MariaDB plans the first form as a scan of all
-    the account's later legs (see ``Account.balance_at``).
+    the first row of a backward scan of the (account, created, id) index from
+    the moment, one index seek.
+    """
+    return (
+        "(SELECT l.balance_after FROM %s l WHERE l.account_id = a.id AND l.created <= %%s "
+        "ORDER BY l.created DESC, l.id DESC LIMIT 1)" % _tables(connection)["leg"]
+    )
+
+
+def _balance_of(connection: Any) -> str:
+    """SQL for one account's balance at a moment, NULL before its first leg.
+
+    Three parameters: the account, the account again, the moment. Written as
+    ``Account.balance_at`` is, the leg at the latest moment found by an
+    index-only seek: the form every backend plans as a seek, however long
+    the account's history (MariaDB walks the newer legs of a busy account
+    for the other).
     """
     leg = _tables(connection)["leg"]
-    if connection.vendor == "postgresql":
-        return (
-            "(SELECT l.balance_after FROM %(leg)s l WHERE l.account_id = %(a)s.id "
-            "AND l.created <= %%s ORDER BY l.created DESC, l.id DESC LIMIT 1)"
-            % {"leg": leg, "a": account}
-        )
     return (
-        "(SELECT l.balance_after FROM %(leg)s l WHERE l.account_id = %(a)s.id "
-        "AND l.created = (SELECT MAX(m.created) FROM %(leg)s m "
-        "WHERE m.account_id = %(a)s.id AND m.created <= %%s) "
-        "ORDER BY l.id DESC LIMIT 1)" % {"leg": leg, "a": account}
+        "(SELECT l.balance_after FROM %(leg)s l WHERE l.account_id = %%s AND l.created = "
+        "(SELECT m.created FROM %(leg)s m WHERE m.account_id = %%s AND m.created <= %%s "
+        "ORDER BY m.created DESC LIMIT 1) ORDER BY l.id DESC LIMIT 1)" % {"leg": leg}
     )
 
 
@@ -362,7 +371,32 @@ def _balances_sql(
     An account counts from its creation or its first leg, whichever is first.
     """
     tables = _tables(connection)
-    inner = ", ".join("%s AS b%d" % (_balance_at(connection), i) for i in range(len(moments)))
+    count = len(moments)
+    columns = "a.role AS role, CASE WHEN a.role IS NULL THEN a.account_type_id END AS type, "
+    columns += "a.currency AS currency, a.created AS created"
+    where = " WHERE a.role IS NULL" if customers_only else ""
+    if connection.vendor == "mysql":
+        # MariaDB evaluates a subquery in a join condition several times per
+        # row, and walks a busy account's newer legs for a correlated
+        # "ORDER BY ... LIMIT 1": the latest moment of each account is found
+        # first (an index-only MAX), then the leg at that moment.
+        latest = ", ".join(
+            "(SELECT MAX(m.created) FROM %s m WHERE m.account_id = a.id AND m.created <= %%s) "
+            "AS t%d" % (tables["leg"], i)
+            for i in range(count)
+        )
+        legs = ", ".join(
+            "(SELECT l.balance_after FROM %s l WHERE l.account_id = y.id AND l.created = y.t%d "
+            "ORDER BY l.id DESC LIMIT 1) AS b%d" % (tables["leg"], i, i)
+            for i in range(count)
+        )
+        accounts = (
+            "SELECT y.role, y.type, y.currency, y.created, %s FROM (SELECT a.id, %s, %s "
+            "FROM %s a%s LIMIT %d) y" % (legs, columns, latest, tables["account"], where, _FENCE)
+        )
+    else:
+        balances = ", ".join("%s AS b%d" % (_balance_at(connection), i) for i in range(count))
+        accounts = "SELECT %s, %s FROM %s a%s" % (columns, balances, tables["account"], where)
     outer = []
     for i in range(len(moments)):
         b = "x.b%d" % i
@@ -374,17 +408,8 @@ def _balances_sql(
             _sum(connection, "CASE WHEN %s < 0 THEN %s ELSE 0 END" % (b, b)),
         ]
     sql = (
-        "SELECT x.role, x.type, x.currency, NULL AS other, %(outer)s FROM (SELECT a.role AS role, "
-        "CASE WHEN a.role IS NULL THEN a.account_type_id END AS type, a.currency AS currency, "
-        "a.created AS created, %(inner)s FROM %(account)s a%(where)s LIMIT %(fence)d) x "
-        "GROUP BY x.role, x.type, x.currency"
-        % {
-            "outer": ", ".join(outer),
-            "inner": inner,
-            "account": tables["account"],
-            "where": " WHERE a.role IS NULL" if customers_only else "",
-            "fence": _FENCE,
-        }
+        "SELECT x.role, x.type, x.currency, NULL AS other, %s FROM (%s LIMIT %d) x "
+        "GROUP BY x.role, x.type, x.currency" % (", ".join(outer), accounts, _FENCE)
     )
     adapted = [_moment(connection, m) for m in moments]
     return sql, adapted + adapted
@@ -442,21 +467,27 @@ def _core_accounts(using: str) -> list[_Core]:
 
 
 def _core_balances(
-    cursor: Any, moments: list[datetime.datetime]
+    cursor: Any, core: list[_Core], moments: list[datetime.datetime]
 ) -> dict[tuple[str, str], list[Decimal]]:
     """Each core account's balance at each of ``moments``, by (currency, role). One query."""
-    if not moments:
+    if not moments or not core:
         return {}
     connection = cursor.db
-    columns = ", ".join(_balance_at(connection) for _moment_ in moments)
-    sql = "SELECT a.role, a.currency, %s FROM %s a WHERE a.role IS NOT NULL" % (
-        columns,
-        _tables(connection)["account"],
+    # One seek per account and moment, the account given: a busy core
+    # account's history is never walked.
+    sql = "SELECT %s" % ", ".join(
+        _balance_of(connection) for _pair in range(len(core) * len(moments))
     )
+    params = []
+    for account in core:
+        for moment in moments:
+            params += [account.pk, account.pk, _moment(connection, moment)]
+    cursor.execute(sql, params)
+    values = list(cursor.fetchone())
     found = {}
-    cursor.execute(sql, [_moment(connection, m) for m in moments])
-    for role, currency, *values in cursor.fetchall():
-        found[currency, role] = [_decimal(v) or ZERO for v in values]
+    for index, account in enumerate(core):
+        row = values[index * len(moments) : (index + 1) * len(moments)]
+        found[account.currency, account.role] = [_decimal(v) or ZERO for v in row]
     return found
 
 
@@ -574,9 +605,10 @@ def outstanding_balances(
     using = _using(using)
     moment = _end_of(at)
     moments = _months_back(moment, CHART_MONTHS)
+    accounts = _core_accounts(using)
     with _reading(using) as cursor:
         found = _balances(cursor, moment, customers_only=True)
-        core = _core_balances(cursor, moments)
+        core = _core_balances(cursor, accounts, moments)
     paths = _type_paths(using)
     columns = [
         Column("account_type", _("Account type")),
@@ -656,10 +688,10 @@ def trial_balance(at: datetime.datetime | datetime.date, *, using: str | None = 
     using = _using(using)
     moment = _end_of(at)
     moments = _months_back(moment, CHART_MONTHS)
+    core = _core_accounts(using)
     with _reading(using) as cursor:
         found = _balances(cursor, moment, customers_only=False)
-        balances = _core_balances(cursor, moments)
-    core = _core_accounts(using)
+        balances = _core_balances(cursor, core, moments)
     paths = _type_paths(using)
     columns = [
         Column("line", _("Line")),
@@ -972,14 +1004,13 @@ def balance_history(
         span = last - first
         moments = [first + span * (n + 1) / max_points for n in range(max_points - 1)] + [last]
     connection = connections[using]
-    tables = _tables(connection)
-    sql = "SELECT %s FROM %s a WHERE a.id = %%s" % (
-        ", ".join(_balance_at(connection) for _m in moments),
-        tables["account"],
-    )
+    sql = "SELECT %s" % ", ".join(_balance_of(connection) for _m in moments)
+    params = []
+    for moment in moments:
+        params += [account.pk, account.pk, _moment(connection, moment)]
     with connection.cursor() as cursor:
-        cursor.execute(sql, [_moment(connection, m) for m in moments] + [account.pk])
-        row = cursor.fetchone() or [None] * len(moments)
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
     limit = account.credit_limit
     return BalanceHistory(
         account=account,
@@ -989,12 +1020,6 @@ def balance_history(
         credit_limit=None if limit is None else amounts.raw(account, "credit_limit"),
         step=step,
     )
-
-
-def iter_cells(report: Report) -> Iterator[list[Any]]:
-    """The report's rows as lists of cells, in column order (money as ``Money``)."""
-    for row in report.rows:
-        yield row.values(report.columns)
 
 
 __all__ = [

@@ -506,6 +506,21 @@ def test_transfers_keep_their_references_times_users_and_reversals(oscar_ledger)
     assert "1 account(s) are past their end date and not closed" in output
 
 
+def test_transfers_are_read_in_chunks_while_they_are_written(oscar_ledger, monkeypatch):
+    """Reading oscar's transfers (a server-side cursor on PostgreSQL) goes on while
+    the ledger is written on the same connection."""
+    from accounts import oscar_import
+
+    monkeypatch.setattr(oscar_import, "CHUNK", 3)
+    progress = []
+
+    report = import_oscar_accounts(progress=progress.append)
+
+    assert progress == [3, 6, 9, 12, 14]
+    assert report.transfers == Transfer.objects.count() == 14
+    assert check_ledger().ok
+
+
 def test_the_imported_ledger_reports_like_one_posted_here(oscar_ledger):
     run()
 
