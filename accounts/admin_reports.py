@@ -56,6 +56,10 @@ class ReportDateForm(forms.Form):
 
     at = forms.DateField(label=_("At the end of"), required=False, widget=_DATE)
 
+    @staticmethod
+    def defaults() -> dict[str, datetime.date]:
+        return {"at": timezone.localdate()}
+
     def period(self) -> dict[str, datetime.date]:
         return {"at": self.cleaned_data.get("at") or timezone.localdate()}
 
@@ -73,13 +77,17 @@ class ReportPeriodForm(forms.Form):
             raise ValidationError(_("The start date is after the end date."), code="bad_range")
         return self.cleaned_data
 
-    def period(self) -> dict[str, datetime.date]:
+    @staticmethod
+    def defaults() -> dict[str, datetime.date]:
         this_month = timezone.localdate().replace(day=1)
         last_month = (this_month - datetime.timedelta(days=1)).replace(day=1)
+        return {"start": last_month, "end": this_month - datetime.timedelta(days=1)}
+
+    def period(self) -> dict[str, datetime.date]:
         start = self.cleaned_data.get("start")
         end = self.cleaned_data.get("end")
         if start is None and end is None:
-            return {"start": last_month, "end": this_month - datetime.timedelta(days=1)}
+            return self.defaults()
         if start is None:
             assert end is not None
             start = end.replace(day=1)
@@ -197,7 +205,12 @@ class ReportAdmin(admin.ModelAdmin):
         if not has_view_reports_permission(request):
             raise PermissionDenied
         kind = next(k for k in REPORTS if k.slug == slug)
-        form = kind.form(request.GET)
+        data = request.GET.copy()
+        if not any(name in data for name in kind.form.base_fields):
+            # A first visit: the default date or period, shown in the picker.
+            for name, value in kind.form.defaults().items():
+                data[name] = value.isoformat()
+        form = kind.form(data)
         report = None
         if form.is_valid():
             report = kind.build(**form.period())
@@ -211,7 +224,7 @@ class ReportAdmin(admin.ModelAdmin):
                     exports.report_header(report),
                     exports.report_rows(report),
                 )
-        query = request.GET.copy()
+        query = data.copy()
         query["format"] = "csv"
         context = {
             **self._context(request, kind.title),
@@ -238,6 +251,9 @@ def _table(report: reports.Report) -> dict[str, Any]:
         for column, value in zip(columns, row.values(columns), strict=True):
             flagged = column.key == "unexplained" and getattr(value, "amount", 0) != 0
             cells.append({"value": value, "kind": column.kind, "flagged": flagged})
+        if row.is_total:
+            # The page has no currency column (the amounts show theirs).
+            cells[0]["value"] = _("Total %(currency)s") % {"currency": row.currency}
         rows.append({"line": row.line, "is_total": row.is_total, "cells": cells})
     return {"columns": columns, "rows": rows}
 

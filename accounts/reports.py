@@ -613,7 +613,7 @@ def outstanding_balances(
     columns = [
         Column("account_type", _("Account type")),
         Column("account_type_code", _("Type code"), shown=False),
-        Column("currency", _("Currency")),
+        Column("currency", _("Currency"), shown=False),
         Column("accounts", _("Accounts"), "count"),
         Column("accounts_in_credit", _("Accounts in credit"), "count"),
         Column("owed_to_customers", _("Owed to customers"), "money"),
@@ -696,7 +696,7 @@ def trial_balance(at: datetime.datetime | datetime.date, *, using: str | None = 
     columns = [
         Column("line", _("Line")),
         Column("code", _("Code"), shown=False),
-        Column("currency", _("Currency")),
+        Column("currency", _("Currency"), shown=False),
         Column("accounts", _("Accounts"), "count"),
         Column("debit", _("Debit"), "money"),
         Column("credit", _("Credit"), "money"),
@@ -793,7 +793,7 @@ def movements(
     columns = [
         Column("account_type", _("Account type")),
         Column("account_type_code", _("Type code"), shown=False),
-        Column("currency", _("Currency")),
+        Column("currency", _("Currency"), shown=False),
         Column("opening", _("Opening"), "money"),
         *(Column(kind.code, kind.label, "money") for kind in MOVEMENT_KINDS),
         Column("closing", _("Closing"), "money"),

@@ -10,6 +10,7 @@ import pytest
 from django.http import StreamingHttpResponse
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 from djmoney.money import Money
 
 from accounts import exports
@@ -97,7 +98,9 @@ def test_outstanding_balances_page_shows_the_figures_and_a_chart(finance, ledger
     assert response.status_code == 200
     table = response.context["table"]
     gift = next(row for row in table["rows"] if row["cells"][0]["value"].endswith("Gift cards"))
-    assert [cell["value"] for cell in gift["cells"]][2:5] == [2, 2, Money("94.95", "GBP")]
+    assert [cell["value"] for cell in gift["cells"]][1:4] == [2, 2, Money("94.95", "GBP")]
+    totals = [row["cells"][0]["value"] for row in table["rows"] if row["is_total"]]
+    assert totals == ["Total EUR", "Total GBP"]
     page = response.text
     assert "£94.95" in page and "Net owed to customers" in page
     # GBP only: EUR and JPY are zero all year, and an empty chart is left out.
@@ -105,13 +108,22 @@ def test_outstanding_balances_page_shows_the_figures_and_a_chart(finance, ledger
     assert '<a href="?at=2026-01-31&amp;format=csv" class="csv-link button">' in page
 
 
-def test_movements_default_to_last_month(finance, ledger):
+def test_movements_default_to_last_month_shown_in_the_picker(finance, ledger):
     response = finance.get(url("report_movements"))
 
     period = response.context["report"].period
     assert period["start"].day == 1
     assert (period["end"] + datetime.timedelta(days=1)).day == 1
     assert period["end"] < period["start"] + datetime.timedelta(days=31)
+    start = period["start"].date().isoformat()
+    assert 'name="start" value="%s"' % start in response.text
+    assert "?start=%s&amp;end=" % start in response.text  # the CSV of what is shown
+
+
+def test_a_report_at_a_date_defaults_to_today(finance, ledger):
+    response = finance.get(url("report_trial_balance"))
+
+    assert 'name="at" value="%s"' % timezone.localdate().isoformat() in response.text
 
 
 def test_movements_page_flags_nothing_in_a_sound_ledger(finance, ledger):
