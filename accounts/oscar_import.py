@@ -780,13 +780,17 @@ class _Import:
         with transaction.atomic(using=self.target):
             token = posting.set(True)
             try:
+                # Nothing moves on the core accounts while the history is
+                # written, and the ledger is judged new under that lock.
+                core = [
+                    Account.objects.db_manager(self.target).core(role, self.currency).pk
+                    for role in Account.Role.values
+                ]
+                sql.lock_accounts(self.target, sorted(core))
                 self.check_empty()
                 types = self.account_types()
                 planned, self.core = self.plan_accounts(types)
                 self.refuse_if_any()
-                # Nothing moves on the core accounts while the history is written.
-                if self.core:
-                    sql.lock_accounts(self.target, sorted(set(self.core.values())))
                 self.write_accounts(types, planned)
                 self.set_core_types(types, self.core)
                 self.transfers(progress)

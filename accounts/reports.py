@@ -49,6 +49,7 @@ from django.utils.formats import date_format
 from django.utils.translation import gettext_lazy as _
 
 from . import amounts
+from .exceptions import InvalidArgument
 from .fields import window_bound
 from .models import Account, AccountType, Transaction, Transfer
 
@@ -599,7 +600,7 @@ def outstanding_balances(
     in credit and what the business owes them, those in debt and what they
     owe, and the net; then a total per currency. The chart shows the net
     owed to customers at the end of each of the last twelve months (minus
-    the core accounts' balances, which the customers' mirror). Costs three
+    the core accounts' balances, which the customers' mirror). Costs four
     queries.
     """
     using = _using(using)
@@ -781,12 +782,14 @@ def movements(
     ledger, even while money moves), so "unexplained" (closing minus opening
     minus the movements) is a real check: it is zero in a sound ledger. The
     chart shows each kind by month (by year for periods over three years).
-    Costs three queries. Raises ``ValueError`` if ``start`` is after ``end``.
+    Costs two queries. Raises ``InvalidArgument`` if ``start`` is after ``end``.
     """
     using = _using(using)
     first, last = _start_of(start), _end_of(end)
     if first > last:
-        raise ValueError("The start of the period is after its end.")
+        raise InvalidArgument(
+            _("The period starts (%(start)s) after it ends (%(end)s)."), start=first, end=last
+        )
     periods = buckets(first, last)
     opening, closing, flows, by_bucket = _movements(using, first, last, periods)
     paths = _type_paths(using)

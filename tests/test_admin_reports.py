@@ -284,7 +284,7 @@ def test_transfer_list_links_to_its_csv_with_its_filters(finance, ledger):
     assert 'href="%s?kind=reversal" class="export-link"' % url("transfer_export") in page
 
 
-def test_transfer_list_csv_needs_view_permission_and_good_filters(finance, clerk):
+def test_transfer_list_csv_needs_view_permission_and_good_filters(finance):
     no_transfers = client_with(["accounts.view_account"], "no-transfers")
 
     assert no_transfers.get(url("transfer_export")).status_code == 403

@@ -27,6 +27,7 @@ import pytest
 from django.db import connection
 
 from accounts import facade, reports
+from accounts.exceptions import InvalidArgument
 from accounts.models import Account
 
 from .factories import AccountFactory
@@ -276,7 +277,9 @@ def test_movements_chart_has_one_bar_per_month_with_each_kind(ledger):
 
 
 def test_movements_refuse_a_backwards_period():
-    with pytest.raises(ValueError, match="start of the period is after its end"):
+    with pytest.raises(
+        InvalidArgument, match=r"The period starts \(2026-02-01 00:00:00\+00:00\) after"
+    ):
         reports.movements(datetime.date(2026, 2, 1), datetime.date(2026, 1, 1))
 
 
