@@ -36,6 +36,7 @@ from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
 
 from . import charts, exports, reports
+from .forms import StatementFilterForm
 from .models import Account, Report
 
 VIEW_REPORTS_PERMISSION = "accounts.view_reports"
@@ -263,8 +264,6 @@ def _table(report: reports.Report) -> dict[str, Any]:
 
 def statement_csv(model_admin: admin.ModelAdmin, request: HttpRequest, object_id: str) -> Any:
     """An account's statement as CSV, for the dates of the statement page (``start``, ``end``)."""
-    from .forms import StatementFilterForm
-
     account = model_admin.get_object(request, unquote(object_id))
     if account is None:
         raise Http404(_("There is no account with id %(id)s.") % {"id": object_id})
