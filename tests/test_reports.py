@@ -299,13 +299,20 @@ def test_buckets_of_a_period_cover_it_without_gaps():
         assert before.end == after.start
 
 
-def test_sums_are_exact_where_floating_point_would_not_be(ledger):
-    """0.10 + 0.20 is 0.30000000000000004 in floating point (SQLite's SUM)."""
-    report = reports.outstanding_balances(datetime.date(2026, 2, 28))
+def test_sums_are_exact_where_floating_point_would_not_be(source):
+    """0.10 + 0.20 is 0.30000000000000004 in floating point, which SQLite's SUM uses."""
+    for amount in ("0.10", "0.20"):
+        facade.transfer(source, AccountFactory(), D(amount))
+    if connection.vendor == "sqlite":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT SUM(balance) FROM accounts_account WHERE role IS NULL")
+            assert cursor.fetchone()[0] != 0.30  # the premise
 
-    euro = lines(report, "EUR")["Customer money / Wallets"]
-    assert euro["net"] == D("0.30")
-    assert str(euro["net"].quantize(D("0.01"))) == "0.30"
+    report = reports.outstanding_balances(datetime.date.today())
+    moved = reports.movements(datetime.date(2000, 1, 1), datetime.date.today())
+
+    assert lines(report, "GBP")["Total"]["net"] == D("0.30")
+    assert lines(moved, "GBP")["Total"]["top_ups"] == D("0.30")
 
 
 # Statement counts -------------------------------------------------------------------------
