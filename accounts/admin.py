@@ -40,7 +40,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from . import facade
+from . import admin_reports, facade
 from .codes import format_code, normalize_code
 from .conf import conf
 from .exceptions import AccountException, HoldResolved
@@ -385,6 +385,11 @@ class AccountAdmin(admin.ModelAdmin):
                 view(self.statement_view),
                 name="%s_%s_statement" % info,
             ),
+            path(
+                "<path:object_id>/statement/csv/",
+                view(partial(admin_reports.statement_csv, self)),
+                name="%s_%s_statement_csv" % info,
+            ),
             *super().get_urls(),
         ]
 
@@ -407,6 +412,8 @@ class AccountAdmin(admin.ModelAdmin):
         context["can_move_money"] = obj is not None and has_move_money_permission(request)
         # Topping up the source from itself is refused anyway: offer transfers only.
         context["is_source"] = obj is not None and obj.role == Account.Role.SOURCE
+        if obj is not None:
+            context.update(admin_reports.account_chart(request, obj))
         return super().render_change_form(request, context, add, change, form_url, obj)
 
     # Status actions: each account is changed under its own row lock and
@@ -549,6 +556,7 @@ class AccountAdmin(admin.ModelAdmin):
             "can_view_transfers": self.admin_site.get_model_admin(Transfer).has_view_permission(
                 request
             ),
+            "balance_chart": admin_reports.balance_chart(account, start, end),
         }
         return TemplateResponse(request, "admin/accounts/account/statement.html", context)
 
@@ -819,6 +827,11 @@ class TransferAdmin(LedgerAdmin):
                 "<path:object_id>/reverse/",
                 self.admin_site.admin_view(self.reverse_view),
                 name="%s_%s_reverse" % info,
+            ),
+            path(
+                "export/",
+                self.admin_site.admin_view(partial(admin_reports.transfers_csv, self)),
+                name="%s_%s_export" % info,
             ),
             *super().get_urls(),
         ]

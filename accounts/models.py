@@ -227,7 +227,11 @@ class Account(models.Model):
             (
                 "move_money",
                 _("Can move money: top up, withdraw, transfer, reverse and release holds"),
-            )
+            ),
+            (
+                "view_reports",
+                _("Can view the financial reports and export them and the ledger"),
+            ),
         ]
         constraints = [
             models.UniqueConstraint(
@@ -701,6 +705,21 @@ class Batch(models.Model):
     def transfers(self) -> TransferQuerySet:
         """The batch's transfers, in the order they were requested."""
         return Transfer.objects.filter(batch=self.pk).order_by("batch_position")
+
+
+class Report(Account):
+    """The admin's entry to the financial reports (``accounts.admin_reports``).
+
+    A proxy with no permissions of its own: it exists so that "Reports" is
+    listed in the admin next to the ledger's models. Who may see the reports
+    is ``accounts.view_reports``, a permission of ``Account``.
+    """
+
+    class Meta:
+        proxy = True
+        default_permissions = ()
+        verbose_name = _("report")
+        verbose_name_plural = _("reports")
 
 
 class Transfer(models.Model):

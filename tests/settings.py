@@ -73,6 +73,11 @@ elif BACKEND == "mariadb":
 else:
     raise RuntimeError("ACCOUNTS_TEST_DB must be sqlite, postgresql or mariadb, not %r" % BACKEND)
 
+# A second database, in memory whatever the backend above: where
+# tests/test_oscar_import.py puts django-oscar-accounts' tables to import
+# them from another alias. Only tests that ask for it can reach it.
+DATABASES["oscar"] = {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}
+
 SECRET_KEY = "tests-only-not-secret"
 DEBUG = False
 USE_TZ = True

@@ -805,8 +805,9 @@ def test_statement_survives_odd_page_numbers(admin_client, account, page):
 
 
 #: Session, user, two for the user's permissions, the account, the opening
-#: and closing balances, the rows (with their transfers and counterparties).
-STATEMENT_QUERIES = 8
+#: and closing balances, the rows (with their transfers and counterparties),
+#: and the balance chart (one query, whatever the period).
+STATEMENT_QUERIES = 9
 
 
 def test_statement_costs_the_same_queries_for_5_and_60_rows(

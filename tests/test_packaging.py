@@ -25,6 +25,12 @@ def test_package_ships_migrations_and_type_information():
     assert (PACKAGE / "py.typed").is_file()
 
 
+def test_package_ships_the_report_templates():
+    templates = PACKAGE / "templates" / "admin" / "accounts"
+    for name in ("report/index.html", "report/report.html", "account/balance_chart.html"):
+        assert (templates / name).is_file(), name
+
+
 #: Run in a fresh interpreter: a project without the API imports every other
 #: module of the package and runs the system checks.
 WITHOUT_API = """

@@ -420,3 +420,84 @@ def conflicts(
             del connection._commit
     else:
         raise ValueError(at)
+
+
+# A ledger with a known history, for the reports, exports and charts -------------------------
+
+
+def at(day, hour=12, minute=0):
+    """An aware moment on a 2026 day given as "MM-DD", in the current time zone."""
+    month, date = (int(part) for part in day.split("-"))
+    return timezone.make_aware(datetime.datetime(2026, month, date, hour, minute))
+
+
+def build_report_ledger():
+    """A small ledger, January to March 2026 (GMT, so days are the same in UTC).
+
+    Types: "Customer money" with "Gift cards" and "Wallets" below it. GBP
+    accounts: gift1 and gift2 (gift cards), wallet (a wallet with a £50
+    credit limit), credit (no type); EUR: euro (a wallet). Returns the
+    accounts by name and the transfers by what they did. The figures it
+    leads to are written out in tests/test_reports.py.
+    """
+    from decimal import Decimal
+
+    from accounts import facade
+    from accounts.models import Account, AccountType
+
+    with ledger_time(at("01-01", 9)):
+        parent = AccountType.objects.create(name="Customer money", code="customer-money")
+        gift = AccountType.objects.create(name="Gift cards", code="gift-cards", parent=parent)
+        wallets = AccountType.objects.create(name="Wallets", code="wallets", parent=parent)
+        opened = {"created": at("01-01", 9)}
+        accounts = {
+            "gift1": Account.objects.create(name="Gift card 1", account_type=gift, **opened),
+            "gift2": Account.objects.create(
+                name="Gift card 2",
+                account_type=gift,
+                end_date=datetime.date(2026, 2, 28),
+                **opened,
+            ),
+            "wallet": Account.objects.create(
+                name="Wallet", account_type=wallets, credit_limit=Decimal("50.00"), **opened
+            ),
+            "credit": Account.objects.create(name="Store credit", **opened),
+            "euro": Account.objects.create(
+                name="Euro wallet", account_type=wallets, currency="EUR", **opened
+            ),
+        }
+    named = {
+        **accounts,
+        "source": Account.objects.source_account("GBP"),
+        "sales": Account.objects.sales_account("GBP"),
+        "euro_source": Account.objects.source_account("EUR"),
+    }
+    # (name, day, what, from or transfer, to, amount)
+    steps = [
+        ("top_up_gift1", "01-05", "transfer", "source", "gift1", "100.00"),
+        ("top_up_gift2", "01-06", "transfer", "source", "gift2", "30.00"),
+        ("top_up_wallet", "01-07", "transfer", "source", "wallet", "20.00"),
+        ("spend_gift1", "01-10", "transfer", "gift1", "sales", "40.10"),
+        ("refund_gift1", "01-12", "reverse", "spend_gift1", None, "10.05"),
+        ("spend_wallet", "01-15", "transfer", "wallet", "sales", "45.00"),
+        ("gift1_to_credit", "01-20", "transfer", "gift1", "credit", "5.00"),
+        ("euro_1", "02-02", "transfer", "euro_source", "euro", "0.10"),
+        ("euro_2", "02-02", "transfer", "euro_source", "euro", "0.20"),
+        ("credit_1", "02-03", "transfer", "source", "credit", "0.10"),
+        ("credit_2", "02-04", "transfer", "source", "credit", "0.20"),
+        ("withdraw_gift2", "02-10", "transfer", "gift2", "source", "5.00"),
+        ("reverse_wallet_top_up", "02-15", "reverse", "top_up_wallet", None, "5.00"),
+        ("expire_gift2", "03-01", "expire", "gift2", None, None),
+    ]
+    done = {}
+    for name, day, what, first, second, amount in steps:
+        with ledger_time(at(day)):
+            if what == "transfer":
+                done[name] = facade.transfer(named[first], named[second], Decimal(amount))
+            elif what == "reverse":
+                done[name] = facade.reverse(done[first], amount=Decimal(amount))
+            else:
+                done[name] = facade.expire_account(named[first]).transfer
+    for account in accounts.values():
+        account.refresh_from_db()
+    return accounts, done

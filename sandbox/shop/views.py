@@ -17,7 +17,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from accounts import facade
+from accounts import charts, facade, reports
 from accounts.exceptions import AccountException
 from accounts.forms import StatementFilterForm
 from accounts.models import Account, Transfer
@@ -161,5 +161,13 @@ def statement(request: HttpRequest, pk: int) -> HttpResponse:
     page = UncountedPage(
         statement.transactions.reverse(), request.GET.get("page"), STATEMENT_PAGE_SIZE
     )
-    context = {"account": account, "statement": statement, "dates": dates, "page": page}
+    # The balance over the same dates, drawn on the server (one query).
+    chart = charts.balance_chart(reports.balance_history(account, start, end))
+    context = {
+        "account": account,
+        "statement": statement,
+        "dates": dates,
+        "page": page,
+        "chart": chart,
+    }
     return render(request, "shop/statement.html", context)

@@ -25,7 +25,11 @@ def configure(backend: str) -> None:
     if ROOT not in sys.path:
         sys.path.insert(0, ROOT)
     os.environ["ACCOUNTS_TEST_DB"] = backend
-    os.environ["ACCOUNTS_TEST_DB_NAME"] = "bench_" + backend
+    # Its own name, so that a benchmark never meets the suite's databases;
+    # prefixed with ACCOUNTS_TEST_DB_NAME when that is set, so that two
+    # people benchmarking on one server do not meet either.
+    prefix = os.environ.get("ACCOUNTS_TEST_DB_NAME")
+    os.environ["ACCOUNTS_TEST_DB_NAME"] = "%sbench_%s" % (prefix + "_" if prefix else "", backend)
     if backend == "sqlite":
         import tempfile
 
@@ -39,15 +43,20 @@ def configure(backend: str) -> None:
 
 
 @contextmanager
-def bench_database() -> Iterator[None]:
-    """Create the benchmark database (migrated, with core accounts); drop it afterwards."""
+def bench_database(*, keep: bool = False) -> Iterator[None]:
+    """Create the benchmark database (migrated, with core accounts); drop it afterwards.
+
+    ``keep=True`` reuses the database if it exists and leaves it in place.
+    """
     from django.test.utils import setup_databases, teardown_databases
 
-    old = setup_databases(verbosity=0, interactive=False, keepdb=False)
+    # Not serialized: nothing here rolls back to the initial contents, and a
+    # kept database can hold millions of rows.
+    old = setup_databases(verbosity=0, interactive=False, keepdb=keep, serialized_aliases=set())
     try:
         yield
     finally:
-        teardown_databases(old, verbosity=0)
+        teardown_databases(old, verbosity=0, keepdb=keep)
 
 
 def median_of(repeats: int, measure: Callable[[], float]) -> float:
