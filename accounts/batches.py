@@ -35,7 +35,7 @@ from typing import Any
 from django.db import IntegrityError
 from django.utils.translation import gettext_lazy as _
 
-from . import posting, rules, signals, sql
+from . import limits, posting, rules, signals, sql, transfers
 from .exceptions import AccountException, InvalidReversal
 from .idempotency import Request, after_race
 from .models import Account, Batch, Hold, Transfer, generate_reference
@@ -70,7 +70,7 @@ def post(
     """Post the planned transfers as one batch; see ``facade.transfer_many``."""
     ids = {p.source_id for p in planned} | {p.destination_id for p in planned}
     try:
-        with posting.locked(using, sorted(ids)) as lock:
+        with posting.locked(using, sorted(ids), limits=True) as lock:
             existing = request.find(Batch, using)
             if existing is not None:
                 return _replay(request, existing)
@@ -80,9 +80,11 @@ def post(
             lapsed: list[Hold] = []
             limited = [rows[pk] for pk in {p.source_id for p in planned}]
             for src in sorted(limited, key=lambda row: row.pk):
-                if posting.credit_limit(src) is not None:
+                if posting.credit_limit(src) is not None or lock.limits.get(src.pk):
                     lapsed += _lapse(using, src, lock.now)
             reversed_totals = _reversed(using, planned)
+            parents = [p.parent for p in planned if p.parent is not None]
+            placed = transfers.hold_placed(using, parents, lock.now) if parents else {}
             legs: list[Leg] = []
             results: list[Transfer | AccountException | None] = []
             for index, item in enumerate(planned):
@@ -104,6 +106,7 @@ def post(
                             if item.parent is not None
                             else Decimal(0)
                         ),
+                        spending_limits=lock.limits.get(src.pk),
                     )
                 except AccountException as exc:
                     exc.index = index  # type: ignore[attr-defined]
@@ -115,6 +118,9 @@ def post(
                     reversed_totals[item.parent.pk] = (
                         reversed_totals.get(item.parent.pk, Decimal(0)) + moved
                     )
+                    transfers.give_back(item.parent, src, dst, moved, lock.now, placed)
+                elif limits.counts(src, dst):
+                    limits.spend(src, moved, lock.now)
                 transfer = _apply(src, dst, moved, item, user, lock.now, index)
                 legs.append(
                     Leg(
@@ -233,12 +239,15 @@ def _write(
     touched = {leg.source.pk for leg in legs} | {leg.destination.pk for leg in legs}
     touched |= {hold.source_id for hold in lapsed}
     if touched:
+        # The same columns on every row (one array statement on PostgreSQL):
+        # the spending usage too, unchanged where nothing counted.
         posting.write_accounts(
             using,
             {
                 pk: {
                     "balance": posting.amount(rows[pk], "balance"),
                     "held": posting.amount(rows[pk], "held"),
+                    **{name: rows[pk].__dict__[name] for name in limits.USAGE_COLUMNS},
                 }
                 for pk in touched
             },
@@ -261,6 +270,8 @@ def _lapse(using: str, src: Account, now: Any) -> list[Hold]:
     )
     freed = sum((posting.amount(h, "amount") for h in holds), Decimal(0))
     src.__dict__["held"] = posting.amount(src, "held") - freed
+    for hold in holds:
+        limits.give_back(src, posting.amount(hold, "amount"), hold.created, now)
     return holds
 
 

@@ -21,6 +21,8 @@ Ids are stable; never reuse a retired one.
 * accounts.E015 ACCOUNTS_PREPARE_STATEMENTS is not True or False.
 * accounts.E016 ACCOUNTS_RETRY_ATTEMPTS is not a positive integer.
 * accounts.E017 ACCOUNTS_RETRY_BACKOFF is not a non-negative number of seconds.
+* accounts.E020 ACCOUNTS_TIME_ZONE is not a time zone name (IANA, e.g. "Europe/London").
+* accounts.E021 ACCOUNTS_RECORD_DECLINES is not True or False.
 * accounts.W001 A MySQL/MariaDB database runs at REPEATABLE READ: reversal
   checks could read a stale snapshot.
 * accounts.W002 ACCOUNTS_CODE_LOOKUP_CACHE is a DummyCache: the lookup
@@ -50,6 +52,7 @@ def register() -> None:
     checks.register(check_code_lookup_settings, "accounts")
     checks.register(check_engine_settings, "accounts")
     checks.register(check_retry_settings, "accounts")
+    checks.register(check_wallet_settings, "accounts")
     checks.register(check_exact_columns, "accounts", checks.Tags.database)
     checks.register(check_api_settings, "accounts")
 
@@ -349,6 +352,36 @@ def check_retry_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.
                 % (backoff,),
                 hint="For example 0.02: up to 20 ms before the second attempt, doubling after.",
                 id="accounts.E017",
+            )
+        )
+    return errors
+
+
+def check_wallet_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """The settings of spending limits and declined payments."""
+    from zoneinfo import ZoneInfo
+
+    errors: list[checks.CheckMessage] = []
+    name = conf.TIME_ZONE
+    try:
+        valid = isinstance(name, str) and ZoneInfo(name) is not None
+    except (ValueError, KeyError, OSError):  # ZoneInfoNotFoundError is a KeyError
+        valid = False
+    if not valid:
+        errors.append(
+            checks.Error(
+                "ACCOUNTS_TIME_ZONE is %r; it must be the name of a time zone." % (name,),
+                hint='An IANA name such as "Europe/London" or "UTC": spending limits count '
+                "calendar days, weeks and months in it.",
+                id="accounts.E020",
+            )
+        )
+    if not isinstance(conf.RECORD_DECLINES, bool):
+        errors.append(
+            checks.Error(
+                "ACCOUNTS_RECORD_DECLINES is %r; it must be True or False."
+                % (conf.RECORD_DECLINES,),
+                id="accounts.E021",
             )
         )
     return errors

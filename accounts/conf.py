@@ -163,5 +163,19 @@ class Settings:
         """Seconds: the longest random wait before the second attempt; it doubles after each."""
         return self._get("ACCOUNTS_RETRY_BACKOFF", 0.01)
 
+    # Spending limits (accounts.limits) -------------------------------------------
+
+    @property
+    def TIME_ZONE(self) -> str:
+        """The time zone whose calendar days, weeks and months spending limits count in."""
+        return self._get("ACCOUNTS_TIME_ZONE", None) or settings.TIME_ZONE or "UTC"
+
+    # Declined payments -----------------------------------------------------------
+
+    @property
+    def RECORD_DECLINES(self) -> bool:
+        """Whether business refusals of transfers, holds and captures are kept as Declines."""
+        return self._get("ACCOUNTS_RECORD_DECLINES", False)
+
 
 conf = Settings()

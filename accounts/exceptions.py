@@ -91,6 +91,9 @@ class AccountException(Exception):
     :attr:`user_message` the short one for customers.
     """
 
+    #: The stable machine code of this refusal (the REST API's, a decline's reason).
+    code = "refused"
+
     message: Any = _("The accounts ledger refused the operation.")
     #: What a customer is told (see :attr:`user_message`); subclasses refine it.
     user_template: Any = _("Sorry, this could not be done.")
@@ -128,11 +131,15 @@ class AccountException(Exception):
 class InvalidArgument(AccountException):
     """An argument has the wrong type or value; nothing was looked at or written."""
 
+    code = "invalid_argument"
+
     user_template = _("Something in this request is not valid; nothing was done.")
 
 
 class InvalidAmount(InvalidArgument):
     """The amount is not a positive, finite Money/Decimal the currency can hold exactly."""
+
+    code = "invalid_amount"
 
     message = _("Invalid amount %(amount)r.")
     user_template = _("This amount is not valid.")
@@ -144,6 +151,8 @@ class InvalidAmount(InvalidArgument):
 class InvalidAccount(InvalidArgument):
     """The object given as an account is not a saved, existing account."""
 
+    code = "invalid_account"
+
     message = _("%(account)r is not a saved account.")
     user_template = _("This account does not exist.")
 
@@ -152,6 +161,8 @@ class InvalidAccount(InvalidArgument):
 
 class SameAccount(InvalidArgument):
     """Source and destination of a transfer are the same account."""
+
+    code = "same_account"
 
     message = _("Cannot transfer from account %(account)s to itself.")
     user_template = _("Money cannot be moved from an account to itself.")
@@ -162,6 +173,8 @@ class SameAccount(InvalidArgument):
 class UnsupportedCurrency(InvalidArgument):
     """The currency is unknown or not listed in ACCOUNTS_CURRENCIES."""
 
+    code = "unsupported_currency"
+
     message = _("Currency %(currency)r is not one of ACCOUNTS_CURRENCIES (%(currencies)s).")
     user_template = _("This currency is not accepted here.")
 
@@ -171,11 +184,15 @@ class UnsupportedCurrency(InvalidArgument):
 class CurrencyMismatch(AccountException):
     """Two amounts or accounts that must share a currency do not."""
 
+    code = "currency_mismatch"
+
     user_template = _("These cannot be used together: they are in different currencies.")
 
 
 class InactiveAccount(AccountException):
     """The account cannot send or receive money now (closed, frozen or out of its dates)."""
+
+    code = "account_inactive"
 
     message = _("Account %(account)s cannot be used now.")
     user_template = _("%(account)s cannot be used now.")
@@ -190,6 +207,8 @@ class InactiveAccount(AccountException):
 class ClosedAccount(InactiveAccount):
     """The account is closed."""
 
+    code = "account_closed"
+
     message = _("Account %(account)s is closed.")
     user_template = _("%(account)s is closed and can no longer be used.")
 
@@ -197,12 +216,16 @@ class ClosedAccount(InactiveAccount):
 class FrozenAccount(InactiveAccount):
     """The account is frozen by staff."""
 
+    code = "account_frozen"
+
     message = _("Account %(account)s is frozen.")
     user_template = _("%(account)s is frozen and cannot be used for now.")
 
 
 class AccountExpired(InactiveAccount):
     """The account's end date has passed."""
+
+    code = "account_expired"
 
     message = _("Account %(account)s expired on %(end_date)s.")
     user_template = _("%(account)s expired on %(date)s.")
@@ -217,6 +240,8 @@ class AccountExpired(InactiveAccount):
 class AccountNotYetActive(InactiveAccount):
     """The account's start date has not been reached yet."""
 
+    code = "account_not_yet_active"
+
     message = _("Account %(account)s cannot be used before %(start_date)s.")
     user_template = _("%(account)s can be used from %(date)s.")
 
@@ -229,6 +254,8 @@ class AccountNotYetActive(InactiveAccount):
 
 class InsufficientFunds(AccountException):
     """The source account cannot cover the debit within its credit limit."""
+
+    code = "insufficient_funds"
 
     message = _(
         "Account %(account)s cannot be debited %(amount)s: only %(available)s is available."
@@ -263,8 +290,63 @@ class InsufficientFunds(AccountException):
         }
 
 
+class SpendingLimitExceeded(AccountException):
+    """The debit would take the account past a spending limit (day, week or month).
+
+    Raised for the limit that allows the least at that moment. Nothing was
+    written.
+    """
+
+    code = "spending_limit_reached"
+
+    message = _(
+        "Account %(account)s cannot spend %(amount)s: its %(adjective)s spending limit is "
+        "%(limit)s, of which %(used)s is used and %(available)s is left."
+    )
+    user_template = _("%(account)s can spend only %(available)s more %(when)s.")
+    nothing_template = _("%(account)s has reached its %(adjective)s spending limit.")
+
+    #: The account as read under its lock.
+    account: Account
+    #: The amount asked for.
+    amount: Money
+    #: ``SpendingLimit.Period``: "day", "week" or "month".
+    period: str
+    #: The limit of that period.
+    limit: Money
+    #: What the account spent in the period so far.
+    used: Money
+    #: What it may still spend in the period (never negative).
+    available: Money
+
+    def __init__(self, message: Any = None, **context: Any) -> None:
+        if "period" in context and "adjective" not in context:
+            context["adjective"] = _PERIOD_ADJECTIVES.get(context["period"], context["period"])
+        super().__init__(message, **context)
+
+    def get_user_template(self) -> Any:
+        if not getattr(getattr(self, "available", None), "amount", None):
+            return self.nothing_template
+        return self.user_template
+
+    def user_facts(self) -> dict[str, str]:
+        period = getattr(self, "period", "day")
+        when = {"day": _("today"), "week": _("this week"), "month": _("this month")}
+        return {
+            "account": customer_account(getattr(self, "account", None)),
+            "available": str(getattr(self, "available", "")),
+            "when": str(when.get(period, "")),
+            "adjective": str(_PERIOD_ADJECTIVES.get(period, "")),
+        }
+
+
+_PERIOD_ADJECTIVES = {"day": _("daily"), "week": _("weekly"), "month": _("monthly")}
+
+
 class IdempotencyConflict(AccountException):
     """An idempotency key was reused with different transfer details."""
+
+    code = "idempotency_conflict"
 
     message = _(
         "Idempotency key %(key)r was already used, by %(existing)s, with different "
@@ -281,6 +363,8 @@ class IdempotencyConflict(AccountException):
 
 class InvalidReversal(AccountException):
     """The transfer cannot be reversed (by that amount)."""
+
+    code = "invalid_reversal"
 
     user_template = _("This payment cannot be refunded.")
     exceeds_template = _("Only %(remaining)s is left to refund.")
@@ -312,6 +396,8 @@ class InvalidReversal(AccountException):
 class HoldError(AccountException):
     """A hold cannot be captured or released as asked."""
 
+    code = "hold_error"
+
     user_template = _("This reservation cannot be used any more.")
 
     hold: Hold
@@ -319,6 +405,8 @@ class HoldError(AccountException):
 
 class HoldResolved(HoldError):
     """The hold was already captured, released or expired: a hold resolves exactly once."""
+
+    code = "hold_resolved"
 
     message = _("Hold %(hold)s is already %(status)s; a hold can be resolved only once.")
     user_template = _("This reservation was already %(status)s.")
@@ -333,6 +421,8 @@ class HoldResolved(HoldError):
 class HoldExpired(HoldError):
     """The hold is past its expiry: it reserves nothing and can no longer be captured."""
 
+    code = "hold_expired"
+
     message = _("Hold %(hold)s expired at %(expires_at)s and can no longer be captured.")
     user_template = _("This reservation expired on %(date)s.")
 
@@ -344,6 +434,8 @@ class HoldExpired(HoldError):
 
 class CaptureExceedsHold(HoldError):
     """The amount to capture is more than the hold reserves."""
+
+    code = "capture_exceeds_hold"
 
     message = _("Cannot capture %(amount)s: hold %(hold)s reserves only %(held)s.")
     user_template = _("Only %(held)s is reserved.")
@@ -357,6 +449,8 @@ class CaptureExceedsHold(HoldError):
 
 class AccountNotEmpty(AccountException):
     """The account cannot be closed while money is on it."""
+
+    code = "account_not_empty"
 
     message = _(
         "Account %(account)s cannot be closed: its balance is %(balance)s, not zero. "
@@ -377,6 +471,8 @@ class AccountNotEmpty(AccountException):
 class ProtectedAccount(AccountException):
     """Core accounts (source, sales, expired) cannot be frozen or closed."""
 
+    code = "protected_account"
+
     message = _("Account %(account)s is a core account and cannot be %(action)s.")
     user_template = _("This account cannot be changed.")
 
@@ -386,6 +482,8 @@ class ProtectedAccount(AccountException):
 
 class CodeGenerationError(AccountException):
     """No unused code was found in ``attempts`` tries (the random source is suspect)."""
+
+    code = "code_generation_failed"
 
     message = _(
         "Could not generate an unused code in %(attempts)s attempts; "
@@ -398,6 +496,8 @@ class CodeGenerationError(AccountException):
 
 class CodeLookupBlocked(AccountException):
     """The client address failed too many code lookups in a row; ``retry_after`` is in seconds."""
+
+    code = "lookup_blocked"
 
     message = _(
         "Too many codes that match no gift card were tried from your network. "
@@ -428,6 +528,8 @@ class RetryableConflict(AccountException):
     Raised by ``accounts.retry.retry_on_conflict`` (every facade operation).
     """
 
+    code = "retryable_conflict"
+
     message = _(
         "The database aborted %(operation)s because concurrent transactions changed the "
         "same rows (%(attempts)s attempts); nothing was written. Try again."
@@ -449,5 +551,7 @@ class RetryableConflict(AccountException):
 
 class LedgerImmutable(AccountException):
     """Ledger rows and balances are written only by the facade and never changed."""
+
+    code = "ledger_immutable"
 
     user_template = _("This record cannot be changed.")

@@ -45,7 +45,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from . import amounts, arguments, holds, posting, retry, rules, sql
+from . import amounts, arguments, holds, limits, posting, retry, rules, sql
 from .conf import conf
 from .exceptions import InvalidAccount, InvalidArgument, RetryableConflict
 from .models import Account, Hold, Transfer
@@ -304,7 +304,9 @@ def expire_account(
         swept = None
         if outcome == DEBT:
             if lapsed:
-                posting.write_accounts(using, {account_id: {"held": Decimal(0)}})
+                posting.write_accounts(
+                    using, {account_id: {"held": Decimal(0), **limits.changed(locked)}}
+                )
         elif outcome == SWEPT:
             rules.check_pair(locked, expired, None, lock.now, skip_window=True)
             # The sweep and the close are one statement: the account's row
@@ -323,7 +325,7 @@ def expire_account(
                 source_columns={"status": rules.CLOSED, "held": Decimal(0)},
             )
         else:
-            closed = {"status": rules.CLOSED, "held": Decimal(0)}
+            closed = {"status": rules.CLOSED, "held": Decimal(0), **limits.changed(locked)}
             posting.write_accounts(using, {account_id: closed})
             locked.__dict__.update(closed)
     posting.update_instances(lock.rows, account)

@@ -31,9 +31,21 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from django.db import router
+from django.db.models import F
 from django.utils.translation import gettext_lazy as _
 
-from . import amounts, arguments, batches, expiry, holds, posting, rules, status, transfers
+from . import (
+    amounts,
+    arguments,
+    batches,
+    expiry,
+    holds,
+    posting,
+    repayments,
+    rules,
+    status,
+    transfers,
+)
 from .conf import conf
 from .exceptions import AccountException, InvalidArgument, InvalidReversal, SameAccount
 from .expiry import Expiry
@@ -52,6 +64,7 @@ __all__ = [
     "TransferRequest",
     "reverse",
     "reverse_batch",
+    "repay",
     "hold",
     "capture",
     "release",
@@ -198,6 +211,60 @@ def reverse(
     )
 
 
+@retry_on_conflict
+def repay(
+    source: Account | int,
+    destination: Account | int,
+    amount: Amount,
+    *,
+    user: Any = None,
+    merchant_reference: str | None = None,
+    description: str | None = None,
+    idempotency_key: str | None = None,
+) -> Transfer | None:
+    """Repay the destination's debt from ``source``: move ``amount``, or less if it owes less.
+
+    The debt is minus the destination's balance when it is below zero,
+    read under its lock: what moves is the least of ``amount`` and the debt
+    at that moment, and the transfer is returned. With no debt nothing
+    moves and ``None`` is returned. Each repayment that moved money, and
+    each one with an ``idempotency_key``, is recorded as a ``Repayment``
+    (what was asked, the debt found, the transfer): with a key, repeating
+    exactly the same call returns the same outcome, ``None`` included, even
+    if the debt has changed since; the same key with any other argument
+    raises ``IdempotencyConflict``. The source is debited as by
+    :func:`transfer` (funds, credit limit, spending limits).
+
+    Raises what :func:`transfer` raises (but ``InvalidReversal``).
+    """
+    source_id, destination_id = _pair(source, destination)
+    value, currency = amounts.parse_amount(amount)
+    text = _Texts(merchant_reference, description, idempotency_key)
+    request = Request(
+        "repay",
+        text.key,
+        source=source_id,
+        destination=destination_id,
+        amount=value,
+        currency=currency,
+        user=text.user(user),
+        merchant_reference=text.merchant_reference,
+        description=text.description,
+    )
+    return repayments.repay(
+        router.db_for_write(Transfer),
+        request,
+        source_id=source_id,
+        destination_id=destination_id,
+        value=value,
+        currency=currency,
+        user=arguments.saved_user(user),
+        merchant_reference=text.merchant_reference,
+        description=text.description or "",
+        instances=(source, destination),
+    )
+
+
 @dataclass(frozen=True)
 class TransferRequest:
     """One transfer of a batch (:func:`transfer_many`): what :func:`transfer` takes per transfer.
@@ -299,7 +366,7 @@ def reverse_batch(
     text = _Texts(None, description, idempotency_key)
     default = text.description or str(_("Reversal of batch %(batch)s") % {"batch": original})
     planned = []
-    for transfer in original.transfers.using(using):
+    for transfer in original.transfers.using(using).annotate(hold_placed_at=F("hold__created")):
         rules.check_reversal_shape(transfer, transfer.destination_id, transfer.source_id)
         planned.append(
             batches.Planned(

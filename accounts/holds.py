@@ -10,6 +10,9 @@ What these decide on, and where they read it (the trust boundary):
   locked after its accounts;
 * the time: the database's clock, read with the locks; a sweep's cut-off is
   never later than it;
+* the source's spending limits: read in the statement that locks it; what
+  it spent in the current periods: its locked row; when a hold counted:
+  its stored ``created``;
 * a repeated idempotency key: the stored row and its request fingerprint.
 """
 
@@ -22,7 +25,7 @@ from typing import Any
 from django.db import IntegrityError
 from django.utils.translation import gettext_lazy as _
 
-from . import amounts, posting, rules
+from . import amounts, limits, posting, rules
 from .exceptions import InvalidArgument
 from .idempotency import Request, after_race
 from .models import Account, Hold, Transfer
@@ -57,7 +60,7 @@ def place(
 ) -> Hold:
     """Reserve ``value`` on the source for the destination; see ``facade.hold``."""
     try:
-        with posting.locked(using, [source_id, destination_id]) as lock:
+        with posting.locked(using, [source_id, destination_id], limits=True) as lock:
             src, dst = lock.rows[source_id], lock.rows[destination_id]
             existing = request.find(Hold, using)
             if existing is not None:
@@ -73,9 +76,14 @@ def place(
                 )
             rules.check_pair(src, dst, currency, lock.now)
             amounts.check_places(value, src.currency)
-            if posting.credit_limit(src) is not None:
+            spending_limits = lock.limits.get(source_id)
+            if posting.credit_limit(src) is not None or spending_limits:
                 posting.lapse_holds(using, src, lock.now, past_expiry=True)
             rules.check_funds(src, value)
+            if limits.tracked(src):
+                # A hold counts against the spending limits when placed.
+                limits.check(src, spending_limits or {}, value, lock.now)
+                limits.spend(src, value, lock.now)
             if src.role == Account.Role.SOURCE:
                 rules.check_initial_value(dst, value)
             placed = Hold(
@@ -126,6 +134,10 @@ def capture(
             # credit limit when the hold turns into a transfer.
             if src.role == Account.Role.SOURCE:
                 rules.check_initial_value(dst, value)
+            # The capture does not count again; what it leaves of the hold
+            # is given back to the periods the hold counted in.
+            left = posting.amount(locked, "amount") - value
+            limits.give_back(src, left, locked.created, lock.now)
             captured = posting.write_transfer(
                 using,
                 src,

@@ -19,7 +19,9 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.models import Q
 
+from . import clock, limits
 from .fields import ExactCharField, exact_collation
 from .models import Account, Batch, Hold, Transaction, Transfer
 
@@ -338,6 +340,44 @@ def _checks(connection: Any) -> list[tuple[str, str, Any]]:
     ]
 
 
+def _spending(using: str) -> list[Problem]:
+    """Accounts whose stored spending differs from what their rows of the periods count.
+
+    Only the periods running now matter (a past period's usage counts as
+    zero). Counted again from the last five weeks' transfers and holds
+    (``accounts.limits.recount``), at the database's time.
+    """
+    now = clock.database_now(using)
+    counted = limits.recount(using, now)
+    current = limits.starts(now)
+    accounts = Account.objects.using(using).filter(role__isnull=True)
+    stored_now = Q()
+    for period, (_amount, first) in limits.COLUMNS.items():
+        stored_now |= Q(**{first: current[period]})
+    ids = set(accounts.filter(stored_now).values_list("pk", flat=True)) | set(counted)
+    problems = []
+    pks = sorted(ids)
+    for start in range(0, len(pks), 1000):
+        for account in accounts.filter(pk__in=pks[start : start + 1000]).order_by("pk"):
+            stored = limits.stored(account, now)
+            expected = counted.get(account.pk, {})
+            for period in limits.PERIODS:
+                want = expected.get(period, Decimal(0))
+                if stored[period] != want:
+                    problems.append(
+                        Problem(
+                            "spending-usage",
+                            "what the account spent in the %s from %s (for its spending "
+                            "limits) is not what its transfers and holds count"
+                            % (period, current[period].isoformat()),
+                            account=account.pk,
+                            expected=want,
+                            found=stored[period],
+                        )
+                    )
+    return problems
+
+
 def _rows(cursor: Any, chunk: int = 1000) -> Iterator[Any]:
     while True:
         rows = cursor.fetchmany(chunk)
@@ -356,9 +396,11 @@ def check_ledger(using: str = DEFAULT_DB_ALIAS, *, limit: int | None = 100) -> L
     leg's ``balance_after`` is the running balance, that no transfer is
     reversed beyond its amount, that captured holds match their capture, that
     no account is below minus its credit limit (holds included) unless a
-    lowering of the limit explains it, that keys, references and codes are
-    unique compared exactly, and (MariaDB/MySQL) that their columns compare
-    exactly. ``limit`` caps the problems kept per check (all are counted).
+    lowering of the limit explains it, that what each account spent in its
+    current day, week and month (stored for its spending limits) is what its
+    transfers and holds of those periods count, that keys, references and
+    codes are unique compared exactly, and (MariaDB/MySQL) that their
+    columns compare exactly. ``limit`` caps the problems kept per check (all are counted).
     """
     connection = connections[using]
     report = LedgerReport()
@@ -383,6 +425,9 @@ def check_ledger(using: str = DEFAULT_DB_ALIAS, *, limit: int | None = 100) -> L
                 if limit is None or count <= limit:
                     report.problems.append(problem(row))
             report.counts[name] = count
+    spending = _spending(using)
+    report.counts["spending-usage"] = len(spending)
+    report.problems.extend(spending[:limit])
     collations = inexact_columns(connection)
     report.counts["collation"] = len(collations)
     for table, column, collation in collations[:limit]:

@@ -27,7 +27,19 @@ if TYPE_CHECKING:
     from .models import Account
 
 #: Account columns only the facade writes.
-LEDGER_FIELDS = frozenset({"balance", "held", "currency"})
+LEDGER_FIELDS = frozenset(
+    {
+        "balance",
+        "held",
+        "currency",
+        "spent_day",
+        "spent_day_from",
+        "spent_week",
+        "spent_week_from",
+        "spent_month",
+        "spent_month_from",
+    }
+)
 
 
 class AccountTypeQuerySet(models.QuerySet):
@@ -296,3 +308,74 @@ class HoldQuerySet(models.QuerySet):
     def _resolve(self, pks: list[int], **columns: Any) -> int:
         """Record the resolution of holds. Only the facade calls this, under the lock."""
         return models.QuerySet.update(self.filter(pk__in=pks), **columns)
+
+
+class SpendingLimitQuerySet(models.QuerySet):
+    """Spending limits; every write checks the amount as ``SpendingLimit.save()`` does."""
+
+    def effective_for(self, account: Any) -> dict[str, Any]:
+        """The limits that apply to ``account``, by period: its own, else its type's.
+
+        One query; ``{}`` for a core account (never limited) or an unlimited one.
+        """
+        if account.role:
+            return {}
+        owners = Q(account=account.pk)
+        if account.account_type_id is not None:
+            owners |= Q(account_type=account.account_type_id)
+        found: dict[str, Any] = {}
+        own: set[str] = set()
+        for period, amount, account_id in self.filter(owners).values_list(
+            "period", "amount", "account"
+        ):
+            if account_id is not None:
+                found[period] = amount
+                own.add(period)
+            elif period not in own:
+                found[period] = amount
+        return found
+
+    def bulk_create(self, objs: Any, *args: Any, **kwargs: Any) -> Any:
+        objs = list(objs)
+        for obj in objs:
+            obj._check()
+        return super().bulk_create(objs, *args, **kwargs)
+
+    bulk_create.alters_data = True  # type: ignore[attr-defined]
+
+    def bulk_update(self, objs: Any, fields: Any, batch_size: Any = None) -> int:
+        objs = list(objs)
+        for obj in objs:
+            obj._check()
+        return super().bulk_update(objs, fields, batch_size=batch_size)
+
+    bulk_update.alters_data = True  # type: ignore[attr-defined]
+
+    def update(self, **kwargs: Any) -> int:
+        """Update limits; an owner or period change is refused, an amount is checked."""
+        refused = {"account", "account_id", "account_type", "account_type_id", "period"}
+        if refused.intersection(kwargs):
+            raise LedgerImmutable(
+                _(
+                    "A spending limit's owner and period do not change: delete it and "
+                    "create another."
+                )
+            )
+        if "amount" in kwargs:
+            # Checked as a limit of a type: the places of each account's
+            # currency are checked by save(), one limit at a time.
+            probe = self.model(account_type_id=0, period="day", amount=kwargs["amount"])
+            probe._check()
+            kwargs["amount"] = probe.amount
+            kwargs["changed_at"] = DatabaseNow()
+        return super().update(**kwargs)
+
+    update.alters_data = True  # type: ignore[attr-defined]
+
+
+class RepaymentQuerySet(LedgerQuerySet):
+    def erase_personal_data(self) -> int:
+        """Erase who asked for these repayments (user, username)."""
+        return erase_personal_data(self, user=None, username="")
+
+    erase_personal_data.alters_data = True  # type: ignore[attr-defined]

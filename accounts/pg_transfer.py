@@ -54,9 +54,10 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import DatabaseError, connections, transaction
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from . import amounts, clock, posting, rules, signals, sql
+from . import amounts, clock, limits, posting, rules, signals, sql
 from .conf import conf
 from .exceptions import InvalidAccount
 from .idempotency import Request
@@ -103,6 +104,7 @@ def post(
         "key": request.key,
         "fingerprint": fingerprint,
         "travelled": clock.travelled(),
+        **_period_parameters(),
     }
     rows = _execute(using, statement, params)
     width = len(Account._meta.concrete_fields)
@@ -112,14 +114,17 @@ def post(
         raise InvalidAccount(
             _("Account %(account)s does not exist (was it deleted?)."), account=min(missing)
         )
-    now, refused, moved, transfer_id, lapsed_ids, lapsed_total = rows[0][width:]
+    now, refused, moved, transfer_id, lapsed_ids, lapsed_total = rows[0][width : width + 6]
+    # The source's usage of its spending limits, after lapsed holds gave theirs back.
+    usage = dict(zip(limits.PERIODS, rows[0][width + 9 : width + 12], strict=True))
     now = clock.from_database(now)
     if refused is not None or transfer_id is None:
         if refused in (KEY, FALLBACK) or transfer_id is None and refused is None:
             return None
         found = sql.accounts_from_rows(using, rows)
+        spending_limits = sql.limits_from_rows(using, rows, width + 6)[source_id]
         _explain(found[source_id], found[destination_id], value, currency, now, allow_partial,
-                 lapsed_total)  # fmt: skip
+                 lapsed_total, spending_limits, usage)  # fmt: skip
     # Success: no Account objects are built, only the figures the caller's
     # instances get (the rows are plain tuples, in the columns' order).
     by_id = {row[0]: row for row in rows}
@@ -143,18 +148,63 @@ def post(
     posting.after_commit(using, signals.transfer_posted, Transfer, transfer=posted)
     if lapsed_ids:
         posting.after_commit_resolved(using, lapsed_ids)
-    written = {
-        source_id: (
-            src[COLUMN["balance"]] - moved,
-            src[COLUMN["held"]] - (lapsed_total or Decimal(0)),
-        ),
-        destination_id: (dst[COLUMN["balance"]] + moved, dst[COLUMN["held"]]),
+    written: dict[int, dict[str, Any]] = {
+        source_id: {
+            "balance": src[COLUMN["balance"]] - moved,
+            "held": src[COLUMN["held"]] - (lapsed_total or Decimal(0)),
+            **_usage_written(src, dst, usage, moved, params),
+        },
+        destination_id: {"balance": dst[COLUMN["balance"]] + moved},
     }
     for instance in instances:
         if isinstance(instance, Account) and instance.pk in written:
-            instance.__dict__["balance"], instance.__dict__["held"] = written[instance.pk]
-            instance._remember(["balance", "held"])
+            instance.__dict__.update(written[instance.pk])
+            instance._remember(list(written[instance.pk]))
     return posted
+
+
+def _usage_written(
+    src: tuple[Any, ...],
+    dst: tuple[Any, ...],
+    usage: dict[str, Decimal],
+    moved: Decimal,
+    params: dict[str, Any],
+) -> dict[str, Any]:
+    """The spending usage the statement wrote on the source's row (as its ``balances`` do)."""
+    if src[COLUMN["role"]] is not None:
+        return {}
+    counts = dst[COLUMN["role"]] != "expired"
+    found: dict[str, Any] = {}
+    for period, (amount_column, from_column) in limits.COLUMNS.items():
+        current = params["%s_from" % period]
+        if counts:
+            found[amount_column] = min(usage[period] + moved, amounts.LIMIT - 1)
+            found[from_column] = current
+        elif src[COLUMN[from_column]] == current:
+            found[amount_column] = usage[period]
+    return found
+
+
+def _period_parameters() -> dict[str, Any]:
+    """The current spending periods, by the application's clock: checked by the statement.
+
+    The statement falls back to the generic path when the database's clock
+    is outside the day given here (around midnight, for a clock that is a
+    moment off): the periods are always those of the database's time.
+    """
+    moment = clock.travelled() or timezone.now()
+    first = limits.starts(moment)
+    day_start, day_end = limits.bounds("day", first["day"])
+    return {
+        "day_from": first["day"],
+        "week_from": first["week"],
+        "month_from": first["month"],
+        "day_start": day_start,
+        "day_end": day_end,
+        "week_start": limits.instant(first["week"]),
+        "month_start": limits.instant(first["month"]),
+        "usage_cap": amounts.LIMIT - 1,
+    }
 
 
 #: Where an account's columns stand in the rows the statement returns.
@@ -179,6 +229,14 @@ PARAMETERS = [
     ("key", "text"),
     ("fingerprint", "text"),
     ("travelled", "timestamptz"),
+    ("day_from", "date"),
+    ("week_from", "date"),
+    ("month_from", "date"),
+    ("day_start", "timestamptz"),
+    ("day_end", "timestamptz"),
+    ("week_start", "timestamptz"),
+    ("month_start", "timestamptz"),
+    ("usage_cap", "numeric"),
 ]
 
 
@@ -251,11 +309,28 @@ def _explain(
     now: Any,
     allow_partial: bool,
     lapsed_total: Decimal | None,
+    spending_limits: limits.Limits,
+    usage: dict[str, Decimal],
 ) -> None:
     """Raise the exception of the rule the statement found refusing, with its context."""
     if lapsed_total:
         src.__dict__["held"] = posting.amount(src, "held") - lapsed_total
-    rules.decide_transfer(src, dst, value, currency, now, allow_partial=allow_partial)
+    if limits.tracked(src):
+        # What the source spent in the current periods, as the statement
+        # counted it (lapsed holds gave theirs back).
+        first = limits.starts(now)
+        for period, (amount_column, from_column) in limits.COLUMNS.items():
+            src.__dict__[amount_column] = usage[period]
+            src.__dict__[from_column] = first[period]
+    rules.decide_transfer(
+        src,
+        dst,
+        value,
+        currency,
+        now,
+        allow_partial=allow_partial,
+        spending_limits=spending_limits,
+    )
     raise RuntimeError(
         "The ledger's SQL rules refused a transfer that its Python rules allow: they must "
         "be kept the same (accounts.rules, accounts.pg_transfer)."
@@ -298,9 +373,41 @@ def _build(connection: Any, places: tuple[tuple[str, int], ...]) -> str:
         "WHEN '%s' THEN %d" % (code, count) for code, count in places
     )
     value = "%(value)s::numeric"
-    moved = (
+    # What the funds allow, then what the spending limits allow of that.
+    funded = (
         f"CASE WHEN s.credit_limit IS NULL OR {value} <= f.available "
         f"THEN {value} ELSE f.available END"
+    )
+    moved = (
+        f"CASE WHEN sp.available IS NULL OR {funded} <= sp.available "
+        f"THEN {funded} ELSE sp.available END"
+    )
+    # The spending usage: what each current period has used (after lapsed
+    # holds gave theirs back), what each limit still allows, the new usage.
+    used_columns = ",\n           ".join(
+        f"greatest(CASE WHEN s.spent_{p}_from = %({p}_from)s::date THEN s.spent_{p} ELSE 0 END"
+        " - coalesce((SELECT sum(amount) FROM lapsing"
+        f" WHERE created >= %({p}_start)s::timestamptz), 0), 0) AS {p}_used"
+        for p in limits.PERIODS
+    )
+    limit_columns = ",\n           ".join(
+        "%s AS %s_limit" % (column, p)
+        for column, p in zip(sql.limit_columns(connection, "s"), limits.PERIODS, strict=True)
+    )
+    left = ", ".join(
+        f"CASE WHEN lim.{p}_limit IS NOT NULL THEN "
+        f"greatest(trunc(lim.{p}_limit - u.{p}_used, {decimal_places}), 0) END"
+        for p in limits.PERIODS
+    )
+    counts = "s.role IS NULL AND d.role IS DISTINCT FROM 'expired'"
+    usage_sets = ",\n        ".join(
+        f"spent_{p} = CASE WHEN a.id <> s.id OR s.role IS NOT NULL THEN a.spent_{p} "
+        f"WHEN {counts} THEN least(u.{p}_used + decision.moved, %(usage_cap)s::numeric) "
+        f"WHEN s.spent_{p}_from = %({p}_from)s::date THEN u.{p}_used "
+        f"ELSE a.spent_{p} END,\n        "
+        f"spent_{p}_from = CASE WHEN a.id = s.id AND {counts} THEN %({p}_from)s::date "
+        f"ELSE a.spent_{p}_from END"
+        for p in limits.PERIODS
     )
     # In the order of accounts.rules.decide_transfer; the first to refuse names itself.
     checks = [
@@ -309,6 +416,11 @@ def _build(connection: Any, places: tuple[tuple[str, int], ...]) -> str:
             "EXISTS (SELECT 1 FROM %s WHERE idempotency_key = %%(key)s::text)"
             % qn(Transfer._meta.db_table),
         ),  # fmt: skip
+        # The spending periods given are not the database's time's.
+        (
+            FALLBACK,
+            "c.now < %(day_start)s::timestamptz OR c.now >= %(day_end)s::timestamptz",
+        ),
         ("currency", "s.currency <> d.currency"),
         ("currency", "%(currency)s::text IS NOT NULL AND %(currency)s::text <> s.currency"),
         ("source", "s.status <> 'open'"),
@@ -323,6 +435,11 @@ def _build(connection: Any, places: tuple[tuple[str, int], ...]) -> str:
             "funds",
             f"s.credit_limit IS NOT NULL AND {value} > f.available "
             "AND NOT (%(partial)s::boolean AND f.available > 0)",
+        ),
+        (
+            "spending",
+            f"sp.available IS NOT NULL AND {funded} > sp.available "
+            "AND NOT (%(partial)s::boolean AND sp.available > 0)",
         ),
         (
             "minimum",
@@ -354,11 +471,24 @@ c AS MATERIALIZED (
 ),
 s AS (SELECT * FROM locked WHERE id = %(source)s),
 d AS (SELECT * FROM locked WHERE id = %(destination)s),
+lim AS MATERIALIZED (
+    SELECT {limit_columns}
+    FROM s
+),
 lapsing AS MATERIALIZED (
-    SELECT h.id, h.amount FROM {hold} h, s, c
+    SELECT h.id, h.amount, h.created FROM {hold} h, s, c, lim
     WHERE h.source_id = s.id AND h.status = 'active' AND h.expires_at <= c.now
-      AND s.credit_limit IS NOT NULL AND s.held <> 0
+      AND (s.credit_limit IS NOT NULL OR lim.day_limit IS NOT NULL
+           OR lim.week_limit IS NOT NULL OR lim.month_limit IS NOT NULL)
+      AND s.held <> 0
     FOR UPDATE OF h
+),
+u AS MATERIALIZED (
+    SELECT {used_columns}
+    FROM s
+),
+sp AS MATERIALIZED (
+    SELECT CASE WHEN {counts} THEN least({left}) END AS available FROM s, d, lim, u
 ),
 f AS MATERIALIZED (
     SELECT coalesce((SELECT sum(amount) FROM lapsing), 0) AS lapsed,
@@ -367,7 +497,7 @@ f AS MATERIALIZED (
     FROM s
 ),
 decision AS MATERIALIZED (
-    SELECT {decision} AS refused, {moved} AS moved FROM s, d, c, f
+    SELECT {decision} AS refused, {moved} AS moved FROM s, d, c, f, sp
 ),
 new_transfer AS (
     INSERT INTO {qn(Transfer._meta.db_table)} ({transfer_columns})
@@ -394,13 +524,16 @@ balances AS (
     UPDATE {account} a
     SET balance = CASE WHEN a.id = s.id THEN s.balance - decision.moved
                        ELSE d.balance + decision.moved END,
-        held = CASE WHEN a.id = s.id THEN s.held - f.lapsed ELSE a.held END
-    FROM new_transfer t, s, d, f, decision
+        held = CASE WHEN a.id = s.id THEN s.held - f.lapsed ELSE a.held END,
+        {usage_sets}
+    FROM new_transfer t, s, d, f, u, decision
     WHERE a.id IN (s.id, d.id)
 )
 SELECT locked.*, c.now, decision.refused, decision.moved,
-       (SELECT id FROM new_transfer), (SELECT array_agg(id) FROM lapsed), f.lapsed
+       (SELECT id FROM new_transfer), (SELECT array_agg(id) FROM lapsed), f.lapsed,
+       lim.day_limit, lim.week_limit, lim.month_limit, u.day_used, u.week_used, u.month_used
 FROM locked CROSS JOIN c LEFT JOIN decision ON true LEFT JOIN f ON true
+     LEFT JOIN lim ON true LEFT JOIN u ON true
 """
 
 

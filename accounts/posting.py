@@ -36,9 +36,10 @@ from django.db.models import QuerySet
 from django.dispatch import Signal
 from django.utils.translation import gettext_lazy as _
 
-from . import signals, sql
+from . import limits, signals, sql
 from .amounts import raw
 from .exceptions import InvalidAccount
+from .limits import Limits
 from .models import Account, Hold, Transfer
 from .rules import check_storable
 
@@ -50,32 +51,40 @@ logger = logging.getLogger("accounts.facade")
 
 @dataclass(frozen=True)
 class Locked:
-    """What :func:`locked` read: the accounts by primary key, and the database's time."""
+    """What :func:`locked` read: the accounts by primary key, and the database's time.
+
+    ``limits``: each account's spending limits by period, when asked for.
+    """
 
     rows: dict[int, Account]
     now: datetime
+    limits: dict[int, Limits]
 
 
 @contextmanager
-def locked(using: str, account_ids: Iterable[int], *, nowait: bool = False) -> Iterator[Locked]:
+def locked(
+    using: str, account_ids: Iterable[int], *, nowait: bool = False, limits: bool = False
+) -> Iterator[Locked]:
     """Open the atomic block and lock the accounts, in primary-key order.
 
     ``nowait=True`` fails at once (a ``DatabaseError`` that
     ``accounts.sql.locks_busy`` recognises) instead of waiting for a row
     another transaction holds: the sweeps use it for every item but the
     first of a batch, so that they never wait while holding locks.
-    Raises ``InvalidAccount`` if an account does not exist.
+    ``limits=True`` reads the accounts' spending limits in the same
+    statement (operations that debit). Raises ``InvalidAccount`` if an
+    account does not exist.
     """
     ids = list(account_ids)
     with transaction.atomic(using=using):
-        rows, now = sql.lock_accounts(using, ids, nowait=nowait)
+        rows, now, found = sql.lock_accounts(using, ids, nowait=nowait, limits=limits)
         missing = set(ids) - rows.keys()
         if missing:
             raise InvalidAccount(
                 _("Account %(account)s does not exist (was it deleted?)."),
                 account=min(missing),
             )
-        yield Locked(rows, now)
+        yield Locked(rows, now, found)
 
 
 def locked_holds(using: str, *, nowait: bool = False) -> QuerySet[Hold]:
@@ -142,7 +151,13 @@ def write_transfer(
         posted.parent = parent
     if user is not None:
         posted.user = user
-    source_row: dict[str, Any] = {**(source_columns or {}), "balance": new_source}
+    # The usage of spending limits the operation changed is written too.
+    source_row: dict[str, Any] = {
+        **(source_columns or {}),
+        **limits.changed(src),
+        "balance": new_source,
+    }
+    destination_row: dict[str, Any] = {**limits.changed(dst), "balance": new_destination}
     sql.write_transfer(
         using,
         posted,
@@ -151,7 +166,7 @@ def write_transfer(
             (src.pk, src.currency, -value, new_source, now),
             (dst.pk, src.currency, value, new_destination, now),
         ],
-        {src.pk: source_row, dst.pk: {"balance": new_destination}},
+        {src.pk: source_row, dst.pk: destination_row},
     )
     src.__dict__.update(source_row)
     dst.__dict__["balance"] = new_destination
@@ -160,11 +175,14 @@ def write_transfer(
 
 
 def write_hold(using: str, src: Account, placed: Hold) -> None:
-    """Insert a new hold and add its amount to the locked source's ``held``."""
+    """Insert a new hold and add its amount to the locked source's ``held``.
+
+    The caller counted it against the spending limits (``accounts.limits.spend``).
+    """
     held = amount(src, "held") + amount(placed, "amount")
     check_storable(held)
     sql.insert(using, placed)
-    write_accounts(using, {src.pk: {"held": held}})
+    write_accounts(using, {src.pk: {"held": held, **limits.changed(src)}})
     src.__dict__["held"] = held
     after_commit(using, signals.hold_created, Hold, hold=placed)
 
@@ -204,9 +222,15 @@ def resolve_holds(
 def free_holds(
     using: str, src: Account, holds: list[Hold], status: str, user: Any, now: datetime
 ) -> None:
-    """Release or expire locked active holds: give their amounts back to the source."""
+    """Release or expire locked active holds: give their amounts back to the source.
+
+    What they had counted against the spending limits is given back to the
+    periods they were placed in that are still running.
+    """
     held = amount(src, "held") - sum((amount(h, "amount") for h in holds), Decimal(0))
-    write_accounts(using, {src.pk: {"held": held}})
+    for hold in holds:
+        limits.give_back(src, amount(hold, "amount"), hold.created, now)
+    write_accounts(using, {src.pk: {"held": held, **limits.changed(src)}})
     src.__dict__["held"] = held
     resolve_holds(using, holds, status, user, now)
 
@@ -216,8 +240,10 @@ def lapse_holds(
 ) -> int:
     """Mark a locked account's active holds expired: all of them, or those past expiry.
 
-    Lowers the account's ``held`` in memory (the caller writes it with its
-    other changes) and returns how many lapsed. No query when nothing is held.
+    Lowers the account's ``held`` and gives back what they counted against
+    its spending limits, in memory (the caller writes both with its other
+    changes: ``limits.changed``), and returns how many lapsed. No query when
+    nothing is held.
     """
     if not amount(src, "held"):
         return 0
@@ -228,6 +254,8 @@ def lapse_holds(
     if lapsed:
         freed = sum((amount(h, "amount") for h in lapsed), Decimal(0))
         src.__dict__["held"] = amount(src, "held") - freed
+        for hold in lapsed:
+            limits.give_back(src, amount(hold, "amount"), hold.created, now)
         resolve_holds(using, lapsed, Hold.Status.EXPIRED, None, now)
     return len(lapsed)
 
@@ -279,7 +307,9 @@ def update_instances(rows: dict[int, Account], *instances: Any) -> None:
             instance.__dict__["balance"] = amount(row, "balance")
             instance.__dict__["held"] = amount(row, "held")
             instance.__dict__["status"] = row.status
-            instance._remember(["balance", "held", "status"])
+            for name in limits.USAGE_COLUMNS:
+                instance.__dict__[name] = row.__dict__.get(name)
+            instance._remember(["balance", "held", "status", *limits.USAGE_COLUMNS])
 
 
 def username(user: AbstractBaseUser | None) -> str:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from django.utils.translation import gettext_lazy as _
 
-from . import amounts
+from . import amounts, limits
 from .conf import conf
 from .exceptions import (
     AccountExpired,
@@ -34,6 +34,7 @@ from .exceptions import (
 )
 
 if TYPE_CHECKING:
+    from .limits import Limits
     from .models import Account, Hold, Transfer
 
 OPEN, FROZEN, CLOSED = "open", "frozen", "closed"
@@ -106,10 +107,14 @@ def decide_transfer(
     allow_partial: bool = False,
     parent: Transfer | None = None,
     reversed_total: Decimal = Decimal(0),
+    spending_limits: Limits | None = None,
 ) -> Decimal:
     """Every rule of a transfer, in order, on locked rows; return the amount to move.
 
-    ``src``'s ``held`` must already leave out holds past their expiry.
+    ``src``'s ``held`` must already leave out holds past their expiry (and
+    its spending usage what they had counted). ``spending_limits`` are the
+    source's, read with its lock: a plain transfer that counts as spending
+    (``accounts.limits.counts``) stays within them.
     ``value=None`` (reversals only) moves what is left of ``parent``. The
     one sequence of rules for a transfer: the generic locked path runs it
     before writing, and PostgreSQL's one-statement transfer
@@ -121,6 +126,8 @@ def decide_transfer(
     assert value is not None
     amounts.check_places(value, src.currency)
     value = check_funds(src, value, allow_partial=allow_partial)
+    if parent is None and spending_limits and limits.counts(src, dst):
+        value = limits.check(src, spending_limits, value, now, allow_partial=allow_partial)
     if src.role == "source":
         # Money from the source: a top-up, or a withdrawal reversed.
         check_initial_value(dst, value, top_up=parent is None)

@@ -130,30 +130,94 @@ def _lock_any(connection: Any, statement: str) -> str:
     return statement[:start] + " = ANY(%s::bigint[])" + statement[end + 1 :]
 
 
+def limit_columns(connection: Any, row: str) -> list[str]:
+    """Each period's spending limit of the account ``row`` names (its own, else its type's).
+
+    Three scalar subqueries, in ``accounts.limits.PERIODS`` order; ``NULL``
+    where the period has no limit, and for core accounts.
+    """
+    from .limits import PERIODS
+    from .models import SpendingLimit
+
+    qn = connection.ops.quote_name
+    table = qn(SpendingLimit._meta.db_table)
+    amount, period = qn("amount"), qn("period")
+    account = qn(SpendingLimit._meta.get_field("account").column)
+    account_type = qn(SpendingLimit._meta.get_field("account_type").column)
+    columns = []
+    for name in PERIODS:
+        own = "(SELECT l.%s FROM %s l WHERE l.%s = %s.%s AND l.%s = '%s')" % (
+            amount, table, account, row, qn("id"), period, name
+        )  # fmt: skip
+        shared = "(SELECT l.%s FROM %s l WHERE l.%s = %s.%s AND l.%s = '%s')" % (
+            amount, table, account_type, row, qn("account_type_id"), period, name
+        )  # fmt: skip
+        columns.append("CASE WHEN %s.%s IS NULL THEN COALESCE(%s, %s) END" % (
+            row, qn("role"), own, shared
+        ))  # fmt: skip
+    return columns
+
+
+def limits_from_rows(using: str, rows: list[Any], at: int) -> dict[int, dict[str, Decimal]]:
+    """The limits :func:`limit_columns` read, from column ``at`` of each row, by account."""
+    from .limits import PERIODS
+    from .models import SpendingLimit
+
+    connection = connections[using]
+    field = SpendingLimit._meta.get_field("amount")
+
+    def build() -> tuple[Any, list[Any]]:
+        column = field.get_col(SpendingLimit._meta.db_table)
+        found = connection.ops.get_db_converters(column) + field.get_db_converters(connection)  # type: ignore[attr-defined]
+        return column, found
+
+    column, converters = _cached((using, "limit converters"), build)
+    found: dict[int, dict[str, Decimal]] = {}
+    for row in rows:
+        limits = {}
+        for offset, period in enumerate(PERIODS):
+            value = row[at + offset]
+            if value is None:
+                continue
+            for converter in converters:
+                value = converter(value, column, connection)
+            limits[period] = value
+        found[row[0]] = limits
+    return found
+
+
 def lock_accounts(
-    using: str, ids: list[int], *, nowait: bool = False
-) -> tuple[dict[int, Account], datetime]:
+    using: str, ids: list[int], *, nowait: bool = False, limits: bool = False
+) -> tuple[dict[int, Account], datetime, dict[int, dict[str, Decimal]]]:
     """``SELECT ... FOR UPDATE`` the accounts, in primary-key order.
 
-    Returns them by pk, and the database's time once every lock was granted
-    (the latest of the times read with each row; see ``accounts.clock``).
-    With ``nowait`` (and a database that has it), a row another transaction
-    holds fails the statement at once instead of waiting (see ``locks_busy``).
+    Returns them by pk, the database's time once every lock was granted
+    (the latest of the times read with each row; see ``accounts.clock``),
+    and with ``limits`` each account's spending limits by period, read in
+    the same statement (``{}`` without). With ``nowait`` (and a database
+    that has it), a row another transaction holds fails the statement at
+    once instead of waiting (see ``locks_busy``).
     """
     connection = connections[using]
     wait = not nowait
 
     def build() -> str:
         qn = connection.ops.quote_name
+        table = qn(Account._meta.db_table)
         pk = qn(Account._meta.pk.column)
-        now_sql = NOW_SQL.get(connection.vendor)
-        select = "SELECT %s%s FROM %s WHERE %s IN (%s) ORDER BY %s" % (
+        # Every row: the account's columns, the clock (NULL on SQLite: the
+        # process's clock is read), then the limits if asked for.
+        now_sql = NOW_SQL.get(connection.vendor) or "NULL"
+        select = "SELECT %s%s%s FROM %s WHERE %s IN (%s) ORDER BY %s" % (
             account_columns(connection),
             # The clock of each row is read as the row is locked, except on
             # PostgreSQL, where the scan computes its columns before the lock
             # is taken: there the locked rows are read again, below.
-            ", %s" % now_sql if now_sql and connection.vendor != "postgresql" else "",
-            qn(Account._meta.db_table),
+            ", %s" % now_sql if connection.vendor != "postgresql" else "",
+            ", %s" % ", ".join(limit_columns(connection, table))
+            if limits and connection.vendor != "postgresql"
+            else "",
+            table,
             pk,
             ", ".join(["%s"] * len(ids)),
             pk,
@@ -163,25 +227,27 @@ def lock_accounts(
             if not wait and connection.features.has_select_for_update_nowait:
                 select += " NOWAIT"
         if connection.vendor == "postgresql":
-            select = "WITH locked AS MATERIALIZED (%s) SELECT locked.*, %s FROM locked" % (
+            select = "WITH locked AS MATERIALIZED (%s) SELECT locked.*, %s%s FROM locked" % (
                 select,
                 now_sql,
+                ", %s" % ", ".join(limit_columns(connection, "locked")) if limits else "",
             )
         return select
 
     params: list[Any] = list(ids)
     if connection.vendor == "postgresql" and len(ids) > CACHED_ROWS:
         # One array parameter, not one placeholder per account.
-        sql = _cached((using, "lock any", wait), lambda: _lock_any(connection, build()))
+        sql = _cached((using, "lock any", wait, limits), lambda: _lock_any(connection, build()))
         params = [array_literal(params)]
     else:
-        sql = _cached((using, "lock", len(ids), wait), build, rows=len(ids))
+        sql = _cached((using, "lock", len(ids), wait, limits), build, rows=len(ids))
     width = len(Account._meta.concrete_fields)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
-    moments = [row[width] for row in rows if len(row) > width]
-    return accounts_from_rows(using, rows), clock.from_database(max(moments, default=None))
+    moments = [row[width] for row in rows if row[width] is not None]
+    found = limits_from_rows(using, rows, width + 1) if limits else {}
+    return accounts_from_rows(using, rows), clock.from_database(max(moments, default=None)), found
 
 
 # Statement builders: (SQL, parameters) ------------------------------------------------

@@ -10,26 +10,41 @@ What :func:`post` decides on, and where it reads it (the trust boundary):
   reference): its row, read by primary key (those columns never change),
   and what was reversed already: the amounts of its reversals, read after
   the locks, so two reversals of one transfer run one after the other;
+* the source's spending limits: read in the statement that locks it; what
+  it spent in the current periods: its locked row;
+* when a reversed debit counted against its source's limits: its stored
+  ``created``, or its hold's when it is a capture;
 * a repeated idempotency key: the stored row and its request fingerprint.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from django.db import IntegrityError, connections
+from django.db.models import F
 from django.utils.translation import gettext_lazy as _
 
-from . import pg_transfer, posting, rules
+from . import limits, pg_transfer, posting, rules
 from .exceptions import InvalidArgument
 from .idempotency import Request, after_race
-from .models import Transfer
+from .models import Account, Hold, Transfer
 
 
 def original(using: str, transfer_id: int) -> Transfer:
-    """The transfer to reverse, as stored (the caller's instance is never read)."""
-    found = Transfer.objects.using(using).filter(pk=transfer_id).first()
+    """The transfer to reverse, as stored (the caller's instance is never read).
+
+    With ``hold_placed_at``: when the hold it captured was placed (``None``
+    unless it is a capture), read in the same query.
+    """
+    found = (
+        Transfer.objects.using(using)
+        .filter(pk=transfer_id)
+        .annotate(hold_placed_at=F("hold__created"))
+        .first()
+    )
     if found is None:
         raise InvalidArgument(_("Transfer %(parent)s does not exist."), parent=transfer_id)
     return found
@@ -72,13 +87,14 @@ def post(
         if posted is not None:
             return posted
     try:
-        with posting.locked(using, [source_id, destination_id]) as lock:
+        with posting.locked(using, [source_id, destination_id], limits=True) as lock:
             src, dst = lock.rows[source_id], lock.rows[destination_id]
             existing = request.find(Transfer, using)
             if existing is not None:
                 return replay(request, existing, source_id, destination_id, value, parent)
             held = posting.amount(src, "held")
-            if posting.credit_limit(src) is not None:
+            spending_limits = lock.limits.get(source_id)
+            if posting.credit_limit(src) is not None or spending_limits:
                 # Holds past their expiry stop reserving money, for good.
                 posting.lapse_holds(using, src, lock.now, past_expiry=True)
             value = rules.decide_transfer(
@@ -90,7 +106,13 @@ def post(
                 allow_partial=allow_partial,
                 parent=parent,
                 reversed_total=_reversed(using, parent) if parent is not None else Decimal(0),
+                spending_limits=spending_limits,
             )
+            if parent is None and limits.counts(src, dst):
+                limits.spend(src, value, lock.now)
+            elif parent is not None:
+                placed = hold_placed(using, [parent], lock.now)
+                give_back(parent, src, dst, value, lock.now, placed)
             lapsed = posting.amount(src, "held") != held
             posted = posting.write_transfer(
                 using,
@@ -113,6 +135,51 @@ def post(
         return replay(request, existing, source_id, destination_id, value, parent)
     posting.update_instances(lock.rows, *instances)
     return posted
+
+
+def hold_placed(using: str, parents: list[Transfer], now: datetime) -> dict[int, datetime]:
+    """When the holds that the captures among ``parents`` captured were placed.
+
+    What a reversal of a capture gives back counted when its hold was
+    placed. Read with the transfers (``hold_placed_at``, see
+    :func:`original`), or else in one query, only for transfers recent
+    enough to give anything back.
+    """
+    placed: dict[int, datetime] = {}
+    missing = []
+    for parent in parents:
+        if "hold_placed_at" in parent.__dict__:
+            if parent.__dict__["hold_placed_at"] is not None:
+                placed[parent.pk] = parent.__dict__["hold_placed_at"]
+        elif limits.may_give_back(parent.created, now):
+            missing.append(parent.pk)
+    if missing:
+        placed.update(
+            Hold.objects.using(using)
+            .filter(capture__in=sorted(set(missing)))
+            .values_list("capture", "created")
+        )
+    return placed
+
+
+def give_back(
+    parent: Transfer,
+    src: Account,
+    dst: Account,
+    value: Decimal,
+    now: datetime,
+    placed: dict[int, datetime],
+) -> None:
+    """Give back to a reversed debit's source what its reversal moved back.
+
+    ``src`` and ``dst`` are the reversal's locked rows. A debit that counted
+    against its source's spending limits (``limits.counts``) gives back to
+    the periods it counted in that are still running: it counted when
+    posted or, for a capture, when its hold was placed (``placed``, from
+    :func:`hold_placed`).
+    """
+    if limits.counts(dst, src):
+        limits.give_back(dst, value, placed.get(parent.pk, parent.created), now)
 
 
 def _reversed(using: str, parent: Transfer) -> Decimal:

@@ -1047,6 +1047,10 @@ def test_every_ledger_exception_has_its_own_machine_code():
     assert classes - set(LEDGER_ERRORS) == set()
     codes = [kind.code for kind in LEDGER_ERRORS.values()]
     assert len(codes) == len(set(codes))
+    # The API answers with the code each exception carries (a decline's reason too).
+    assert {cls: LEDGER_ERRORS[cls].code for cls in classes} == {
+        cls: cls.__dict__.get("code") for cls in classes
+    }
 
 
 def test_an_exception_without_its_own_code_answers_as_its_nearest_ancestor():

@@ -121,6 +121,12 @@ register(
     ledger.InsufficientFunds, "insufficient_funds", 422, "The source cannot cover the amount."
 )
 register(
+    ledger.SpendingLimitExceeded,
+    "spending_limit_reached",
+    422,
+    "The source would go past a spending limit (day, week or month).",
+)
+register(
     ledger.IdempotencyConflict,
     "idempotency_conflict",
     409,
