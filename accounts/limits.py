@@ -61,6 +61,10 @@ COLUMNS = {period: ("spent_%s" % period, "spent_%s_from" % period) for period in
 #: Every usage column of an account.
 USAGE_COLUMNS = tuple(name for pair in COLUMNS.values() for name in pair)
 
+#: The most a stored usage counts to (the largest amount below the ledger's
+#: limit): past it, every limit is reached anyway.
+USAGE_CAP = amounts.LIMIT - Decimal("0.0001")
+
 #: A locked account's limits by period (only the periods that have one).
 Limits = dict[str, Decimal]
 
@@ -212,10 +216,8 @@ def spend(row: Account, value: Decimal, now: datetime.datetime) -> None:
     current = starts(now)
     spent = used(row, now)
     for period, (amount_column, from_column) in COLUMNS.items():
-        total = spent[period] + value
-        if abs(total) >= amounts.LIMIT:
-            total = amounts.LIMIT - 1  # never refused for the sake of a counter
-        row.__dict__[amount_column] = total
+        # Never refused for the sake of a counter.
+        row.__dict__[amount_column] = min(spent[period] + value, USAGE_CAP)
         row.__dict__[from_column] = current[period]
 
 
@@ -342,6 +344,9 @@ def recount(
         for period in PERIODS:
             if counted_at >= moments[period]:
                 periods[period] += net
+    for periods in found.values():
+        for period in PERIODS:
+            periods[period] = min(periods[period], USAGE_CAP)
     return found
 
 

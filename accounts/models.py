@@ -245,9 +245,11 @@ class Account(models.Model):
             ),
         ]
         constraints = [
+            # Not conditional (MariaDB has no partial indexes, and Django
+            # would leave the constraint out there): accounts without a role
+            # never collide, NULLs being distinct in a unique index everywhere.
             models.UniqueConstraint(
                 fields=["role", "currency"],
-                condition=Q(role__isnull=False),
                 name="accounts_one_core_account_per_role_and_currency",
             ),
             models.CheckConstraint(
@@ -337,7 +339,7 @@ class Account(models.Model):
         super().save(*args, **kwargs)
         if "credit_limit_changed_at" in update_fields:
             # Read back on first access: the database's time, not the expression.
-            del self.__dict__["credit_limit_changed_at"]
+            self.__dict__.pop("credit_limit_changed_at", None)
         self._remember(update_fields)
 
     save.alters_data = True  # type: ignore[attr-defined]
@@ -1199,7 +1201,7 @@ class SpendingLimit(models.Model):
             self.changed_at = DatabaseNow()
         super().save(*args, **kwargs)
         if not adding:
-            del self.__dict__["changed_at"]  # read back: the database's time
+            self.__dict__.pop("changed_at", None)  # read back: the database's time
 
     save.alters_data = True  # type: ignore[attr-defined]
 

@@ -178,7 +178,7 @@ def _usage_written(
     for period, (amount_column, from_column) in limits.COLUMNS.items():
         current = params["%s_from" % period]
         if counts:
-            found[amount_column] = min(usage[period] + moved, amounts.LIMIT - 1)
+            found[amount_column] = min(usage[period] + moved, limits.USAGE_CAP)
             found[from_column] = current
         elif src[COLUMN[from_column]] == current:
             found[amount_column] = usage[period]
@@ -203,7 +203,7 @@ def _period_parameters() -> dict[str, Any]:
         "day_end": day_end,
         "week_start": limits.instant(first["week"]),
         "month_start": limits.instant(first["month"]),
-        "usage_cap": amounts.LIMIT - 1,
+        "usage_cap": limits.USAGE_CAP,
     }
 
 

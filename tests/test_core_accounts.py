@@ -70,3 +70,19 @@ def test_renamed_core_accounts_follow_settings_including_old_names():
 def test_core_accounts_are_there_again_after_flush():
     call_command("flush", interactive=False, verbosity=0)
     assert Account.objects.filter(role__isnull=False).count() == 9
+
+
+@pytest.mark.django_db
+def test_the_database_refuses_a_second_core_account_of_a_role_and_currency():
+    from django.db import IntegrityError, connection, transaction
+
+    Account.objects.create(name="Customer one")
+    Account.objects.create(name="Customer two")  # accounts without a role never collide
+    with pytest.raises(IntegrityError, match="(?i)unique|duplicate"):
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(
+                "INSERT INTO accounts_account (name, description, role, status, currency, "
+                "balance, held, credit_limit, created, spent_day, spent_week, spent_month) "
+                "VALUES ('Second bank', '', 'source', 'open', 'GBP', 0, 0, NULL, %s, 0, 0, 0)",
+                [Account.objects.source_account().created],
+            )

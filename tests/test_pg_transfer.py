@@ -21,9 +21,10 @@ from django.utils import timezone
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from accounts import amounts, facade, pg_transfer
+from accounts import amounts, facade, limits, pg_transfer
 from accounts.exceptions import AccountException, InsufficientFunds
-from accounts.models import Account, Hold, Transaction, Transfer
+from accounts.limits import USAGE_COLUMNS
+from accounts.models import Account, Hold, SpendingLimit, Transaction, Transfer
 
 pytestmark = [
     pytest.mark.django_db,
@@ -49,8 +50,24 @@ def side():
             "active_hold": st.sampled_from([None, Decimal("5"), Decimal("50")]),
             "lapsed_hold": st.sampled_from([None, Decimal("7"), Decimal("70")]),
             "role": st.sampled_from([None, None, None, "source"]),
+            # Spending limits, and what was spent in the current periods
+            # (or in past ones: a stored amount of an earlier day counts as zero).
+            "day_limit": st.sampled_from([None, None, Decimal(0), Decimal("20"), Decimal("120")]),
+            "month_limit": st.sampled_from([None, None, Decimal("60"), Decimal("300.5")]),
+            "spent": st.sampled_from([Decimal(0), Decimal("15"), Decimal("55.55")]),
+            "spent_when": st.sampled_from(["now", "now", "yesterday", "last month"]),
+            "to_expired": st.sampled_from([False] * 9 + [True]),
         }
     )
+
+
+def starts(when):
+    moment = {
+        "now": NOW,
+        "yesterday": NOW - datetime.timedelta(days=1),
+        "last month": NOW - datetime.timedelta(days=40),
+    }[when]
+    return limits.starts(moment)
 
 
 def account(state, shop, *, may_be_source=True):
@@ -96,6 +113,28 @@ def account(state, shop, *, may_be_source=True):
                         NOW - datetime.timedelta(days=2),
                     ],
                 )
+        first = starts(state["spent_when"])
+        cursor.execute(
+            "UPDATE accounts_account SET spent_day = %s, spent_day_from = %s, "
+            "spent_week = %s, spent_week_from = %s, spent_month = %s, spent_month_from = %s "
+            "WHERE id = %s",
+            [
+                state["spent"],
+                first["day"],
+                state["spent"] * 2,
+                first["week"],
+                state["spent"] * 3,
+                first["month"],
+                created.pk,
+            ],
+        )
+    if created.role is None:
+        for period in ("day", "month"):
+            amount = state["%s_limit" % period]
+            if amount is not None:
+                if created.currency == "JPY":
+                    amount = amount.to_integral_value()
+                SpendingLimit.objects.create(account=created, period=period, amount=amount)
     return created
 
 
@@ -110,7 +149,7 @@ def outcome(call):
             found = (
                 "posted",
                 posted.amount,
-                sorted(Account.objects.values_list("pk", "balance", "held")),
+                sorted(Account.objects.values_list("pk", "balance", "held", *USAGE_COLUMNS)),
                 sorted(Hold.objects.values_list("reference", "status")),
                 sorted(
                     Transaction.objects.filter(transfer=posted.pk).values_list(
@@ -145,6 +184,8 @@ def test_both_paths_decide_the_same(source, destination, cents, places, money, p
     shop = Account.objects.sales_account()
     with transaction.atomic():
         src, dst = account(source, shop), account(destination, shop, may_be_source=False)
+        if destination["to_expired"]:
+            dst = Account.objects.expired_account(destination["currency"])
         amount = Decimal(cents).scaleb(-places)
         value = amount if money is None else amounts.money(amount, money)
         minimum, maximum = bounds

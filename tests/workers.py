@@ -6,10 +6,14 @@ at the test database the parent test created:
 
     python -m tests.workers crash <database name> <source pk> <destination pk>
     python -m tests.workers soak <database name> <seconds> <seed> <pk> <pk> ...
+    python -m tests.workers spend <database name> <operations> <seed> <wallet> <shop> <bank>
 
 ``crash`` posts transfers for ever, printing each reference once its commit
 has returned; the test kills it with SIGKILL. ``soak`` runs random mixed
-operations until the time is up and prints a JSON summary.
+operations until the time is up and prints a JSON summary. ``spend`` pays
+from a spending-limited wallet by transfers, partial transfers and holds,
+captures and releases them, and repays its debt from the bank, then prints
+what it did.
 """
 
 from __future__ import annotations
@@ -113,6 +117,41 @@ def soak(seconds: float, seed: int, pks: list[int]) -> None:
     print(json.dumps({"done": done, "refused": refused, "errors": errors}), flush=True)
 
 
+def spend(operations: int, seed: int, wallet: int, shop: int, bank: int) -> None:
+    from accounts import facade
+    from accounts.exceptions import AccountException
+    from accounts.models import Hold
+
+    rng = random.Random(seed)
+    done: Counter[str] = Counter()
+    refused: Counter[str] = Counter()
+    holds: list[int] = []
+    for _n in range(operations):
+        amount = Decimal(rng.randint(100, 9000)).scaleb(-2)
+        choice = rng.choice(["transfer", "transfer", "partial", "hold", "resolve", "repay"])
+        try:
+            if choice == "transfer":
+                facade.transfer(wallet, shop, amount)
+            elif choice == "partial":
+                facade.transfer(wallet, shop, amount, allow_partial=True)
+            elif choice == "hold":
+                holds.append(facade.hold(wallet, shop, amount).pk)
+            elif choice == "resolve":
+                if not holds:
+                    continue
+                hold = Hold.objects.get(pk=holds.pop(rng.randrange(len(holds))))
+                if rng.random() < 0.5:
+                    facade.capture(hold, amount=min(amount, hold.amount.amount))
+                else:
+                    facade.release(hold)
+            else:
+                facade.repay(bank, wallet, amount)
+            done[choice] += 1
+        except AccountException as exc:
+            refused[type(exc).__name__] += 1
+    print(json.dumps({"done": done, "refused": refused}), flush=True)
+
+
 if __name__ == "__main__":
     command, database, *args = sys.argv[1:]
     setup(database)
@@ -120,5 +159,7 @@ if __name__ == "__main__":
         crash(int(args[0]), int(args[1]))
     elif command == "soak":
         soak(float(args[0]), int(args[1]), [int(pk) for pk in args[2:]])
+    elif command == "spend":
+        spend(*(int(arg) for arg in args))
     else:
         raise SystemExit("unknown worker %r" % command)

@@ -93,6 +93,17 @@ EXAMPLES: dict[str, dict[str, Any]] = {
             "credit_limit": _gbp("0.00"),
         },
     },
+    "spending_limit_reached": {
+        "message": "Alice's card can spend only £30.00 more today.",
+        "facts": {
+            "account": 7,
+            "amount": _gbp("45.00"),
+            "period": "day",
+            "limit": _gbp("400.00"),
+            "used": _gbp("370.00"),
+            "available": _gbp("30.00"),
+        },
+    },
     "retryable_conflict": {
         "message": "The ledger was busy with the same accounts; nothing was done. Please try "
         "again.",
@@ -169,6 +180,7 @@ MOVE = (
     "account_expired",
     "account_not_yet_active",
     "insufficient_funds",
+    "spending_limit_reached",
     "idempotency_conflict",
     "retryable_conflict",
 )

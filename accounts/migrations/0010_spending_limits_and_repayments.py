@@ -8,7 +8,9 @@ periods running when the migration runs are counted as the write path will
 count them from now on (``accounts.limits.recount``), so a limit created
 after the upgrade sees what was spent earlier in the period. A ``Repayment``
 is append-only like a transfer: the database refuses its deletion (but on
-SQLite) and any change but to the columns that hold personal data.
+SQLite) and any change but to the columns that hold personal data. The
+constraint of one core account per role and currency loses its condition,
+so that MariaDB enforces it too.
 """
 
 import importlib
@@ -362,6 +364,20 @@ class Migration(migrations.Migration):
                     ),
                 ],
             },
+        ),
+        # One core account per role and currency, enforced on MariaDB too: a
+        # conditional constraint is left out there; rows without a role never
+        # collide, NULLs being distinct in a unique index on every backend.
+        migrations.RemoveConstraint(
+            model_name="account",
+            name="accounts_one_core_account_per_role_and_currency",
+        ),
+        migrations.AddConstraint(
+            model_name="account",
+            constraint=models.UniqueConstraint(
+                fields=("role", "currency"),
+                name="accounts_one_core_account_per_role_and_currency",
+            ),
         ),
         migrations.RunPython(create_guards, drop_guards, atomic=False, elidable=False),
         migrations.RunPython(count_current_spending, migrations.RunPython.noop, elidable=False),
