@@ -17,6 +17,9 @@ Ids are stable; never reuse a retired one.
 * accounts.E011 ACCOUNTS_CODE_LOOKUP_PROXY_COUNT is not a non-negative integer.
 * accounts.E012 ACCOUNTS_API_PAYABLE_ACCOUNT_TYPES is not a list of account type codes.
 * accounts.E013 ACCOUNTS_API_PAYMENT_POLICY is not the dotted path of a callable.
+* accounts.E014 ACCOUNTS_COLLECTION_SOURCES is not None or a dict of currency code
+  to account name.
+* accounts.E015 ACCOUNTS_COLLECTION_SOURCES names a currency not in ACCOUNTS_CURRENCIES.
 * accounts.W001 A MySQL/MariaDB database runs at REPEATABLE READ: reversal
   checks could read a stale snapshot.
 * accounts.W002 ACCOUNTS_CODE_LOOKUP_CACHE is a DummyCache: the lookup
@@ -45,6 +48,7 @@ def register() -> None:
     checks.register(check_code_lookup_settings, "accounts")
     checks.register(check_exact_columns, "accounts", checks.Tags.database)
     checks.register(check_api_settings, "accounts")
+    checks.register(check_collection_settings, "accounts")
 
 
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
@@ -289,3 +293,33 @@ def check_api_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.Ch
             )
         )
     return errors
+
+
+def check_collection_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """Collecting debts (``accounts.collections``): where collected money comes from."""
+    sources = conf.COLLECTION_SOURCES
+    if sources is None:
+        return []
+    if not isinstance(sources, dict) or not all(
+        isinstance(currency, str) and isinstance(name, str) and name.strip()
+        for currency, name in sources.items()
+    ):
+        return [
+            checks.Error(
+                "ACCOUNTS_COLLECTION_SOURCES is %r; it must be None or a dict of currency "
+                "code to account name." % (sources,),
+                hint="For example ACCOUNTS_COLLECTION_SOURCES = {'GBP': 'Direct debits (GBP)'}.",
+                id="accounts.E014",
+            )
+        ]
+    unknown = sorted(currency for currency in sources if currency not in conf.CURRENCIES)
+    if unknown:
+        return [
+            checks.Error(
+                "ACCOUNTS_COLLECTION_SOURCES names currencies not in ACCOUNTS_CURRENCIES: %s."
+                % ", ".join(repr(c) for c in unknown),
+                hint="Add them to ACCOUNTS_CURRENCIES, or remove them here.",
+                id="accounts.E015",
+            )
+        ]
+    return []

@@ -926,3 +926,8 @@ class Hold(models.Model):
         if capture is None:
             return amounts.money(Decimal(0), self.currency)
         return capture.amount
+
+
+# Collecting debts: the models live in their own module, imported here so that
+# Django finds them (and so that ``from accounts.models import Debt`` works).
+from .collection_models import CollectionRun, Debt, Settlement  # noqa: E402, F401
