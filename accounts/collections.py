@@ -145,6 +145,8 @@ class _Scope:
     """What a run covers, resolved from the caller's arguments."""
 
     key: str
+    #: The scope in words, for messages.
+    label: str
     account_type: AccountType | None
     #: The accounts given (a queryset of them), or None for a type or every account.
     given: QuerySet[Account] | None
@@ -166,11 +168,11 @@ def _scope(account_type: Any, accounts: Any, name: Any, *, named: bool = True) -
                     "once per name and period."
                 )  # fmt: skip
             )
-        return _Scope("accounts:%s" % name, None, accounts)
+        return _Scope("accounts:%s" % name, str(name), None, accounts)
     if name is not None:
         raise InvalidArgument(_("name is for a run over the accounts given (accounts=...)."))
     if account_type is None:
-        return _Scope("all", None, None)
+        return _Scope("all", str(_("every account")), None, None)
     if isinstance(account_type, str):
         found = AccountType.objects.filter(code=account_type).first()
         if found is None:
@@ -179,7 +181,12 @@ def _scope(account_type: Any, accounts: Any, name: Any, *, named: bool = True) -
             )
         account_type = found
     account_type_id = arguments.saved_pk(account_type, AccountType, _("account type"))
-    return _Scope("type:%s" % account_type_id, account_type, None)
+    return _Scope(
+        "type:%s" % account_type_id,
+        str(_("account type %(type)s") % {"type": account_type}),
+        account_type,
+        None,
+    )
 
 
 def _candidates(using: str, run_or_scope: Any, currency: str | None = None) -> QuerySet[Account]:
@@ -352,7 +359,7 @@ def create_run(
     if currency is None:
         found = _currencies(using, scope)
         if len(found) > 1:
-            raise MixedCurrencyScope(scope=scope.key, currencies=found)
+            raise MixedCurrencyScope(scope=scope.label, currencies=found)
         currency = found[0] if found else conf.DEFAULT_CURRENCY
     currency = amounts.check_currency(currency)
     source_account = _source(using, source, currency)
@@ -547,12 +554,12 @@ def freeze(
         )
     using = router.db_for_write(CollectionRun)
     stored = CollectionRun.objects.using(using).get(pk=run_id)
+    candidates = _candidates(using, stored)
     seen = 0
     while stored.status == PENDING:
         after = stored.frozen_through or 0
         ids = list(
-            _candidates(using, stored)
-            .filter(pk__gt=after)
+            candidates.filter(pk__gt=after)
             .order_by("pk")
             .values_list("pk", flat=True)[:batch_size]
         )
@@ -895,7 +902,7 @@ def settle(
         description=description,
     )
     key = KEY_PREFIX + reference
-    with posting.locked(using, [source_id, account_id]) as lock:
+    with posting.locked(using, [source_id, account_id]):
         locked = _locked_debt(using, debt_id)
         existing = Settlement.objects.using(using).filter(reference=reference).first()
         if existing is not None:
@@ -930,7 +937,7 @@ def settle(
             ),
             idempotency_key=key,
         )
-        now = lock.now
+        now = recorded.created  # the moment the money came in
         new_recovered = recovered + value
         status = Debt.Status.SUCCEEDED if new_recovered == owed else Debt.Status.INITIATED
         columns: dict[str, Any] = {

@@ -472,14 +472,20 @@ class MixedCurrencyScope(CurrencyMismatch):
     """A run's accounts are in several currencies and no currency was chosen."""
 
     message = _(
-        "The accounts of scope %(scope)s are in several currencies (%(currencies)s): "
-        "create one run per currency (currency=...)."
+        "The accounts of %(scope)s are in several currencies (%(codes)s): create one run "
+        "per currency (currency=...)."
     )
     user_template = _("These accounts are in several currencies: collect each one on its own.")
 
+    #: The scope, in words.
     scope: str
     #: The currencies found, sorted.
     currencies: list[str]
+
+    def __init__(self, message: Any = None, **context: Any) -> None:
+        if "currencies" in context and "codes" not in context:
+            context["codes"] = ", ".join(context["currencies"])
+        super().__init__(message, **context)
 
 
 class CollectionError(AccountException):

@@ -271,3 +271,18 @@ def paste_readme_and_report() -> None:
     """For ``manage.py shell -c``: paste the README and print what went wrong, as JSON."""
     console = paste_readme()
     print(json.dumps({"failures": console.failures}))  # noqa: T201
+
+
+# Collecting debts -------------------------------------------------------------------
+
+
+def moment(year: int, month: int, day: int, hour: int = 12, minute: int = 0) -> datetime.datetime:
+    """An aware moment in the current time zone (the suite's: Europe/London)."""
+    return timezone.make_aware(datetime.datetime(year, month, day, hour, minute))
+
+
+def data_statements(queries: Any) -> list[str]:
+    """The SQL of captured queries, without transaction control (BEGIN, SAVEPOINT, ...)."""
+    control = {"BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE"}
+    return [q["sql"] for q in queries.captured_queries if q["sql"].split(None, 1)[0].upper()
+            not in control]  # fmt: skip
