@@ -516,6 +516,9 @@ class SettleForm(MoveMoneyForm):
 
     def clean(self) -> dict[str, Any]:
         super().clean()
+        if self.errors or self.existing() is not None:
+            # Recorded already (a double click): saving answers with what was recorded.
+            return self.cleaned_data
         if not self.debt.is_open:
             raise ValidationError(
                 _("%(debt)s is %(status)s: nothing is owed any more."),

@@ -106,6 +106,14 @@ class CollectionRun(models.Model):
         on_delete=models.PROTECT,
         related_name="+",
         help_text=_("The account recovered money is moved from, into each debtor's account."),
+        # No constraint in the database (Django still protects the account):
+        # PostgreSQL checks a foreign key of a row updated twice in one
+        # transaction at COMMIT, with a share lock on the account, and every
+        # settlement holds this account's row lock while it waits for the
+        # run's. Initiating debts updates the run's totals once per debt, so
+        # that check would close a cycle with a settlement. The source's
+        # existence is in check_ledger ("run-source").
+        db_constraint=False,
     )
     period_start = models.DateTimeField(_("period start"))
     period_end = models.DateTimeField(_("period end"))
@@ -297,7 +305,9 @@ class Debt(models.Model):
     objects = DebtQuerySet.as_manager()
 
     class Meta:
-        ordering = ["run", "pk"]
+        # By column, not by the run's own ordering: that would join the run
+        # into every query, and lock it with the debt in SELECT ... FOR UPDATE.
+        ordering = ["run_id", "id"]
         verbose_name = _("debt")
         verbose_name_plural = _("debts")
         constraints = [
@@ -391,7 +401,7 @@ class Settlement(models.Model):
     objects = SettlementQuerySet.as_manager()
 
     class Meta:
-        ordering = ["debt", "pk"]
+        ordering = ["debt_id", "id"]
         verbose_name = _("settlement")
         verbose_name_plural = _("settlements")
 

@@ -33,17 +33,24 @@ Money that came back (:func:`settle`)
 
 Locks, and their order
     Every lock is taken in one global order: **accounts** (in primary-key
-    order, as the facade takes them), then **debts**, then the **run**. A
-    settlement locks its source and debtor accounts (``accounts.posting.locked``,
-    the locked path every transfer takes), then the debt, then its run.
-    Freezing locks a batch of the scope's accounts, then the run. Failing and
-    initiating a debt lock the debt, then the run. Nothing locks an account
+    order, as the facade takes them), then **debts**, then the **run**.
+    Every write of a debt holds its account's lock first: settling locks the
+    source and debtor accounts (``accounts.posting.locked``, the locked path
+    of every transfer), then the debt, then its run; failing and initiating
+    lock the debtor's account, the debt, then the run. Freezing locks a
+    batch of the scope's accounts, then the run. Nothing locks an account
     while holding a debt or a run, or a debt while holding a run, so these
-    can never wait on each other in a cycle, nor with transfers and holds
+    never wait on each other in a cycle, nor with transfers and holds
     (accounts, then holds) or the sweeps (which never wait while holding a
     lock). Initiating many debts follows the sweeps' batch pattern (only the
-    first debt of a transaction waits for its lock; see
-    ``accounts.expiry.run_batch``).
+    first debt of a transaction waits for its locks, the others take them
+    with ``NOWAIT``; see ``accounts.expiry.run_batch``).
+
+    Why the account first, even to fail a debt: MariaDB's foreign key check
+    takes a shared lock on the account when a debt's status changes (its
+    index leads with the account), so a debt written without its account's
+    lock could wait for a settlement that waits for the debt. And why the
+    run's source has no foreign key constraint: see ``CollectionRun.source``.
 
 What each decision reads (the trust boundary)
     * a debt's status, amount, what it recovered, its account and run: the
@@ -675,28 +682,54 @@ class _RunTotals:
 
 
 def _initiate(
-    using: str, debt_id: int, *, nowait: bool, totals: _RunTotals | None = None
+    using: str,
+    debt_id: int,
+    *,
+    nowait: bool,
+    totals: _RunTotals | None = None,
+    account_id: int | None = None,
 ) -> Debt | None:
-    """Initiate one debt: the debt, then its run, locked; ``None`` if not pending."""
-    with transaction.atomic(using=using):
+    """Initiate one debt: its account, the debt, then its run, locked; ``None`` if not pending.
+
+    ``account_id``, the debt's account, saves a query when the caller read it.
+    """
+    account_id = account_id or _account_of(using, debt_id)
+    with posting.locked(using, [account_id], nowait=nowait) as lock:
         locked = _locked_debt(using, debt_id, nowait=nowait)
         if locked.status != Debt.Status.PENDING:
             return None
-        now = clock.database_now(using)
         owed = posting.amount(locked, "amount")
         run = (totals or _RunTotals(using)).lock(locked.run_id, nowait=nowait)
         initiated = posting.amount(run, "total_initiated") + owed
-        Debt.objects.using(using)._write(debt_id, status=Debt.Status.INITIATED, initiated_at=now)
+        Debt.objects.using(using)._write(
+            debt_id, status=Debt.Status.INITIATED, initiated_at=lock.now
+        )
         CollectionRun.objects.using(using)._write(run.pk, total_initiated=initiated)
-        locked.status, locked.initiated_at = Debt.Status.INITIATED, now
+        locked.status, locked.initiated_at = Debt.Status.INITIATED, lock.now
         posting.after_commit(using, debt_initiated, Debt, debt=locked)
     # Written only once the savepoint is released: a rollback leaves the row as read.
     run.__dict__["total_initiated"] = initiated
     return locked
 
 
+def _account_of(using: str, debt_id: int) -> int:
+    """A debt's account, read by primary key before it is locked (it never changes)."""
+    found = Debt.objects.using(using).filter(pk=debt_id).values_list("account_id", flat=True)
+    account_id = found.first()
+    if account_id is None:
+        raise InvalidArgument(_("Debt %(debt)s does not exist."), debt=debt_id)
+    return account_id
+
+
 def _locked_debt(using: str, debt_id: int, *, nowait: bool = False) -> Debt:
-    found = Debt.objects.using(using).select_for_update(nowait=nowait).filter(pk=debt_id).first()
+    """The debt's row, locked: that row alone (no join, so its run is not locked with it)."""
+    found = (
+        Debt.objects.using(using)
+        .select_for_update(nowait=nowait)
+        .filter(pk=debt_id)
+        .order_by()
+        .first()
+    )
     if found is None:
         raise InvalidArgument(_("Debt %(debt)s does not exist."), debt=debt_id)
     return found
@@ -764,7 +797,9 @@ def run_collection(
     def handle(debt: Debt, nowait: bool) -> None:
         if not nowait:
             totals.row = None  # a new transaction: read the run's row again
-        locked = _initiate(using, debt.pk, nowait=nowait, totals=totals)
+        locked = _initiate(
+            using, debt.pk, nowait=nowait, totals=totals, account_id=debt.account_id
+        )
         if locked is None:
             result.skipped += 1
             done.append((debt, False))
@@ -981,7 +1016,8 @@ def fail(debt: Debt, reason: str, *, user: Any = None) -> Debt:
 
     ``reason`` (required) says why, e.g. the payment provider's return
     code. A debt partly settled keeps what it recovered. ``debt_failed`` is
-    sent once committed. Decided under the locks of the debt, then its run.
+    sent once committed. Decided under the locks of the debt's account, the
+    debt, then its run.
     Raises ``DebtResolved`` (it succeeded or failed already) and
     ``InvalidArgument``; nothing is written when it raises. Returns the
     debt passed in, with its new status.
@@ -992,11 +1028,11 @@ def fail(debt: Debt, reason: str, *, user: Any = None) -> Debt:
         raise InvalidArgument(_("A failed debt needs its reason (reason=...)."))
     saved_user = arguments.saved_user(user)
     using = router.db_for_write(Debt)
-    with transaction.atomic(using=using):
+    with posting.locked(using, [_account_of(using, debt_id)]) as lock:
         locked = _locked_debt(using, debt_id)
         if locked.status not in OPEN:
             raise DebtResolved(debt=locked, status=locked.get_status_display().lower())
-        now = clock.database_now(using)
+        now = lock.now
         left = posting.amount(locked, "amount") - posting.amount(locked, "recovered")
         columns = {
             "status": Debt.Status.FAILED,

@@ -348,6 +348,19 @@ def _collection_checks(connection: Any) -> list[tuple[str, str, Any]]:
             ),
         ),
         (
+            "run-source",
+            # The one reference without a constraint in the database (see
+            # CollectionRun.source): the account must exist, in the run's currency.
+            "SELECT r.id, r.source_id FROM %(run)s r LEFT JOIN %(account)s a "
+            "ON a.id = r.source_id WHERE a.id IS NULL OR a.currency <> r.currency" % tables,
+            lambda r: Problem(
+                "run-source",
+                "collection run #%s: its source account #%s is missing or in another "
+                "currency" % (r[0], r[1]),
+                account=r[1],
+            ),
+        ),
+        (
             "debt-state",
             # What a debt recovered is between 0 and its amount; a succeeded
             # debt recovered all of it, an open one not all, a pending one nothing.

@@ -286,3 +286,46 @@ def data_statements(queries: Any) -> list[str]:
     control = {"BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE"}
     return [q["sql"] for q in queries.captured_queries if q["sql"].split(None, 1)[0].upper()
             not in control]  # fmt: skip
+
+
+def run_concurrently(count: int, work: Any) -> tuple[list[Any], list[Any], list[Any]]:
+    """Run ``work(i)`` in ``count`` threads released at the same moment, each with its
+    own database connection.
+
+    Returns (results, refusals, unexpected): return values, ``AccountException``s,
+    and any other exception (a deadlock would land there).
+    """
+    import threading
+
+    from django.db import connections
+
+    from accounts.exceptions import AccountException
+
+    barrier = threading.Barrier(count)
+    lock = threading.Lock()
+    results: list[Any] = []
+    refusals: list[Any] = []
+    unexpected: list[Any] = []
+
+    def target(i: int) -> None:
+        try:
+            barrier.wait(timeout=30)
+            outcome = work(i)
+            with lock:
+                results.append(outcome)
+        except AccountException as exc:
+            with lock:
+                refusals.append(exc)
+        except Exception as exc:  # noqa: BLE001 - collected and asserted empty
+            with lock:
+                unexpected.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=target, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not any(thread.is_alive() for thread in threads), "a worker hung"
+    return results, refusals, unexpected

@@ -5,7 +5,8 @@ the settlements linking each debt to the transfers that recovered it.
 The external references of settlements (and the scope and reference of
 runs) are ``ExactCharField``: on MariaDB/MySQL they get the binary, no-pad
 collation, so two references that differ only in case or a trailing space
-are two payments.
+are two payments. A run's source account has no foreign key constraint in
+the database (see ``CollectionRun.source``).
 """
 
 import accounts.fields
@@ -46,7 +47,7 @@ class Migration(migrations.Migration):
                 ('created', models.DateTimeField(default=django.utils.timezone.now, editable=False, verbose_name='created')),
                 ('account_type', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='accounts.accounttype', verbose_name='account type')),
                 ('members', models.ManyToManyField(blank=True, help_text='For a run over the accounts a caller gave: those accounts.', related_name='+', to='accounts.account', verbose_name='accounts given')),
-                ('source', models.ForeignKey(help_text="The account recovered money is moved from, into each debtor's account.", on_delete=django.db.models.deletion.PROTECT, related_name='+', to='accounts.account', verbose_name='collected from')),
+                ('source', models.ForeignKey(db_constraint=False, help_text="The account recovered money is moved from, into each debtor's account.", on_delete=django.db.models.deletion.PROTECT, related_name='+', to='accounts.account', verbose_name='collected from')),
             ],
             options={
                 'verbose_name': 'collection run',
@@ -76,7 +77,7 @@ class Migration(migrations.Migration):
             options={
                 'verbose_name': 'debt',
                 'verbose_name_plural': 'debts',
-                'ordering': ['run', 'pk'],
+                'ordering': ['run_id', 'id'],
             },
         ),
         migrations.CreateModel(
@@ -92,7 +93,7 @@ class Migration(migrations.Migration):
             options={
                 'verbose_name': 'settlement',
                 'verbose_name_plural': 'settlements',
-                'ordering': ['debt', 'pk'],
+                'ordering': ['debt_id', 'id'],
             },
         ),
         migrations.AddField(

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from accounts import collections
+from accounts import amounts, collections
 from accounts.collection_models import CollectionRun
 from accounts.exceptions import AccountException
 from accounts.management.collectionutils import describe, money_text
@@ -81,19 +81,18 @@ class Command(BaseCommand):
                         "freeze it and " if result.froze else "",
                         result.initiated,
                         describe(run),
-                        "%s %s" % (result.initiated_amount, run.currency),
+                        money_text(amounts.money(result.initiated_amount, run.currency)),
                     )
                 )
                 continue
             out.summary(
-                "Run %s: %s%d debt(s) initiated (%s %s); status %s; to recover %s, "
+                "Run %s: %s%d debt(s) initiated (%s); status %s; to recover %s, "
                 "initiated %s, recovered %s, failed %s."
                 % (
                     run.reference,
                     "frozen, %d debt(s); " % run.debt_count if result.froze else "",
                     result.initiated,
-                    result.initiated_amount,
-                    run.currency,
+                    money_text(amounts.money(result.initiated_amount, run.currency)),
                     run.status,
                     money_text(run.total_owed),
                     money_text(run.total_initiated),
