@@ -1094,3 +1094,62 @@ def test_the_statement_costs_the_same_statements_whatever_the_history(frozen):
 
     # The debt with its run and account; opening and closing balances; the legs.
     assert counts == [4, 4]
+
+
+# Settings and their checks -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (None, []),
+        ({"GBP": "Direct debits (GBP)", "EUR": "SEPA (EUR)"}, []),
+        ("Direct debits", ["accounts.E014"]),
+        ({"GBP": ""}, ["accounts.E014"]),
+        ({"GBP": 7}, ["accounts.E014"]),
+        ({"USD": "Direct debits (USD)"}, ["accounts.E015"]),
+    ],
+)
+def test_the_collection_sources_setting_is_checked(value, expected):
+    from accounts.checks import check_collection_settings
+
+    with override_settings(ACCOUNTS_COLLECTION_SOURCES=value):
+        assert [message.id for message in check_collection_settings()] == expected
+
+
+def test_the_collection_check_is_registered():
+    from django.core.management import call_command
+    from django.core.management.base import SystemCheckError
+
+    with override_settings(ACCOUNTS_COLLECTION_SOURCES={"GBP": ""}):
+        with pytest.raises(SystemCheckError, match="accounts.E014"):
+            call_command("check")
+
+
+# The trust boundary ----------------------------------------------------------------------
+
+
+def test_freezing_decides_on_the_stored_run_not_the_instance(world):
+    run = january(world.wallets)
+    forged = CollectionRun.objects.get(pk=run.pk)
+    forged.__dict__.update(
+        freeze_at=moment(2026, 3, 1), currency="EUR", status="running", account_type_id=None
+    )
+
+    collections.freeze(forged)
+
+    assert owed(run) == {"Alice": Decimal("40.00"), "Bob": Decimal("30.00")}
+    assert forged.freeze_at == run.freeze_at and forged.status == "running"  # as stored
+
+
+def test_failing_and_initiating_decide_on_the_stored_debt_not_the_instance(frozen):
+    forged = Debt.objects.get(pk=frozen.bob_debt.pk)
+    forged.__dict__.update(status="succeeded", amount=Decimal("1.00"), run_id=0)
+
+    collections.fail(forged, "Returned")
+
+    assert forged.status == "failed"
+    assert CollectionRun.objects.get(pk=frozen.run.pk).total_failed == Money("30.00", "GBP")
+    pending = Debt.objects.get(pk=frozen.alice_debt.pk)
+    pending.__dict__.update(status="pending")  # it is initiated, as stored
+    assert collections.initiate(pending) is False
