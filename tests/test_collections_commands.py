@@ -231,14 +231,14 @@ def test_run_lists_each_debt_at_verbosity_2_and_nothing_at_0(january):
 
     alice = Debt.objects.get(account__name="Alice")
     assert (
-        "  initiated debt #%s of account #%s: 40.00 GBP" % (alice.pk, alice.account_id) in output
+        "  initiated debt #%s of Alice (#%s): 40.00 GBP" % (alice.pk, alice.account_id) in output
     )
 
 
 def test_a_dry_run_says_what_would_be_initiated_and_writes_nothing(january):
     output = run("run_collections", "--dry-run", "-v", "2")
 
-    assert "would initiate debt #(not frozen yet) of account" in output
+    assert "would initiate debt #(not frozen yet) of Alice (#" in output
     assert "Would freeze it and initiate 2 debt(s) of run %s" % january.reference in output
     assert "(dry run: nothing written)" in output
     assert written() == (1, 0, [])

@@ -49,10 +49,11 @@ class Command(BaseCommand):
         def report(debt, initiated):
             if initiated:
                 out.item(
-                    "  %s debt #%s of account #%s: %s"
+                    "  %s debt #%s of %s (#%s): %s"
                     % (
                         "would initiate" if dry_run else "initiated",
                         debt.pk or "(not frozen yet)",
+                        debt.account,
                         debt.account_id,
                         money_text(debt.amount),
                     )
