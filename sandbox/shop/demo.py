@@ -42,7 +42,7 @@ LOGINS = [
     ("cashier", "cashier", "staff who may move money (accounts.move_money)"),
     ("clerk", "clerk", "staff who edit accounts but may not move money"),
     ("barry", "barry", "customer: store credit and the household wallet"),
-    ("alice", "alice", "customer: a euro wallet; shares barry's household wallet"),
+    ("alice", "alice", "customer: a euro wallet, a card wallet on credit; shares barry's"),
     ("acme", "acme", "B2B customer: a £500 credit line with some debt"),
 ]
 
