@@ -530,14 +530,21 @@ class DebtResolved(CollectionError):
     """The debt was settled in full or failed already: a debt resolves once."""
 
     message = _("Debt %(debt)s is already %(status)s; it can no longer be settled or failed.")
-    user_template = _("This debt was already %(status)s.")
+    user_template = _("This debt was already dealt with.")
+    paid_template = _("This debt was already paid in full.")
+    failed_template = _("This debt was already marked as not paid.")
 
     debt: Debt
     #: The debt's status, in words ("succeeded", "failed").
     status: str
 
-    def user_facts(self) -> dict[str, str]:
-        return {"status": str(getattr(self, "status", ""))}
+    def get_user_template(self) -> Any:
+        status = getattr(self, "status", None)
+        if status == "succeeded":
+            return self.paid_template
+        if status == "failed":
+            return self.failed_template
+        return self.user_template
 
 
 class SettlementExceedsDebt(CollectionError):

@@ -772,7 +772,13 @@ def test_settling_a_debt_that_succeeded_or_failed_is_refused_and_nothing_is_writ
     with pytest.raises(DebtResolved, match="is already %s" % status) as info:
         collections.settle(frozen.bob_debt, Decimal("1.00"), reference="DD-B-2")
 
-    assert info.value.user_message == "This debt was already %s." % status
+    assert (
+        info.value.user_message
+        == {
+            "succeeded": "This debt was already paid in full.",
+            "failed": "This debt was already marked as not paid.",
+        }[status]
+    )
     assert snapshot() == before
 
 
