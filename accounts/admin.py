@@ -1158,3 +1158,7 @@ class HoldAdmin(LedgerAdmin):
             "can_confirm": hold.is_active,
         }
         return TemplateResponse(request, "admin/accounts/move_money.html", context)
+
+
+# Collecting debts: runs and debts have their own module, registered with the rest.
+from . import collection_admin  # noqa: E402, F401

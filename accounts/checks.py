@@ -21,6 +21,9 @@ Ids are stable; never reuse a retired one.
 * accounts.E015 ACCOUNTS_PREPARE_STATEMENTS is not True or False.
 * accounts.E016 ACCOUNTS_RETRY_ATTEMPTS is not a positive integer.
 * accounts.E017 ACCOUNTS_RETRY_BACKOFF is not a non-negative number of seconds.
+* accounts.E018 ACCOUNTS_COLLECTION_SOURCES is not None or a dict of currency code
+  to account name.
+* accounts.E019 ACCOUNTS_COLLECTION_SOURCES names a currency not in ACCOUNTS_CURRENCIES.
 * accounts.E020 ACCOUNTS_TIME_ZONE is not a time zone name (IANA, e.g. "Europe/London").
 * accounts.E021 ACCOUNTS_RECORD_DECLINES is not True or False.
 * accounts.W001 A MySQL/MariaDB database runs at REPEATABLE READ: reversal
@@ -55,6 +58,7 @@ def register() -> None:
     checks.register(check_wallet_settings, "accounts")
     checks.register(check_exact_columns, "accounts", checks.Tags.database)
     checks.register(check_api_settings, "accounts")
+    checks.register(check_collection_settings, "accounts")
 
 
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
@@ -385,3 +389,33 @@ def check_wallet_settings(app_configs: Any = None, **kwargs: Any) -> list[checks
             )
         )
     return errors
+
+
+def check_collection_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """Collecting debts (``accounts.collections``): where collected money comes from."""
+    sources = conf.COLLECTION_SOURCES
+    if sources is None:
+        return []
+    if not isinstance(sources, dict) or not all(
+        isinstance(currency, str) and isinstance(name, str) and name.strip()
+        for currency, name in sources.items()
+    ):
+        return [
+            checks.Error(
+                "ACCOUNTS_COLLECTION_SOURCES is %r; it must be None or a dict of currency "
+                "code to account name." % (sources,),
+                hint="For example ACCOUNTS_COLLECTION_SOURCES = {'GBP': 'Direct debits (GBP)'}.",
+                id="accounts.E018",
+            )
+        ]
+    unknown = sorted(currency for currency in sources if currency not in conf.CURRENCIES)
+    if unknown:
+        return [
+            checks.Error(
+                "ACCOUNTS_COLLECTION_SOURCES names currencies not in ACCOUNTS_CURRENCIES: %s."
+                % ", ".join(repr(c) for c in unknown),
+                hint="Add them to ACCOUNTS_CURRENCIES, or remove them here.",
+                id="accounts.E019",
+            )
+        ]
+    return []

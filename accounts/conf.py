@@ -177,5 +177,18 @@ class Settings:
         """Whether business refusals of transfers, holds and captures are kept as Declines."""
         return self._get("ACCOUNTS_RECORD_DECLINES", False)
 
+    # Collecting debts (accounts.collections) -------------------------------------
+
+    @property
+    def COLLECTION_SOURCES(self) -> dict[str, str] | None:
+        """Names of the accounts collected money comes from, by currency.
+
+        ``{"GBP": "Direct debits (GBP)"}``. A currency not listed (and
+        ``None``, the default) uses the core source account of that currency,
+        where top-ups come from. A collection run keeps the account it was
+        created with.
+        """
+        return self._get("ACCOUNTS_COLLECTION_SOURCES", None)
+
 
 conf = Settings()

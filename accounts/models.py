@@ -1338,3 +1338,8 @@ class Repayment(models.Model):
         if transfer is None:
             return amounts.money(Decimal(0), self.currency)
         return transfer.amount
+
+
+# Collecting debts: the models live in their own module, imported here so that
+# Django finds them (and so that ``from accounts.models import Debt`` works).
+from .collection_models import CollectionRun, Debt, Settlement  # noqa: E402, F401

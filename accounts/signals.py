@@ -28,3 +28,21 @@ hold_resolved = Signal()
 #: ``transfer_posted`` of each of its transfers).
 #: Arguments: sender (the Batch class), batch (the Batch; ``batch.transfers``).
 batch_posted = Signal()
+
+# Collecting debts (accounts.collections) -----------------------------------------
+
+#: Sent after a debt of a collection run was initiated, once committed: start
+#: the direct debit or card charge here, for ``debt.amount`` on
+#: ``debt.run.collect_on``.
+#: Arguments: sender (the Debt class), debt (the Debt).
+debt_initiated = Signal()
+
+#: Sent after money that came back for a debt was recorded, once committed.
+#: Arguments: sender (the Debt class), debt (the Debt; see debt.status and
+#: debt.recovered), transfer (the Transfer that recorded it).
+debt_settled = Signal()
+
+#: Sent after a debt was marked failed, once committed; what it still owed is
+#: owed again in the next run.
+#: Arguments: sender (the Debt class), debt (the Debt; see debt.failure_reason).
+debt_failed = Signal()

@@ -27,7 +27,7 @@ import json
 from django.contrib.auth import get_user_model
 from django.db.models import Sum
 from django.utils import timezone
-from accounts.models import Account, Hold, Transaction, Transfer
+from accounts.models import Account, CollectionRun, Debt, Hold, Transaction, Transfer
 from sandbox.shop.models import Order
 
 now = timezone.now()
@@ -73,6 +73,11 @@ print(json.dumps({
     "order_months": len({timezone.localtime(o.created).strftime("%Y-%m")
                          for o in Order.objects.all()}),
     "active_holds": Hold.objects.filter(status="active").count(),
+    "debts": sorted(
+        (d.account.name, d.status, str(d.recovered.amount))
+        for d in Debt.objects.select_related("account")
+    ),
+    "runs": sorted(CollectionRun.objects.values_list("status", flat=True)),
 }))
 """
 
@@ -125,7 +130,7 @@ def assert_demo(demo):
     assert demo["cards"] >= 5
     assert len(demo["expired_with_money"]) == 1
     assert demo["frozen_cards"] == 1
-    assert demo["in_debt_on_credit"] == ["Acme Trading Ltd"]
+    assert demo["in_debt_on_credit"] == ["Acme Trading Ltd", "Alice's card wallet"]
     assert demo["shared"] >= 1
     assert demo["currencies"] == ["EUR", "GBP"]
     assert demo["reversals"] >= 3
@@ -133,6 +138,22 @@ def assert_demo(demo):
     assert demo["months"] >= 6 and demo["order_months"] >= 6
     assert demo["latest"] is True
     assert demo["active_holds"] == 1
+    # Acme's credit line and Alice's card wallet, collected monthly: the month
+    # before last settled (the card wallet) and failed (Acme); last month's
+    # debts pending, unless the build ran in the first moments of a month.
+    collected = [debt for debt in demo["debts"] if debt[1] != "pending"]
+    assert collected == [
+        ["Acme Trading Ltd", "failed", "0.00"],
+        ["Alice's card wallet", "succeeded", "88.75"],
+    ]
+    pending = [debt for debt in demo["debts"] if debt[1] == "pending"]
+    if demo["runs"] == ["failed", "running"]:
+        assert pending == [
+            ["Acme Trading Ltd", "pending", "0.00"],
+            ["Alice's card wallet", "pending", "0.00"],
+        ]
+    else:
+        assert demo["runs"] == ["failed", "pending"] and pending == []
 
 
 def assert_the_readme_runs_in_its_shell(env):

@@ -284,21 +284,40 @@ def paste_readme_and_report() -> None:
     print(json.dumps({"failures": console.failures}))  # noqa: T201
 
 
-def run_concurrently(count, work):
-    """Run work(i) in `count` threads released at the same moment, each its own connection.
+# Collecting debts -------------------------------------------------------------------
 
-    Returns (results, expected, unexpected): return values, AccountExceptions
+
+def moment(year: int, month: int, day: int, hour: int = 12, minute: int = 0) -> datetime.datetime:
+    """An aware moment in the current time zone (the suite's: Europe/London)."""
+    return timezone.make_aware(datetime.datetime(year, month, day, hour, minute))
+
+
+def data_statements(queries: Any) -> list[str]:
+    """The SQL of captured queries, without transaction control (BEGIN, SAVEPOINT, ...)."""
+    control = {"BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE"}
+    return [q["sql"] for q in queries.captured_queries if q["sql"].split(None, 1)[0].upper()
+            not in control]  # fmt: skip
+
+
+def run_concurrently(count: int, work: Any) -> tuple[list[Any], list[Any], list[Any]]:
+    """Run ``work(i)`` in ``count`` threads released at the same moment, each with its
+    own database connection.
+
+    Returns (results, refusals, unexpected): return values, ``AccountException``s,
     and any other exception (a deadlock would land there).
     """
+
     from django.db import connections
 
     from accounts.exceptions import AccountException
 
     barrier = threading.Barrier(count)
     lock = threading.Lock()
-    results, expected, unexpected = [], [], []
+    results: list[Any] = []
+    refusals: list[Any] = []
+    unexpected: list[Any] = []
 
-    def target(i):
+    def target(i: int) -> None:
         try:
             barrier.wait(timeout=30)
             outcome = work(i)
@@ -306,7 +325,7 @@ def run_concurrently(count, work):
                 results.append(outcome)
         except AccountException as exc:
             with lock:
-                expected.append(exc)
+                refusals.append(exc)
         except Exception as exc:  # noqa: BLE001 - collected and asserted empty
             with lock:
                 unexpected.append(exc)
@@ -319,7 +338,7 @@ def run_concurrently(count, work):
     for thread in threads:
         thread.join(timeout=120)
     assert not any(thread.is_alive() for thread in threads), "a worker hung"
-    return results, expected, unexpected
+    return results, refusals, unexpected
 
 
 # Write conflicts, made by the database itself (tests/test_retry.py) -------------------

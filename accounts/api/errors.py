@@ -158,6 +158,52 @@ register(
     "A concurrent change aborted the request; nothing was written: send it again.",
 )
 
+# Collecting debts (accounts.collections).
+register(
+    ledger.InvalidCollectionPeriod,
+    "invalid_collection_period",
+    400,
+    "A collection run's period or freeze moment is out of order.",
+)
+register(
+    ledger.CollectionBeforeFreeze,
+    "collection_before_freeze",
+    400,
+    "A collection run's collection date is not after its freeze.",
+)
+register(
+    ledger.InvalidCollectionSource,
+    "invalid_collection_source",
+    400,
+    "The account collected money comes from is missing or unfit.",
+)
+register(
+    ledger.MixedCurrencyScope,
+    "mixed_currency_scope",
+    422,
+    "A collection run's accounts are in several currencies: choose one.",
+)
+register(ledger.CollectionError, "collection_error", 422, "The collection cannot be handled so.")
+register(
+    ledger.CollectionRunConflict,
+    "collection_run_conflict",
+    409,
+    "A collection run for this scope and period exists with other details.",
+)
+register(
+    ledger.CollectionRunNotDue,
+    "collection_run_not_due",
+    422,
+    "The collection run's freeze moment has not passed yet.",
+)
+register(ledger.DebtResolved, "debt_resolved", 409, "The debt was already settled or failed.")
+register(
+    ledger.SettlementExceedsDebt,
+    "settlement_exceeds_debt",
+    422,
+    "The amount is more than the debt still owes.",
+)
+
 
 def kind_of(exc: ledger.AccountException) -> ErrorKind:
     """The entry for ``exc``'s class, or for its nearest ancestor that has one."""

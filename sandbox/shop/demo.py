@@ -16,7 +16,7 @@ database's, and nothing moves it.)
 import random
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from unittest import mock
@@ -26,10 +26,11 @@ from django.contrib.auth.models import Permission
 from django.db import transaction
 from django.utils import timezone
 
-from accounts import facade
+from accounts import collections, facade
 from accounts.codes import format_code, generate_code
+from accounts.exceptions import CollectionRunNotDue
 from accounts.forms import new_token
-from accounts.models import Account, AccountType
+from accounts.models import Account, AccountType, CollectionRun, Debt
 
 from .basket import Basket
 from .models import Order
@@ -41,7 +42,7 @@ LOGINS = [
     ("cashier", "cashier", "staff who may move money (accounts.move_money)"),
     ("clerk", "clerk", "staff who edit accounts but may not move money"),
     ("barry", "barry", "customer: store credit and the household wallet"),
-    ("alice", "alice", "customer: a euro wallet; shares barry's household wallet"),
+    ("alice", "alice", "customer: a euro wallet, a card wallet on credit; shares barry's"),
     ("acme", "acme", "B2B customer: a £500 credit line with some debt"),
 ]
 
@@ -53,6 +54,8 @@ CLERK_PERMISSIONS = [
     ("accounts", "view_transfer"),
     ("accounts", "view_transaction"),
     ("accounts", "view_hold"),
+    ("accounts", "view_collectionrun"),
+    ("accounts", "view_debt"),
     ("shop", "view_order"),
 ]
 CASHIER_PERMISSIONS = [*CLERK_PERMISSIONS, ("accounts", "move_money")]
@@ -88,10 +91,15 @@ class Demo:
         moment = timezone.localtime(moment).replace(hour=hour, minute=self.random.randrange(60))
         self.events.append((min(moment, self.now - timedelta(minutes=1)), action))
 
+    def on(self, day: date, action: Callable[[], Any], hour: int = 11) -> None:
+        """Schedule ``action`` on a calendar day (in the current time zone), at about ``hour``."""
+        self.at((timezone.localdate(self.now) - day).days, action, hour=hour)
+
     def run(self) -> None:
         self.users()
         self.accounts()
         self.history()
+        self.collections()
         # Oldest first, so that every account's rows follow posting order.
         for moment, action in sorted(self.events, key=lambda event: event[0]):
             with back_in_time(moment):
@@ -310,8 +318,83 @@ class Demo:
         at(9, lambda: self.pay_in_store(self.cards["lost"], "6.00", "TILL-GB-2210"))
         self.household = accounts
 
+    # Collecting debts ----------------------------------------------------------------
+
+    def collections(self) -> None:
+        """Alice's card wallet and Acme's credit line, collected once a month.
+
+        The month before last was collected: the card wallet's direct debit
+        came back (settled), Acme's was returned (failed, so Acme owes it
+        again). Last month's run is frozen today and not run yet (pending).
+        """
+        this_month = timezone.localdate(self.now).replace(day=1)
+        last_month = (this_month - timedelta(days=1)).replace(day=1)
+        month_before = (last_month - timedelta(days=1)).replace(day=1)
+        accounts: dict[str, Account] = {}
+
+        def open_card_wallet() -> None:
+            accounts["card"] = self.open_account(
+                name="Alice's card wallet",
+                primary_user=self.alice,
+                account_type=self.wallet_type,
+                credit_limit=Decimal("150.00"),
+                description="Pays by card on credit; collected by direct debit every month.",
+            )
+
+        self.on(month_before + timedelta(days=1), open_card_wallet, hour=9)
+        for day, amount, merchant in (
+            (month_before + timedelta(days=2), "42.50", "Teapot & Grinder"),
+            (month_before + timedelta(days=11), "18.90", "Leeds Station Café"),
+            (month_before + timedelta(days=20), "27.35", "Kirkgate Market"),
+            (last_month + timedelta(days=3), "12.40", "Teapot & Grinder"),
+            (last_month + timedelta(days=14), "31.00", "Northern Rail"),
+        ):
+            self.on(day, lambda a=amount, m=merchant: self.card_payment(accounts["card"], a, m))
+
+        def collect_month_before() -> None:
+            run = self.monthly_run(accounts["card"], month_before, last_month)
+            collections.run_collection(run)  # freeze it, and tell each debtor
+
+        def money_came_back() -> None:
+            # The only run so far: the month before last's.
+            card = Debt.objects.get(account=accounts["card"])
+            acme = Debt.objects.get(account=self.household["acme"])
+            collections.settle(
+                card,
+                card.amount,
+                reference="DD-%s-ALICE" % month_before.strftime("%Y%m"),
+                user=self.cashier,
+            )
+            collections.fail(
+                acme, "Direct debit returned: refer to payer (ARUDD 0)", user=self.cashier
+            )
+
+        self.on(last_month + timedelta(days=1), collect_month_before, hour=2)
+        self.on(last_month + timedelta(days=5), money_came_back, hour=10)
+        self.card_wallet = accounts
+
+    def card_payment(self, account: Account, amount: str, merchant: str) -> Any:
+        return facade.transfer(
+            account,
+            Account.objects.sales_account(account.currency),
+            Decimal(amount),
+            merchant_reference="CARD-%s" % self.random.randrange(10**6, 10**7),
+            description="Card payment: %s" % merchant,
+        )
+
+    def monthly_run(self, card: Account, first: date, next_first: date) -> CollectionRun:
+        """The collection run of a month: Acme's credit line and the card wallet."""
+        return collections.create_run(
+            accounts=Account.objects.filter(pk__in=[card.pk, self.household["acme"].pk]),
+            name="Credit accounts",
+            period_start=first,
+            period_end=next_first - timedelta(days=1),
+            collect_on=next_first + timedelta(days=4),
+        )
+
     def today(self) -> None:
-        """What happens now, not in the past: a card reported stolen, a reservation."""
+        """What happens now, not in the past: a card reported stolen, a reservation,
+        last month's collection run frozen."""
         self.cards["lost"].freeze()
         facade.hold(
             self.household["household"],
@@ -322,6 +405,13 @@ class Demo:
             description="Click & collect reservation",
             user=self.alice,
         )
+        this_month = timezone.localdate(self.now).replace(day=1)
+        last_month = (this_month - timedelta(days=1)).replace(day=1)
+        run = self.monthly_run(self.card_wallet["card"], last_month, this_month)
+        try:
+            collections.freeze(run)  # pending debts: `manage.py run_collections` initiates them
+        except CollectionRunNotDue:
+            pass  # the first moments of a month: last month is not over by the database's clock
 
 
 def gift_card_summary() -> list[tuple[str, str]]:

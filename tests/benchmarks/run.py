@@ -22,6 +22,8 @@ reads        balance, balance_at and one statement page on accounts with
              1,000 and with 100,000 legs: time per call and the ratio
 reversals    partial reversals/s
 sweep        close_expired_accounts on 10,000 accounts with money: accounts/s
+collections  freezing a collection run of 10,000 indebted accounts with 10 and
+             with 100 legs each: time per run and per account, statements
 floors       PostgreSQL only: the same transfer as hand-written SQL through
              psycopg (a), and as one call of a PL/pgSQL function (b)
 batches      linked batches of 100 against the same transfers one by one (and
@@ -37,8 +39,9 @@ reports      the admin's reports on 100,000 accounts and 1,000,000 legs (in EUR
 Targets (checked here, printed as PASS/MISS): at most 5 statements per
 transfer; sequential transfers/s on PostgreSQL at least 60% of floor (a);
 100,000-row reads within 1.5x (balance, balance_at) and 2x (statement page)
-of 1,000-row reads; no deadlocks and no overdraft anywhere; each report under
-2 s on PostgreSQL.
+of 1,000-row reads; freezing a run of accounts with 100 legs each within
+1.5x per account of 10 legs each; no deadlocks and no overdraft anywhere;
+each report under 2 s on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -67,6 +70,7 @@ WORKLOADS = (
     "reads",
     "reversals",
     "sweep",
+    "collections",
     "floors",
     "batches",
     "reports",
@@ -426,6 +430,12 @@ def sweep(repeat: int) -> dict[str, Any]:
     return {"expiry sweep accounts/s (10,000 accounts)": median(rates)}
 
 
+def collections(repeat: int) -> dict[str, Any]:
+    from . import freeze
+
+    return freeze.measure(10000, [10, 100], repeat)
+
+
 FLOOR_FUNCTION = """
 CREATE OR REPLACE FUNCTION bench_transfer(src bigint, dst bigint, amt numeric, ref text)
 RETURNS bigint LANGUAGE plpgsql AS $$
@@ -657,6 +667,7 @@ TARGETS: dict[str, Any] = {
     "hot account, batches / single": lambda v: v >= 10,
     "galera errors": lambda v: v == 0,
     "galera ledger checked": lambda v: v == "clean",
+    "freeze 100/10 legs ratio": lambda v: v <= 1.5,
 }
 #: Targets judged on PostgreSQL only (the other columns are for information).
 POSTGRESQL_TARGETS: dict[str, Any] = {
