@@ -38,6 +38,7 @@ from . import (
     amounts,
     arguments,
     batches,
+    declines,
     expiry,
     holds,
     posting,
@@ -138,20 +139,32 @@ def transfer(
         merchant_reference=text.merchant_reference,
         description=text.description,
     )
-    return transfers.post(
+    with declines.recorded(
         using,
-        request,
-        source_id=source_id,
-        destination_id=destination_id,
-        value=value,
+        declines.TRANSFER if original is None else declines.NOT_RECORDED,
+        source=source_id,
+        destination=destination_id,
+        amount=value,
         currency=currency,
-        parent=original,
-        allow_partial=bool(allow_partial),
-        user=arguments.saved_user(user),
         merchant_reference=text.merchant_reference,
-        description=text.description or "",
-        instances=(source, destination),
-    )
+        description=text.description,
+        user=arguments.saved_user(user),
+        idempotency_key=text.key,
+    ):
+        return transfers.post(
+            using,
+            request,
+            source_id=source_id,
+            destination_id=destination_id,
+            value=value,
+            currency=currency,
+            parent=original,
+            allow_partial=bool(allow_partial),
+            user=arguments.saved_user(user),
+            merchant_reference=text.merchant_reference,
+            description=text.description or "",
+            instances=(source, destination),
+        )
 
 
 @retry_on_conflict
@@ -251,18 +264,31 @@ def repay(
         merchant_reference=text.merchant_reference,
         description=text.description,
     )
-    return repayments.repay(
-        router.db_for_write(Transfer),
-        request,
-        source_id=source_id,
-        destination_id=destination_id,
-        value=value,
+    using = router.db_for_write(Transfer)
+    with declines.recorded(
+        using,
+        declines.REPAY,
+        source=source_id,
+        destination=destination_id,
+        amount=value,
         currency=currency,
-        user=arguments.saved_user(user),
         merchant_reference=text.merchant_reference,
-        description=text.description or "",
-        instances=(source, destination),
-    )
+        description=text.description,
+        user=arguments.saved_user(user),
+        idempotency_key=text.key,
+    ):
+        return repayments.repay(
+            using,
+            request,
+            source_id=source_id,
+            destination_id=destination_id,
+            value=value,
+            currency=currency,
+            user=arguments.saved_user(user),
+            merchant_reference=text.merchant_reference,
+            description=text.description or "",
+            instances=(source, destination),
+        )
 
 
 @dataclass(frozen=True)
@@ -333,13 +359,47 @@ def transfer_many(
         description=text.description,
         requests=[_described(p) for p in planned],
     )
-    return batches.post(
-        using,
-        request,
-        planned,
-        atomic=bool(atomic),
-        user=arguments.saved_user(user),
-        description=text.description or "",
+    try:
+        posted = batches.post(
+            using,
+            request,
+            planned,
+            atomic=bool(atomic),
+            user=arguments.saved_user(user),
+            description=text.description or "",
+        )
+    except declines.DECLINED as exc:
+        if conf.RECORD_DECLINES:
+            refused = planned[exc.index]  # type: ignore[attr-defined]
+            declines.write(using, [_declined(refused, exc, user, text)])
+        raise
+    if conf.RECORD_DECLINES:
+        refusals = [
+            _declined(planned[index], result, user, text)
+            for index, result in enumerate(posted.results)  # type: ignore[attr-defined]
+            if declines.is_decline(result) and planned[index].parent is None
+        ]
+        declines.write(using, refusals)
+    return posted
+
+
+def _declined(
+    planned: batches.Planned, exc: AccountException, user: Any, text: _Texts
+) -> tuple[str, AccountException, dict[str, Any]]:
+    """What a decline of a request of a batch records."""
+    return (
+        declines.BATCH,
+        exc,
+        {
+            "source": planned.source_id,
+            "destination": planned.destination_id,
+            "amount": planned.value,
+            "currency": planned.currency,
+            "merchant_reference": planned.merchant_reference,
+            "description": planned.description,
+            "user": arguments.saved_user(user),
+            "idempotency_key": text.key,
+        },
     )
 
 
@@ -486,19 +546,32 @@ def hold(
         merchant_reference=text.merchant_reference,
         description=text.description,
     )
-    return holds.place(
-        router.db_for_write(Hold),
-        request,
-        source_id=source_id,
-        destination_id=destination_id,
-        value=value,
+    using = router.db_for_write(Hold)
+    with declines.recorded(
+        using,
+        declines.HOLD,
+        source=source_id,
+        destination=destination_id,
+        amount=value,
         currency=currency,
-        expires_at=expires_at,
-        user=arguments.saved_user(user),
         merchant_reference=text.merchant_reference,
-        description=text.description or "",
-        instances=(source, destination),
-    )
+        description=text.description,
+        user=arguments.saved_user(user),
+        idempotency_key=text.key,
+    ):
+        return holds.place(
+            using,
+            request,
+            source_id=source_id,
+            destination_id=destination_id,
+            value=value,
+            currency=currency,
+            expires_at=expires_at,
+            user=arguments.saved_user(user),
+            merchant_reference=text.merchant_reference,
+            description=text.description or "",
+            instances=(source, destination),
+        )
 
 
 @retry_on_conflict
@@ -538,15 +611,26 @@ def capture(
         user=text.user(user),
         description=text.description,
     )
-    captured, locked = holds.capture(
-        router.db_for_write(Hold),
-        request,
-        hold_id,
-        value=value,
+    using = router.db_for_write(Hold)
+    with declines.recorded(
+        using,
+        declines.CAPTURE,
+        hold=hold_id,
+        amount=value,
         currency=currency,
-        user=arguments.saved_user(user),
         description=text.description,
-    )
+        user=arguments.saved_user(user),
+        idempotency_key=text.key,
+    ):
+        captured, locked = holds.capture(
+            using,
+            request,
+            hold_id,
+            value=value,
+            currency=currency,
+            user=arguments.saved_user(user),
+            description=text.description,
+        )
     _copy_resolution(locked, hold)
     return captured
 

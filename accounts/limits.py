@@ -38,6 +38,7 @@ drift from the limits).
 from __future__ import annotations
 
 import datetime
+from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Decimal
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -50,7 +51,7 @@ from .conf import conf
 from .exceptions import SpendingLimitExceeded
 
 if TYPE_CHECKING:
-    from .models import Account, Spending
+    from .models import Account
 
 #: The periods, shortest first (the order refusals are reported in on a tie).
 PERIODS = ("day", "week", "month")
@@ -67,6 +68,24 @@ USAGE_CAP = amounts.LIMIT - Decimal("0.0001")
 
 #: A locked account's limits by period (only the periods that have one).
 Limits = dict[str, Decimal]
+
+
+@dataclass(frozen=True)
+class Spending:
+    """One period's spending limit of an account, as ``Account.spending()`` returns it."""
+
+    #: ``SpendingLimit.Period``: "day", "week" or "month".
+    period: str
+    #: The limit (the account's own, or its type's), in the account's currency.
+    limit: Any
+    #: What the account spent in the period so far (holds count when placed).
+    used: Any
+    #: What it may still spend in the period: the limit less what it used, never below zero.
+    available: Any
+    #: The first day of the period, in ``ACCOUNTS_TIME_ZONE``.
+    starts: datetime.date
+    #: When the next period starts (the limit applies afresh).
+    resets_at: datetime.datetime
 
 
 # Periods ------------------------------------------------------------------------------
@@ -252,8 +271,6 @@ def changed(row: Account) -> dict[str, Any]:
 
 def spending(account: Account, limits: Limits, now: datetime.datetime) -> list[Spending]:
     """``Account.spending()``: each limited period's limit, usage and what is left."""
-    from .models import Spending
-
     if not tracked(account):
         return []
     spent = used(account, now)

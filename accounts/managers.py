@@ -379,3 +379,15 @@ class RepaymentQuerySet(LedgerQuerySet):
         return erase_personal_data(self, user=None, username="")
 
     erase_personal_data.alters_data = True  # type: ignore[attr-defined]
+
+
+class DeclineQuerySet(LedgerQuerySet):
+    def for_account(self, account: Any) -> DeclineQuerySet:
+        """The declines of payments from ``account``."""
+        return self.filter(source=account)
+
+    def erase_personal_data(self) -> int:
+        """Erase who made the refused requests and why (user, username, description)."""
+        return erase_personal_data(self, user=None, username="", description="")
+
+    erase_personal_data.alters_data = True  # type: ignore[attr-defined]

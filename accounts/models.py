@@ -20,7 +20,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import models
@@ -45,12 +45,13 @@ from .managers import (
     AccountTypeQuerySet,
     BatchQuerySet,
     HoldQuerySet,
-    RepaymentQuerySet,
-    SpendingLimitQuerySet,
     TransactionQuerySet,
     TransferQuerySet,
     refuse_ledger_write,
 )
+
+if TYPE_CHECKING:
+    from . import limits
 
 #: Characters of generated references: no 0/O, 1/I/L look-alikes.
 REFERENCE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
@@ -603,7 +604,7 @@ class Account(models.Model):
 
     # Spending limits ----------------------------------------------------------
 
-    def spending(self, *, using: str | None = None) -> list[Spending]:
+    def spending(self, *, using: str | None = None) -> list[limits.Spending]:
         """Each period's spending limit, what was spent in it and what is left, now.
 
         One entry per period that has a limit (the account's own, or its
@@ -656,24 +657,6 @@ class Account(models.Model):
         facade.thaw(self)
 
     thaw.alters_data = True  # type: ignore[attr-defined]
-
-
-@dataclass(frozen=True)
-class Spending:
-    """One period's spending limit of an account, as ``Account.spending()`` returns it."""
-
-    #: ``SpendingLimit.Period``: "day", "week" or "month".
-    period: str
-    #: The limit (the account's own, or its type's), in the account's currency.
-    limit: Any
-    #: What the account spent in the period so far (holds count when placed).
-    used: Any
-    #: What it may still spend in the period: the limit less what it used, never below zero.
-    available: Any
-    #: The first day of the period, in ``ACCOUNTS_TIME_ZONE``.
-    starts: date
-    #: When the next period starts (the limit applies afresh).
-    resets_at: datetime
 
 
 @dataclass
@@ -1105,241 +1088,10 @@ class Hold(models.Model):
         return capture.amount
 
 
-class SpendingLimit(models.Model):
-    """How much an account may spend per day, week or month.
-
-    Belongs to an account, or to an account type (then it applies to each
-    account of that type, unless the account has its own limit for the same
-    period). The amount is in the account's currency. Core accounts are
-    never limited. Debits and holds are checked against it under the
-    account's row lock (``accounts.limits``); creating, raising or removing
-    one is moving money (``accounts.move_money`` in the admin).
-    """
-
-    class Period(models.TextChoices):
-        DAY = "day", _("Day")
-        WEEK = "week", _("Week")
-        MONTH = "month", _("Month")
-
-    account = models.ForeignKey(
-        Account,
-        verbose_name=_("account"),
-        null=True,
-        blank=True,
-        on_delete=models.CASCADE,
-        related_name="spending_limits",
-    )
-    account_type = models.ForeignKey(
-        AccountType,
-        verbose_name=_("account type"),
-        null=True,
-        blank=True,
-        # A type's limits are removed on purpose (that is moving money), not
-        # as a side effect of deleting the type.
-        on_delete=models.PROTECT,
-        related_name="spending_limits",
-    )
-    period = ExactCharField(_("period"), max_length=8, choices=Period.choices)
-    amount = models.DecimalField(
-        _("amount"),
-        max_digits=amounts.MAX_DIGITS,
-        decimal_places=amounts.DECIMAL_PLACES,
-        help_text=_("In the currency of the account it applies to."),
-    )
-    created = models.DateTimeField(_("created"), default=timezone.now, editable=False)
-    changed_at = models.DateTimeField(
-        _("changed at"),
-        null=True,
-        blank=True,
-        editable=False,
-        help_text=_("When the amount was last changed (the database's clock)."),
-    )
-
-    objects = SpendingLimitQuerySet.as_manager()
-
-    class Meta:
-        ordering = ["account_type", "account", "period"]
-        verbose_name = _("spending limit")
-        verbose_name_plural = _("spending limits")
-        constraints = [
-            models.CheckConstraint(
-                condition=(
-                    Q(account__isnull=False, account_type__isnull=True)
-                    | Q(account__isnull=True, account_type__isnull=False)
-                ),
-                name="accounts_spendinglimit_one_owner",
-            ),
-            models.CheckConstraint(
-                condition=Q(amount__gte=0), name="accounts_spendinglimit_amount_not_negative"
-            ),
-            # NULLs are distinct in a unique index on every backend: these
-            # allow one limit per period and account, and per period and type.
-            models.UniqueConstraint(
-                fields=["account", "period"], name="accounts_spendinglimit_account_period"
-            ),
-            models.UniqueConstraint(
-                fields=["account_type", "period"], name="accounts_spendinglimit_type_period"
-            ),
-        ]
-
-    def __str__(self) -> str:
-        owner = self.account if self.account_id else self.account_type
-        return "%s: %s %s" % (owner, self.amount_display, self.get_period_display().lower())
-
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        """Check and save; a changed amount is stamped with the database's time.
-
-        Raises ``InvalidArgument`` (no owner or two, a core account, an
-        unknown period), ``InvalidAmount`` (negative, too large, more
-        decimal places than the account's currency has) or
-        ``CurrencyMismatch`` (a Money in another currency); nothing is
-        written when it raises.
-        """
-        self._check()
-        adding = self._state.adding
-        if not adding:
-            self.changed_at = DatabaseNow()
-        super().save(*args, **kwargs)
-        if not adding:
-            self.__dict__.pop("changed_at", None)  # read back: the database's time
-
-    save.alters_data = True  # type: ignore[attr-defined]
-
-    @property
-    def amount_display(self) -> str:
-        """The amount, as money where the limit belongs to an account."""
-        account = self.account if self.account_id is not None else None
-        if account is not None and self.amount is not None:
-            return str(amounts.money(self.amount, account.currency))
-        return "" if self.amount is None else str(self.amount)
-
-    def clean(self) -> None:
-        from django.core.exceptions import ValidationError
-
-        from .exceptions import AccountException
-
-        try:
-            self._check()
-        except AccountException as exc:
-            raise ValidationError(str(exc)) from exc
-
-    def _check(self) -> None:
-        from .exceptions import InvalidArgument
-
-        if (self.account_id is None) == (self.account_type_id is None):
-            raise InvalidArgument(
-                _("A spending limit belongs to an account or to an account type (exactly one).")
-            )
-        if self.period not in self.Period.values:
-            raise InvalidArgument(
-                _("Unknown spending limit period %(period)r: use day, week or month."),
-                period=self.period,
-            )
-        value = self.amount
-        account = self.account if self.account_id is not None else None
-        if isinstance(value, amounts.MONEY_TYPES):
-            if account is not None:
-                amounts.check_same_currency(
-                    value.currency.code, account.currency, what=_("The spending limit")
-                )
-            value = value.amount
-        if not isinstance(value, Decimal) or not value.is_finite() or value < 0:
-            raise InvalidAmount(
-                _("Spending limit %(amount)r is invalid: give zero or a positive Decimal."),
-                amount=value,
-            )
-        if value >= amounts.LIMIT:
-            raise InvalidAmount(_("Spending limit %(amount)s is too large."), amount=value)
-        if value != value.quantize(Decimal(1).scaleb(-amounts.DECIMAL_PLACES)):
-            raise InvalidAmount(
-                _("Spending limit %(amount)s has more than %(places)s decimal places."),
-                amount=value,
-                places=amounts.DECIMAL_PLACES,
-            )
-        if account is not None:
-            if account.role:
-                raise ProtectedAccount(account=account, action=_("given a spending limit"))
-            amounts.check_places(value, account.currency, what=_("Spending limit"))
-        self.amount = value
-
-
-class Repayment(models.Model):
-    """One call of ``facade.repay``: the debt it found under the lock, and what it moved.
-
-    Written for every repayment, also when there was no debt (no transfer),
-    so that a retry with the same idempotency key gets the same answer.
-    Append-only.
-    """
-
-    source = models.ForeignKey(
-        Account, verbose_name=_("source"), on_delete=models.PROTECT, related_name="+"
-    )
-    destination = models.ForeignKey(
-        Account,
-        verbose_name=_("destination"),
-        on_delete=models.PROTECT,
-        related_name="repayments",
-    )
-    currency = models.CharField(_("currency"), max_length=3)
-    requested = LedgerMoneyField(_("requested"), help_text=_("The amount asked for."))
-    debt = LedgerMoneyField(
-        _("debt"), help_text=_("What the destination owed, read under its lock.")
-    )
-    transfer = models.OneToOneField(
-        Transfer,
-        verbose_name=_("transfer"),
-        null=True,
-        blank=True,
-        on_delete=models.PROTECT,
-        related_name="repayment",
-        help_text=_("Empty: there was no debt, nothing was moved."),
-    )
-    user = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        verbose_name=_("user"),
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-    )
-    username = models.CharField(_("username"), max_length=150, blank=True)
-    idempotency_key = ExactCharField(
-        _("idempotency key"), max_length=128, null=True, blank=True, unique=True
-    )
-    request_fingerprint = models.CharField(
-        _("request fingerprint"), max_length=64, null=True, blank=True, editable=False
-    )
-    created = models.DateTimeField(_("created"), default=timezone.now, db_index=True)
-
-    objects = RepaymentQuerySet.as_manager()
-
-    class Meta:
-        ordering = ["-created", "-pk"]
-        verbose_name = _("repayment")
-        verbose_name_plural = _("repayments")
-
-    def __str__(self) -> str:
-        return _("Repayment %(id)s") % {"id": self.pk}
-
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        refuse_ledger_write(type(self))
-
-    save.alters_data = True  # type: ignore[attr-defined]
-
-    def delete(self, *args: Any, **kwargs: Any) -> Any:
-        raise LedgerImmutable(_("Repayments are append-only and cannot be deleted."))
-
-    delete.alters_data = True  # type: ignore[attr-defined]
-
-    @property
-    def repaid(self) -> Any:
-        """What was moved (zero when there was no debt)."""
-        transfer = self.transfer if self.transfer_id is not None else None
-        if transfer is None:
-            return amounts.money(Decimal(0), self.currency)
-        return transfer.amount
-
-
 # Collecting debts: the models live in their own module, imported here so that
 # Django finds them (and so that ``from accounts.models import Debt`` works).
 from .collection_models import CollectionRun, Debt, Settlement  # noqa: E402, F401
+
+# Spending limits, repayments and declined payments (accounts.limits, facade.repay,
+# accounts.declines).
+from .wallet_models import Decline, Repayment, SpendingLimit  # noqa: E402, F401
