@@ -40,7 +40,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from . import admin_reports, facade
+from . import admin_reports, admin_wallets, facade
 from .codes import format_code, normalize_code
 from .conf import conf
 from .exceptions import AccountException, HoldResolved
@@ -414,6 +414,7 @@ class AccountAdmin(admin.ModelAdmin):
         context["is_source"] = obj is not None and obj.role == Account.Role.SOURCE
         if obj is not None:
             context.update(admin_reports.account_chart(request, obj))
+            context.update(admin_wallets.account_context(request, obj, self.admin_site.name))
         return super().render_change_form(request, context, add, change, form_url, obj)
 
     # Status actions: each account is changed under its own row lock and

@@ -437,6 +437,8 @@ class AccountForm(forms.ModelForm):
                 )
         else:
             limit = old_limit
+        if "account_type" in self.fields and "account_type" in cleaned:
+            self._check_type_limits(current, cleaned.get("account_type"))
         balance = amounts.raw(current, "balance") or Decimal(0)
         can_spend = balance > 0 or limit is None or limit > 0
         code = cleaned.get("code") if "code" in self.fields else current.code
@@ -463,6 +465,35 @@ class AccountForm(forms.ModelForm):
                         code="move_money",
                     ),
                 )
+
+    def _check_type_limits(self, current: Account, account_type: Any) -> None:
+        """Moving an account to another type must not raise or remove a spending limit."""
+        from .models import SpendingLimit
+
+        new_type = getattr(account_type, "pk", account_type)
+        if new_type == current.account_type_id:
+            return
+        limits = SpendingLimit.objects.using(current._state.db)
+        before = limits.effective_for(current)
+        moved = Account(pk=current.pk, role=current.role, account_type_id=new_type)
+        after = limits.effective_for(moved)
+        looser = [
+            period
+            for period, amount in before.items()
+            if period not in after or after[period] > amount
+        ]
+        if looser:
+            self.add_error(
+                "account_type",
+                ValidationError(
+                    _(
+                        "Only staff who may move money can move an account to a type whose "
+                        "spending limits are higher or missing (%(periods)s)."
+                    ),
+                    code="move_money",
+                    params={"periods": ", ".join(looser)},
+                ),
+            )
 
 
 # Moving money -----------------------------------------------------------------------

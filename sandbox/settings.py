@@ -107,6 +107,8 @@ ACCOUNTS_CODE_LOOKUP_COOLDOWN = 15 * 60
 ACCOUNTS_DEFAULT_CURRENCY = "GBP"
 ACCOUNTS_CURRENCIES = ["GBP", "EUR"]
 ACCOUNTS_MAX_INITIAL_VALUE = Decimal("1000.00")
+# Keep payments refused by the ledger's rules, to show customers and staff why.
+ACCOUNTS_RECORD_DECLINES = True
 
 # The REST API (the package's "api" extra) with its OpenAPI schema and Swagger
 # UI, whose files drf-spectacular-sidecar serves from here: no CDN. The demo

@@ -28,9 +28,9 @@ from django.utils import timezone
 
 from accounts import collections, facade
 from accounts.codes import format_code, generate_code
-from accounts.exceptions import CollectionRunNotDue
+from accounts.exceptions import CollectionRunNotDue, SpendingLimitExceeded
 from accounts.forms import new_token
-from accounts.models import Account, AccountType, CollectionRun, Debt
+from accounts.models import Account, AccountType, CollectionRun, Debt, SpendingLimit
 
 from .basket import Basket
 from .models import Order
@@ -56,6 +56,14 @@ CLERK_PERMISSIONS = [
     ("accounts", "view_hold"),
     ("accounts", "view_collectionrun"),
     ("accounts", "view_debt"),
+    # Spending limits may be lowered by clerks; raising, adding and removing
+    # one also needs move_money (cashiers).
+    ("accounts", "view_spendinglimit"),
+    ("accounts", "add_spendinglimit"),
+    ("accounts", "change_spendinglimit"),
+    ("accounts", "delete_spendinglimit"),
+    ("accounts", "view_decline"),
+    ("accounts", "view_repayment"),
     ("shop", "view_order"),
 ]
 CASHIER_PERMISSIONS = [*CLERK_PERMISSIONS, ("accounts", "move_money")]
@@ -337,9 +345,14 @@ class Demo:
                 name="Alice's card wallet",
                 primary_user=self.alice,
                 account_type=self.wallet_type,
-                credit_limit=Decimal("150.00"),
+                credit_limit=Decimal("1000.00"),
                 description="Pays by card on credit; collected by direct debit every month.",
             )
+            # A card spends at most 400.00 a day and 600.00 a month.
+            for period, amount in (("day", "400.00"), ("month", "600.00")):
+                SpendingLimit.objects.create(
+                    account=accounts["card"], period=period, amount=Decimal(amount)
+                )
 
         self.on(month_before + timedelta(days=1), open_card_wallet, hour=9)
         for day, amount, merchant in (
@@ -405,9 +418,28 @@ class Demo:
             description="Click & collect reservation",
             user=self.alice,
         )
+        card = self.card_wallet["card"]
+        self.card_payment(card, "320.00", "Kirkgate Electronics")
+        try:
+            # 320.00 spent today: the daily limit of 400.00 declines this one (kept as
+            # a Decline, shown on Alice's statement and the card's admin page).
+            self.card_payment(card, "95.00", "Leeds Station Café")
+        except SpendingLimitExceeded:
+            pass
+        # What the shop owes its customers back (returned tickets, goodwill) is
+        # paid out by facade.repay: into their debt first, never more than it.
+        reimbursements = Account.objects.create(name="Reimbursements", credit_limit=None)
+        facade.repay(
+            reimbursements,
+            card,
+            Decimal("25.00"),
+            idempotency_key="reimbursement-8841",
+            description="Reimbursement: a returned train ticket",
+            user=self.cashier,
+        )
         this_month = timezone.localdate(self.now).replace(day=1)
         last_month = (this_month - timedelta(days=1)).replace(day=1)
-        run = self.monthly_run(self.card_wallet["card"], last_month, this_month)
+        run = self.monthly_run(card, last_month, this_month)
         try:
             collections.freeze(run)  # pending debts: `manage.py run_collections` initiates them
         except CollectionRunNotDue:

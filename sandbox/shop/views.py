@@ -20,7 +20,7 @@ from django.views.decorators.http import require_POST
 from accounts import charts, facade, reports
 from accounts.exceptions import AccountException
 from accounts.forms import StatementFilterForm
-from accounts.models import Account, Transfer
+from accounts.models import Account, Decline, Transfer
 from accounts.pagination import UncountedPage
 
 from .basket import Basket
@@ -163,11 +163,17 @@ def statement(request: HttpRequest, pk: int) -> HttpResponse:
     )
     # The balance over the same dates, drawn on the server (one query).
     chart = charts.balance_chart(reports.balance_history(account, start, end))
+    # Payments refused in the period, newest first (recorded: ACCOUNTS_RECORD_DECLINES).
+    declines = Decline.objects.for_account(account).filter(created__lte=statement.end)
+    if statement.start is not None:
+        declines = declines.filter(created__gte=statement.start)
     context = {
         "account": account,
         "statement": statement,
         "dates": dates,
         "page": page,
         "chart": chart,
+        "spending": account.spending(),
+        "declines": declines.order_by("-created", "-pk")[:STATEMENT_PAGE_SIZE],
     }
     return render(request, "shop/statement.html", context)
