@@ -78,5 +78,13 @@ def test_the_readme_pasted_in_order_into_a_shell_runs_and_shows_what_it_says():
     assert names["payment"].amount == Money("5.00", "GBP")
     assert names["paid"].amount == Money("7.25", "GBP")
     assert names["trans"].reversals.get().description == "Just an example"
+    budget = names["budget"]
+    budget.refresh_from_db()
+    # -320 (conference tickets), +320 (repaid, of the 500.00 asked); the dinner declined
+    assert budget.balance == Money("0.00", "GBP")
+    assert [(d.reason, d.amount) for d in names["models"].Decline.objects.for_account(budget)] == [
+        ("spending_limit_reached", Money("95.00", "GBP"))
+    ]
+    assert names["repaid_again"] == names["repaid"]
     assert names["source"].credit_limit is None
     assert_ledger_consistent()
