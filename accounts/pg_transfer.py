@@ -50,6 +50,7 @@ an account in a currency the settings no longer list.
 from __future__ import annotations
 
 import hashlib
+import weakref
 from decimal import Decimal
 from typing import Any
 
@@ -248,7 +249,11 @@ def _execute(using: str, statement: str, params: dict[str, Any]) -> list[Any]:
     once more, unprepared, and prepares it again next time.
     """
     connection = connections[using]
-    for prepared in (conf.PREPARE_STATEMENTS, False):
+    # With server-side binding psycopg prepares statements itself (after
+    # "prepare_threshold" runs), and deallocates every prepared statement of
+    # the session on a ROLLBACK: ours would be lost at each one.
+    ours = conf.PREPARE_STATEMENTS and not _server_side_binding(connection)
+    for prepared in (ours, False):
         try:
             if connection.in_atomic_block:
                 with transaction.atomic(using=using):
@@ -266,13 +271,19 @@ def _run(connection: Any, statement: str, params: dict[str, Any], *, prepared: b
 
     The statement is long: parsing and planning it would cost more than
     running it. Django's default (client-side binding) prepares nothing, so
-    it is prepared here with SQL's own ``PREPARE``, whatever the binding, and
-    run with ``EXECUTE``. A pooler that hands each transaction to another
-    server connection (PgBouncer in transaction mode) cannot keep it: set
+    it is prepared here with SQL's own ``PREPARE`` and run with ``EXECUTE``.
+    With server-side binding psycopg prepares it (see :func:`_execute`). A
+    pooler that hands each transaction to another server connection
+    (PgBouncer in transaction mode) cannot keep it: set
     ``ACCOUNTS_PREPARE_STATEMENTS = False`` there.
     """
     with connection.cursor() as cursor:
         if not prepared:
+            if _server_side_binding(connection):
+                # Bound parameters, each typed: a NULL has no type of its own.
+                statement = sql._cached(
+                    ("pg transfer typed", statement), lambda: _typed(statement)
+                )
             cursor.execute(statement, params)
             return list(cursor.fetchall())
         name = sql._cached(("pg transfer name", statement), lambda: _name(statement))
@@ -282,19 +293,37 @@ def _run(connection: Any, statement: str, params: dict[str, Any], *, prepared: b
             types = ", ".join(kind for _key, kind in PARAMETERS)
             cursor.execute("PREPARE %s(%s) AS %s" % (name, types, statement % positions))
             names.add(name)
-        arguments = [params[key] for key, _kind in PARAMETERS]
-        cursor.execute("EXECUTE %s(%s)" % (name, ", ".join(["%s"] * len(arguments))), arguments)
+        # The arguments as literals, quoted by psycopg: EXECUTE is a utility
+        # statement, and with server-side binding (OPTIONS
+        # "server_side_binding") a bound NULL would reach it with no type.
+        from psycopg import sql as psycopg_sql
+
+        arguments = psycopg_sql.SQL(", ").join(
+            psycopg_sql.Literal(params[key]) for key, _kind in PARAMETERS
+        )
+        cursor.execute("EXECUTE %s(%s)" % (name, arguments.as_string(connection.connection)))
         return list(cursor.fetchall())
+
+
+def _server_side_binding(connection: Any) -> bool:
+    """Whether the connection binds parameters on the server (OPTIONS "server_side_binding")."""
+    return bool(connection.settings_dict.get("OPTIONS", {}).get("server_side_binding"))
+
+
+def _typed(statement: str) -> str:
+    """The statement with each parameter cast to its type (``%(key)s::numeric``)."""
+    return statement % {key: "%%(%s)s::%s" % (key, kind) for key, kind in PARAMETERS}
+
+
+#: The statements prepared on each server session, by its psycopg connection
+#: (weakly: a closed connection's entry goes with it, and a new connection,
+#: whatever its id(), starts with none).
+_PREPARED: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
 
 
 def _prepared_names(connection: Any) -> set[str]:
     """The statements prepared on the connection's current server session."""
-    session = id(connection.connection)
-    known = getattr(connection, "_accounts_prepared", None)
-    if known is None or known[0] != session:
-        known = connection._accounts_prepared = (session, set())
-    names: set[str] = known[1]
-    return names
+    return _PREPARED.setdefault(connection.connection, set())
 
 
 def _name(statement: str) -> str:

@@ -235,6 +235,10 @@ def statements(call):
     return [name for name in found if name not in ("SAVEPOINT", "RELEASE")]
 
 
+SERVER_SIDE_BINDING = bool(connection.settings_dict["OPTIONS"].get("server_side_binding"))
+
+
+@pytest.mark.skipif(SERVER_SIDE_BINDING, reason="with server-side binding psycopg prepares it")
 @pytest.mark.django_db(transaction=True)
 def test_the_statement_is_prepared_once_per_connection_and_again_when_lost(fund):
     wallet, shop = Account.objects.create(), Account.objects.create()
@@ -253,6 +257,37 @@ def test_the_statement_is_prepared_once_per_connection_and_again_when_lost(fund)
         "EXECUTE",
     ]
     assert Account.objects.get(pk=shop.pk).balance.amount == Decimal("4.00")
+
+
+@pytest.mark.skipif(
+    not SERVER_SIDE_BINDING,
+    reason="server-side binding: the run with ACCOUNTS_TEST_PG_PREPARED=1 (make test-newest)",
+)
+@pytest.mark.django_db(transaction=True)
+def test_with_server_side_binding_psycopg_prepares_it_and_a_rollback_loses_nothing(fund):
+    wallet, shop = Account.objects.create(), Account.objects.create()
+    fund(wallet, "20.00")
+
+    def ours_prepared():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_prepared_statements"
+                " WHERE NOT from_sql AND statement LIKE %s",
+                ["%WITH locked AS MATERIALIZED%"],
+            )
+            return cursor.fetchone()[0]
+
+    # No key, no user, no limits: NULL arguments, each typed in the statement.
+    for _ in range(6):
+        assert statements(lambda: facade.transfer(wallet, shop, Decimal("1.00"))) == ["WITH"]
+    assert ours_prepared() == 1  # by psycopg, after prepare_threshold runs
+    with pytest.raises(InsufficientFunds, match="cannot be debited"):
+        with transaction.atomic():
+            facade.transfer(wallet, shop, Decimal("1.00"))
+            facade.transfer(wallet, shop, Decimal("100.00"))
+    # psycopg deallocated its statements at the ROLLBACK: nothing fails for it.
+    assert statements(lambda: facade.transfer(wallet, shop, Decimal("1.00"))) == ["WITH"]
+    assert Account.objects.get(pk=shop.pk).balance.amount == Decimal("7.00")
 
 
 @override_settings(ACCOUNTS_PREPARE_STATEMENTS=False)
