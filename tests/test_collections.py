@@ -892,9 +892,9 @@ def test_settle_costs_the_same_statements_whatever_the_history(frozen):
     # The debt's facts; the accounts, then the debt, locked; the settlement
     # and the key looked up; the facade's transfer; the run locked; the
     # settlement, the debt and the run written; whether any debt of the run
-    # is still open. The transfer is its key looked up and one statement on
-    # PostgreSQL; elsewhere its key, its lock and three writes.
-    transfer = 2 if connection.vendor == "postgresql" else 5
+    # is still open. The transfer is one statement on PostgreSQL (its key
+    # looked up inside it); elsewhere its lock, its key and three writes.
+    transfer = 1 if connection.vendor == "postgresql" else 5
     assert counts == [10 + transfer] * 2
 
 

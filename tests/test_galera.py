@@ -64,7 +64,7 @@ pytestmark = [
 ]
 
 NODES = ["node1", "node2", "node3"]
-#: Every trigger migration 0005 creates on MariaDB.
+#: Every guard trigger the migrations create on MariaDB (0005, 0008, 0010, 0012).
 GUARDS = {
     "accounts_transaction_no_update",
     "accounts_transaction_no_delete",
@@ -74,6 +74,10 @@ GUARDS = {
     "accounts_hold_fixed",
     "accounts_batch_no_delete",
     "accounts_batch_fixed",
+    "accounts_repayment_no_delete",
+    "accounts_repayment_fixed",
+    "accounts_decline_no_delete",
+    "accounts_decline_fixed",
 }
 
 

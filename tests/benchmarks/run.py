@@ -12,7 +12,8 @@ Every measurement is repeated ``--repeat`` times and the table shows
 medians. Workloads:
 
 sequential   one process, 2,000 transfers between random pairs of 100 funded
-             accounts: transfers/s and SQL statements per transfer
+             accounts: transfers/s and SQL statements per transfer; then the
+             same with a daily, weekly and monthly spending limit on each
 hot          4 processes, 500 top-ups each from the one shared source account
 spread       4 processes, 500 transfers each between random pairs of 100
              accounts: transfers/s and deadlocks (must be 0)
@@ -37,9 +38,10 @@ reports      the admin's reports on 100,000 accounts and 1,000,000 legs (in EUR
              (see tests/benchmarks/reports.py)
 
 Targets (checked here, printed as PASS/MISS): at most 5 statements per
-transfer; sequential transfers/s on PostgreSQL at least 60% of floor (a);
-100,000-row reads within 1.5x (balance, balance_at) and 2x (statement page)
-of 1,000-row reads; freezing a run of accounts with 100 legs each within
+transfer, and at most one more for a transfer from a limited account;
+sequential transfers/s on PostgreSQL at least 60% of floor (a); 100,000-row
+reads within 1.5x (balance, balance_at) and 2x (statement page) of 1,000-row
+reads; freezing a run of accounts with 100 legs each within
 1.5x per account of 10 legs each; no deadlocks and no overdraft anywhere;
 each report under 2 s on PostgreSQL.
 """
@@ -164,23 +166,48 @@ def median(values: list[float]) -> float:
 
 
 def sequential(repeat: int) -> dict[str, Any]:
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
-
     pks = funded_accounts(100)
     rates = []
     for n in range(repeat):
         started = time.perf_counter()
         done, _, _ = random_transfers(pks, 2000, seed=n)
         rates.append(done / (time.perf_counter() - started))
+    unlimited = statements_per_transfer(pks)
+
+    # The same accounts with a daily, weekly and monthly spending limit, each
+    # far above what they spend: every debit checks and counts all three.
+    from accounts.models import SpendingLimit
+
+    SpendingLimit.objects.bulk_create(
+        SpendingLimit(account_id=pk, period=period, amount=Decimal("90000.00"))
+        for pk in pks
+        for period in ("day", "week", "month")
+    )
+    limited_rates = []
+    for n in range(repeat):
+        started = time.perf_counter()
+        done, _, _ = random_transfers(pks, 2000, seed=100 + n)
+        limited_rates.append(done / (time.perf_counter() - started))
+    limited = statements_per_transfer(pks)
+    return {
+        "sequential transfers/s": median(rates),
+        "statements per transfer": unlimited,
+        "limited transfers/s (day, week, month)": median(limited_rates),
+        "statements per limited transfer": limited,
+        "limited - unlimited statements": limited - unlimited,
+    }
+
+
+def statements_per_transfer(pks: list[int]) -> float:
+    """SQL statements (but transaction control) per transfer, over 200 transfers."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
     with CaptureQueriesContext(connection) as queries:
         done, _, _ = random_transfers(pks, 200, seed=99)
     control = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")
     statements = [q for q in queries if not q["sql"].upper().startswith(control)]
-    return {
-        "sequential transfers/s": median(rates),
-        "statements per transfer": len(statements) / done,
-    }
+    return len(statements) / done
 
 
 def hot(repeat: int) -> dict[str, Any]:
@@ -653,6 +680,8 @@ def fmt(value: Any) -> str:
 
 TARGETS: dict[str, Any] = {
     "statements per transfer": lambda v: v <= 5,
+    "statements per limited transfer": lambda v: v <= 6,
+    "limited - unlimited statements": lambda v: v <= 1,
     "spread deadlocks": lambda v: v == 0,
     "hot-account errors": lambda v: v == 0,
     "overdraft race successes (of 80 tries)": lambda v: set(v.split("/")) == {"10"},
