@@ -1402,11 +1402,12 @@ def test_another_customers_declines_are_not_found(world, who):
     assert theirs.json() == missing.json()
 
 
+@pytest.mark.parametrize("who", ["clerk", "cashier"])
 @override_settings(ACCOUNTS_RECORD_DECLINES=True)
-def test_staff_with_view_account_read_any_accounts_declines(world):
+def test_staff_with_view_account_read_any_accounts_declines(world, who):
     with pytest.raises(InsufficientFunds, match="only £20.00 is available"):
         facade.transfer(world.loot, world.sales, Decimal("500.00"))
-    response = declines_of(world.client(world.clerk), world.loot)
+    response = declines_of(world.client(getattr(world, who)), world.loot)
     assert [r["reason"] for r in response.json()["results"]] == ["insufficient_funds"]
 
 
@@ -1659,6 +1660,22 @@ def test_an_independent_batch_posts_the_good_ones_and_says_why_the_others_failed
     conflict = post_batch(world, world.cashier, transfers, key="payroll-1", atomic=True)
     assert conflict.status_code == 409
     assert conflict.json()["code"] == "idempotency_conflict"
+
+
+@override_settings(ACCOUNTS_RECORD_DECLINES=True)
+def test_a_refused_request_of_an_independent_batch_is_among_the_declines(world):
+    transfers = [
+        item(world.household, world.sales, "60.00"),
+        item(world.household, world.sales, "60.00", merchant_reference="ORDER-2"),
+    ]
+    assert post_batch(world, world.service, transfers, atomic=False).status_code == 201
+    [decline] = declines_of(world.client(world.barry), world.household).json()["results"]
+    assert (decline["operation"], decline["reason"], decline["merchant_reference"]) == (
+        "batch",
+        "insufficient_funds",
+        "ORDER-2",
+    )
+    assert decline["facts"]["available"] == {"amount": "40.00", "currency": "GBP"}
 
 
 @pytest.mark.parametrize(
