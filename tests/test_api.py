@@ -28,11 +28,21 @@ from rest_framework.authtoken.models import Token  # noqa: E402
 from rest_framework.test import APIClient  # noqa: E402
 
 from accounts import facade  # noqa: E402
-from accounts.models import Account, AccountType, Hold, Transfer  # noqa: E402
+from accounts.exceptions import InsufficientFunds  # noqa: E402
+from accounts.models import (  # noqa: E402
+    Account,
+    AccountType,
+    Batch,
+    Decline,
+    Hold,
+    Repayment,
+    SpendingLimit,
+    Transfer,
+)
 
 from .conftest import assert_ledger_consistent, ledger_totals  # noqa: E402
 from .factories import AccountFactory, UserFactory  # noqa: E402
-from .utils import check_error_body, checked_client_class  # noqa: E402
+from .utils import check_error_body, checked_client_class, data_statements  # noqa: E402
 
 API = "/api/accounts/"
 CheckedAPIClient = checked_client_class()
@@ -124,12 +134,19 @@ AUTHENTICATED_ENDPOINTS = [
     ("get", "holds/{hold}/"),
     ("post", "holds/{hold}/capture/"),
     ("post", "holds/{hold}/release/"),
+    ("get", "accounts/{account}/declines/"),
+    ("post", "batches/"),
+    ("get", "batches/{batch}/"),
+    ("post", "repayments/"),
 ]
 
 
 def fill(path, world, hold):
     return path.format(
-        account=world.household.pk, transfer=world.mallory_top_up.reference, hold=hold.reference
+        account=world.household.pk,
+        transfer=world.mallory_top_up.reference,
+        hold=hold.reference,
+        batch="NO-SUCH-BATCH",
     )
 
 
@@ -1117,3 +1134,653 @@ def test_json_bodies_never_carry_money_as_numbers(world):
     for url in ("accounts/", "accounts/%s/statement/" % world.loot.pk):
         body = json.loads(client.get(API + url).content)
         assert list(numbers(body)) == []
+
+
+def test_every_ledger_exception_answers_with_its_status():
+    """The status of each class in accounts.exceptions, written out: a change is deliberate."""
+    import inspect
+
+    from accounts import exceptions
+    from accounts.api.errors import LEDGER_ERRORS
+
+    expected = {
+        "AccountException": 422,
+        "InvalidArgument": 400,
+        "InvalidAmount": 400,
+        "InvalidAccount": 400,
+        "SameAccount": 400,
+        "UnsupportedCurrency": 400,
+        "InvalidCollectionPeriod": 400,
+        "CollectionBeforeFreeze": 400,
+        "InvalidCollectionSource": 400,
+        "CurrencyMismatch": 422,
+        "MixedCurrencyScope": 422,
+        "InactiveAccount": 422,
+        "ClosedAccount": 422,
+        "FrozenAccount": 422,
+        "AccountExpired": 422,
+        "AccountNotYetActive": 422,
+        "InsufficientFunds": 422,
+        "SpendingLimitExceeded": 422,
+        "IdempotencyConflict": 409,
+        "InvalidReversal": 422,
+        "HoldError": 422,
+        "HoldResolved": 409,
+        "HoldExpired": 422,
+        "CaptureExceedsHold": 422,
+        "AccountNotEmpty": 409,
+        "ProtectedAccount": 422,
+        "CodeGenerationError": 503,
+        "CodeLookupBlocked": 429,
+        "RetryableConflict": 409,
+        "LedgerImmutable": 409,
+        "CollectionError": 422,
+        "CollectionRunConflict": 409,
+        "CollectionRunNotDue": 422,
+        "DebtResolved": 409,
+        "SettlementExceedsDebt": 422,
+    }
+    classes = {
+        name: cls
+        for name, cls in inspect.getmembers(exceptions, inspect.isclass)
+        if issubclass(cls, exceptions.AccountException)
+    }
+    assert {name: LEDGER_ERRORS[cls].status for name, cls in classes.items()} == expected
+
+
+def test_a_refused_request_of_a_batch_names_its_position_in_the_facts():
+    from accounts.api.errors import exception_handler
+    from accounts.exceptions import SameAccount
+
+    exc = SameAccount(account=3)
+    exc.index = 2
+    response = exception_handler(exc, {})
+    assert response.status_code == 400
+    assert response.data == {
+        "code": "same_account",
+        "message": "Money cannot be moved from an account to itself.",
+        "facts": {"index": 2},
+    }
+
+
+# Spending limits ----------------------------------------------------------------------
+
+
+def limit(account, period, amount):
+    return SpendingLimit.objects.create(account=account, period=period, amount=Decimal(amount))
+
+
+def test_an_account_shows_its_spending_limits_and_what_they_allow_now(world):
+    limit(world.household, "day", "30.00")
+    limit(world.household, "month", "200.00")
+    facade.transfer(world.household, world.loot, Decimal("12.00"))
+    data = world.client(world.alice).get(API + "accounts/%s/" % world.household.pk).json()
+    assert data["spending_available"] == {"amount": "18.00", "currency": "GBP"}
+    day, month = data["spending_limits"]
+    assert (day["period"], day["limit"], day["used"], day["available"]) == (
+        "day",
+        {"amount": "30.00", "currency": "GBP"},
+        {"amount": "12.00", "currency": "GBP"},
+        {"amount": "18.00", "currency": "GBP"},
+    )
+    assert (month["period"], month["used"]["amount"], month["available"]["amount"]) == (
+        "month",
+        "12.00",
+        "188.00",
+    )
+    assert day["starts"] == timezone.localdate().isoformat()
+    assert datetime.datetime.fromisoformat(day["resets_at"]) > timezone.now()
+
+
+def test_an_account_without_spending_limits_shows_null_and_none(world):
+    data = world.client(world.barry).get(API + "accounts/%s/" % world.credit.pk).json()
+    assert (data["spending_available"], data["spending_limits"]) == (None, [])
+
+
+def test_an_accounts_own_limit_overrides_its_types_in_the_list(world):
+    SpendingLimit.objects.create(account_type=world.wallets, period="day", amount=Decimal("40"))
+    SpendingLimit.objects.create(account_type=world.family, period="week", amount=Decimal("90"))
+    limit(world.household, "week", "60.00")
+    rows = world.client(world.clerk).get(API + "accounts/", {"page_size": 200}).json()["results"]
+    shown = {
+        row["id"]: [(e["period"], e["limit"]["amount"]) for e in row["spending_limits"]]
+        for row in rows
+    }
+    # Limits belong to the type itself, not to its subtypes.
+    assert shown[world.household.pk] == [("week", "60.00")]
+    assert shown[world.loot.pk] == [("day", "40.00")]
+    assert shown[world.credit.pk] == []
+    assert shown[world.sales.pk] == []  # core accounts are never limited
+
+
+def test_the_account_list_costs_the_same_queries_for_any_number_of_limited_accounts(world):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from accounts.clock import NOW_SQL
+
+    def statements():
+        user = type(world.clerk).objects.get(pk=world.clerk.pk)
+        with CaptureQueriesContext(connection) as queries:
+            response = world.client(user).get(API + "accounts/", {"page_size": 200})
+        assert response.status_code == 200
+        return data_statements(queries), response.json()["results"]
+
+    limit(world.household, "day", "30.00")
+    few, rows = statements()
+    assert sum(row["spending_available"] is not None for row in rows) == 1
+    for n in range(8):
+        account = AccountFactory(primary_user=world.barry, account_type=world.wallets)
+        limit(account, "day", "%d.00" % (n + 1))
+        limit(account, "month", "100.00")
+    many, rows = statements()
+    assert sum(row["spending_available"] is not None for row in rows) == 9
+    # The user's permissions (2), the page, the limits of its accounts, the
+    # database's clock (where the database has one: not SQLite's, see
+    # accounts.clock): the same whatever the number of accounts.
+    assert len(few) == len(many) == 4 + (connection.vendor in NOW_SQL)
+
+
+def test_a_debit_past_a_spending_limit_is_422_with_the_period_and_figures(world):
+    limit(world.household, "day", "30.00")
+    facade.transfer(world.household, world.loot, Decimal("25.00"))
+    before = ledger_totals()
+    response = pay(world, world.alice, world.household, world.loot, "10.00")
+    assert response.status_code == 422
+    assert response.json() == {
+        "code": "spending_limit_reached",
+        "message": "Household wallet can spend only £5.00 more today.",
+        "facts": {
+            "account": world.household.pk,
+            "amount": {"amount": "10.00", "currency": "GBP"},
+            "period": "day",
+            "limit": {"amount": "30.00", "currency": "GBP"},
+            "used": {"amount": "25.00", "currency": "GBP"},
+            "available": {"amount": "5.00", "currency": "GBP"},
+        },
+    }
+    assert ledger_totals() == before
+
+
+def test_a_hold_past_a_spending_limit_is_422_too(world):
+    limit(world.household, "week", "5.00")
+    response = place(world)
+    assert response.status_code == 422
+    assert response.json()["code"] == "spending_limit_reached"
+    assert response.json()["facts"]["period"] == "week"
+    assert Hold.objects.count() == 0
+
+
+# Declined payments ----------------------------------------------------------------------
+
+
+def declines_of(client, account, **params):
+    return client.get(API + "accounts/%s/declines/" % account.pk, params)
+
+
+@override_settings(ACCOUNTS_RECORD_DECLINES=True)
+def test_a_customer_reads_the_declined_payments_of_an_account_they_use(world):
+    limit(world.household, "day", "30.00")
+    facade.transfer(world.household, world.loot, Decimal("25.00"))
+    assert pay(world, world.alice, world.household, world.loot, "10.00",
+               merchant_reference="ORDER-7", description="Teapot").status_code == 422  # fmt: skip
+    world.household.freeze()
+    assert pay(world, world.barry, world.household, world.loot, "1.00").status_code == 422
+    response = declines_of(world.client(world.barry), world.household)
+    assert response.status_code == 200
+    data = response.json()
+    assert (data["account"], data["next"], data["previous"]) == (world.household.pk, None, None)
+    frozen, limited = data["results"]
+    assert (frozen["reason"], frozen["reason_text"], frozen["facts"]) == (
+        "account_frozen",
+        "account frozen",
+        {},
+    )
+    assert limited["operation"] == "transfer"
+    assert (limited["source"], limited["destination"], limited["hold"]) == (
+        world.household.pk,
+        world.loot.pk,
+        None,
+    )
+    assert limited["amount"] == {"amount": "10.00", "currency": "GBP"}
+    assert (limited["reason"], limited["reason_text"]) == (
+        "spending_limit_reached",
+        "daily limit reached",
+    )
+    assert limited["facts"] == {
+        "period": "day",
+        "limit": {"amount": "30.00", "currency": "GBP"},
+        "used": {"amount": "25.00", "currency": "GBP"},
+        "available": {"amount": "5.00", "currency": "GBP"},
+    }
+    assert (limited["merchant_reference"], limited["description"]) == ("ORDER-7", "Teapot")
+    assert limited["created"] <= frozen["created"]
+
+
+@override_settings(ACCOUNTS_RECORD_DECLINES=True)
+def test_declines_page_newest_first_with_a_cursor_both_ways(world):
+    for n in range(5):
+        with pytest.raises(InsufficientFunds, match="only £50.00 is available"):
+            facade.transfer(world.credit, world.loot, Decimal("100.0%d" % n))
+    client = world.client(world.barry)
+    first = declines_of(client, world.credit, page_size=2).json()
+    second = client.get(first["next"]).json()
+    third = client.get(second["next"]).json()
+    amounts = [r["amount"]["amount"] for page in (first, second, third) for r in page["results"]]
+    assert amounts == ["100.04", "100.03", "100.02", "100.01", "100.00"]
+    assert (first["previous"], third["next"]) == (None, None)
+    assert client.get(second["previous"]).json()["results"] == first["results"]
+
+
+@override_settings(ACCOUNTS_RECORD_DECLINES=True)
+def test_a_declined_capture_names_its_hold(world):
+    hold = facade.hold(world.household, world.sales, Decimal("6.00"))
+    response = post(
+        world.client(world.service),
+        "holds/%s/capture/" % hold.reference,
+        {"amount": "7.00", "currency": "GBP"},
+    )
+    assert response.status_code == 422
+    [decline] = declines_of(world.client(world.alice), world.household).json()["results"]
+    assert (decline["operation"], decline["hold"], decline["reason"]) == (
+        "capture",
+        hold.reference,
+        "capture_exceeds_hold",
+    )
+
+
+@pytest.mark.parametrize("who", ["barry", "alice", "service"])
+@override_settings(ACCOUNTS_RECORD_DECLINES=True)
+def test_another_customers_declines_are_not_found(world, who):
+    with pytest.raises(InsufficientFunds, match="only £20.00 is available"):
+        facade.transfer(world.loot, world.sales, Decimal("500.00"))
+    assert Decline.objects.filter(source=world.loot).count() == 1
+    client = world.client(getattr(world, who))
+    theirs = declines_of(client, world.loot)
+    missing = client.get(API + "accounts/999999/declines/")
+    assert theirs.status_code == missing.status_code == 404
+    assert theirs.json() == missing.json()
+
+
+@pytest.mark.parametrize("who", ["clerk", "cashier"])
+@override_settings(ACCOUNTS_RECORD_DECLINES=True)
+def test_staff_with_view_account_read_any_accounts_declines(world, who):
+    with pytest.raises(InsufficientFunds, match="only £20.00 is available"):
+        facade.transfer(world.loot, world.sales, Decimal("500.00"))
+    response = declines_of(world.client(getattr(world, who)), world.loot)
+    assert [r["reason"] for r in response.json()["results"]] == ["insufficient_funds"]
+
+
+@pytest.mark.parametrize(
+    ("params", "field"), [({"page_size": "0"}, "page_size"), ({"reason": "x"}, "reason")]
+)
+def test_a_bad_declines_parameter_is_400_naming_it(world, params, field):
+    response = declines_of(world.client(world.barry), world.household, **params)
+    assert response.status_code == 400
+    assert list(response.json()["fields"]) == [field]
+
+
+# Repaying debts ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def card_wallet(world):
+    """A card wallet of barry's on credit, £40.00 in debt."""
+    card_wallet = AccountFactory(
+        name="Barry's card wallet",
+        primary_user=world.barry,
+        account_type=world.wallets,
+        credit_limit=Decimal("100.00"),
+    )
+    facade.transfer(card_wallet, world.sales, Decimal("40.00"))
+    return card_wallet
+
+
+def repay(world, user, source, destination, amount="10.00", key=None, **fields):
+    body = {
+        "source": source.pk,
+        "destination": destination.pk,
+        "amount": amount,
+        "currency": "GBP",
+        **fields,
+    }
+    return post(world.client(user), "repayments/", body, key=key)
+
+
+@pytest.mark.parametrize("who", ["cashier", "service"])
+def test_a_repayment_moves_no_more_than_the_debt_and_answers_201(world, card_wallet, who):
+    response = repay(world, getattr(world, who), world.household, card_wallet, "55.00",
+                     description="Reimbursement")  # fmt: skip
+    assert response.status_code == 201
+    data = response.json()
+    assert data["amount"] == data["debt"] == {"amount": "40.00", "currency": "GBP"}
+    transfer = data["transfer"]
+    assert (transfer["source"], transfer["destination"]) == (world.household.pk, card_wallet.pk)
+    assert transfer["amount"] == {"amount": "40.00", "currency": "GBP"}
+    assert transfer["description"] == "Reimbursement"
+    assert response["Location"].endswith(API + "transfers/%s/" % transfer["reference"])
+    assert (balance(card_wallet), balance(world.household)) == (Decimal("0.00"), Decimal("60.00"))
+    assert_ledger_consistent()
+
+
+def test_a_repayment_less_than_the_debt_moves_all_of_it(world, card_wallet):
+    data = repay(world, world.cashier, world.household, card_wallet, "15.00").json()
+    assert data["amount"]["amount"] == "15.00"
+    assert data["debt"]["amount"] == "40.00"
+    assert balance(card_wallet) == Decimal("-25.00")
+
+
+def test_without_a_debt_a_repayment_answers_200_and_moves_nothing(world):
+    before = ledger_totals()
+    response = repay(world, world.cashier, world.credit, world.household)
+    assert response.status_code == 200
+    assert response.json() == {
+        "transfer": None,
+        "amount": {"amount": "0.00", "currency": "GBP"},
+        "debt": {"amount": "0.00", "currency": "GBP"},
+    }
+    assert ledger_totals() == before
+
+
+def test_a_repayment_retried_with_its_key_has_the_same_outcome(world, card_wallet):
+    first = repay(world, world.cashier, world.household, card_wallet, "15.00", key="refund-77")
+    again = repay(world, world.cashier, world.household, card_wallet, "15.00", key="refund-77")
+    assert first.status_code == again.status_code == 201
+    assert first.json() == again.json()
+    assert balance(card_wallet) == Decimal("-25.00")
+    conflict = repay(world, world.cashier, world.household, card_wallet, "16.00", key="refund-77")
+    assert conflict.status_code == 409
+    assert conflict.json()["code"] == "idempotency_conflict"
+
+
+def test_a_repayment_without_debt_retried_stays_without_debt(world):
+    wallet = AccountFactory(account_type=world.wallets, credit_limit=Decimal("50.00"))
+    first = repay(world, world.cashier, world.credit, wallet, key="pay-back-1")
+    facade.transfer(wallet, world.sales, Decimal("30.00"))  # a debt now
+    again = repay(world, world.cashier, world.credit, wallet, key="pay-back-1")
+    assert first.status_code == again.status_code == 200
+    assert first.json() == again.json()
+    assert again.json()["transfer"] is None
+    assert balance(wallet) == Decimal("-30.00")
+    stored = Repayment.objects.get(idempotency_key="api:%s:pay-back-1" % world.cashier.pk)
+    assert (stored.transfer, stored.debt.amount) == (None, Decimal("0.00"))
+    fresh = repay(world, world.cashier, world.credit, wallet, key="pay-back-2")
+    assert fresh.status_code == 201
+    assert balance(wallet) == Decimal("-20.00")
+
+
+@pytest.mark.parametrize("who", ["barry", "alice", "clerk"])
+def test_only_users_who_move_money_repay(world, card_wallet, who):
+    before = ledger_totals()
+    response = repay(world, getattr(world, who), world.household, card_wallet)
+    assert response.status_code == 403
+    assert response.json()["code"] == "permission_denied"
+    assert ledger_totals() == before
+
+
+def test_a_repayment_the_source_cannot_cover_is_422(world, card_wallet):
+    response = repay(world, world.cashier, world.loot, card_wallet, "30.00")
+    assert response.status_code == 422
+    assert response.json()["code"] == "insufficient_funds"
+    assert response.json()["facts"]["available"] == {"amount": "20.00", "currency": "GBP"}
+    assert balance(card_wallet) == Decimal("-40.00")
+
+
+def test_a_repayment_past_the_sources_spending_limit_is_422(world, card_wallet):
+    limit(world.household, "day", "10.00")
+    response = repay(world, world.cashier, world.household, card_wallet, "30.00")
+    assert response.status_code == 422
+    assert response.json()["code"] == "spending_limit_reached"
+    assert response.json()["facts"]["available"] == {"amount": "10.00", "currency": "GBP"}
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"amount": 10.0}, "amount"),
+        ({"amount": "10.001"}, "amount"),
+        ({"source": 999999}, "source"),
+        ({"destination": 999999}, "destination"),
+        ({"destination": "7"}, "destination"),
+        ({"currency": "XYZ"}, "currency"),
+        ({"note": "x"}, "note"),
+    ],
+)
+def test_bad_repayment_input_is_400_naming_the_field(world, card_wallet, change, field):
+    before = ledger_totals()
+    body = {
+        "source": world.household.pk,
+        "destination": card_wallet.pk,
+        "amount": "10.00",
+        "currency": "GBP",
+        **change,
+    }
+    response = post(world.client(world.cashier), "repayments/", body)
+    assert response.status_code == 400
+    assert list(response.json()["fields"]) == [field]
+    assert ledger_totals() == before
+
+
+# Batches ----------------------------------------------------------------------
+
+
+def item(source, destination, amount, **fields):
+    return {
+        "source": source.pk,
+        "destination": destination.pk,
+        "amount": amount,
+        "currency": "GBP",
+        **fields,
+    }
+
+
+def post_batch(world, user, transfers, key=None, **fields):
+    return post(world.client(user), "batches/", {"transfers": transfers, **fields}, key=key)
+
+
+@pytest.mark.parametrize("who", ["cashier", "service"])
+def test_a_linked_batch_posts_every_transfer_in_order(world, who):
+    response = post_batch(
+        world,
+        getattr(world, who),
+        [
+            item(world.household, world.sales, "9.50", merchant_reference="ORDER-3001"),
+            item(world.household, world.sales, "0.50", description="Card fee"),
+        ],
+        description="Order 3001",
+    )
+    assert response.status_code == 201, response.json()
+    data = response.json()
+    batch = Batch.objects.get(reference=data["reference"])
+    assert response["Location"].endswith(API + "batches/%s/" % batch.reference)
+    assert (data["atomic"], data["size"], data["reverses"], data["description"]) == (
+        True,
+        2,
+        None,
+        "Order 3001",
+    )
+    references = [t["reference"] for t in data["transfers"]]
+    assert [(i["index"], i["status"], i["transfer"], i["error"]) for i in data["items"]] == [
+        (0, "posted", references[0], None),
+        (1, "posted", references[1], None),
+    ]
+    assert [t["description"] for t in data["transfers"]] == ["Order 3001", "Card fee"]
+    assert data["transfers"][0]["merchant_reference"] == "ORDER-3001"
+    assert balance(world.household) == Decimal("90.00")
+    assert batch.username == getattr(world, who).username
+    assert world.client(world.cashier).get(API + "batches/%s/" % batch.reference).json() == data
+    assert_ledger_consistent()
+
+
+def test_a_linked_batch_refused_answers_with_the_position_and_writes_nothing(world):
+    before = ledger_totals()
+    response = post_batch(
+        world,
+        world.cashier,
+        [item(world.household, world.sales, "60.00"), item(world.household, world.sales, "60.00")],
+    )
+    assert response.status_code == 422
+    assert response.json()["code"] == "insufficient_funds"
+    assert response.json()["facts"]["index"] == 1
+    assert response.json()["facts"]["available"] == {"amount": "40.00", "currency": "GBP"}
+    assert ledger_totals() == before
+    assert Batch.objects.count() == 0
+
+
+def test_an_independent_batch_posts_the_good_ones_and_says_why_the_others_failed(world):
+    transfers = [
+        item(world.household, world.sales, "60.00"),
+        item(world.household, world.sales, "60.00"),
+        item(world.credit, world.sales, "5.00"),
+    ]
+    first = post_batch(world, world.cashier, transfers, key="payroll-1", atomic=False)
+    assert first.status_code == 201
+    data = first.json()
+    assert [i["status"] for i in data["items"]] == ["posted", "refused", "posted"]
+    error = data["items"][1]["error"]
+    assert (error["code"], error["facts"]["index"]) == ("insufficient_funds", 1)
+    assert [t["amount"]["amount"] for t in data["transfers"]] == ["60.00", "5.00"]
+    assert (balance(world.household), balance(world.credit)) == (
+        Decimal("40.00"),
+        Decimal("45.00"),
+    )
+    # A retry answers with the same batch; the refusal itself was not kept.
+    again = post_batch(world, world.cashier, transfers, key="payroll-1", atomic=False)
+    assert again.status_code == 201
+    assert again.json()["reference"] == data["reference"]
+    assert again.json()["transfers"] == data["transfers"]
+    assert again.json()["items"][1] == {
+        "index": 1,
+        "status": "refused",
+        "transfer": None,
+        "error": None,
+    }
+    assert Batch.objects.count() == 1
+    assert balance(world.household) == Decimal("40.00")
+    conflict = post_batch(world, world.cashier, transfers, key="payroll-1", atomic=True)
+    assert conflict.status_code == 409
+    assert conflict.json()["code"] == "idempotency_conflict"
+
+
+@override_settings(ACCOUNTS_RECORD_DECLINES=True)
+def test_a_refused_request_of_an_independent_batch_is_among_the_declines(world):
+    transfers = [
+        item(world.household, world.sales, "60.00"),
+        item(world.household, world.sales, "60.00", merchant_reference="ORDER-2"),
+    ]
+    assert post_batch(world, world.service, transfers, atomic=False).status_code == 201
+    [decline] = declines_of(world.client(world.barry), world.household).json()["results"]
+    assert (decline["operation"], decline["reason"], decline["merchant_reference"]) == (
+        "batch",
+        "insufficient_funds",
+        "ORDER-2",
+    )
+    assert decline["facts"]["available"] == {"amount": "40.00", "currency": "GBP"}
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ([], "transfers"),
+        ("not a list", "transfers"),
+        ([{"destination": None}], "transfers.0.destination"),
+        ([{"amount": 5.0}], "transfers.0.amount"),
+        ([{"source": 999999}], "transfers.0.source"),
+        ([{}, {"destination": 999999}], "transfers.1.destination"),
+        ([{}, {"note": "x"}], "transfers.1.note"),
+        ([{"allow_partial": "yes"}], "transfers.0.allow_partial"),
+    ],
+)
+def test_bad_batch_input_is_400_naming_the_field_by_its_path(world, changes, field):
+    """Each change is applied to a good request (None: the field left out)."""
+    transfers = changes
+    if isinstance(changes, list):
+        transfers = []
+        for change in changes:
+            body = {**item(world.household, world.sales, "1.00"), **change}
+            transfers.append({key: value for key, value in body.items() if value is not None})
+    response = post_batch(world, world.cashier, transfers)
+    assert response.status_code == 400
+    assert list(response.json()["fields"]) == [field]
+    assert Batch.objects.count() == 0
+
+
+def test_a_batch_over_the_maximum_size_is_400(world):
+    with override_settings(ACCOUNTS_BATCH_MAX_SIZE=2):
+        response = post_batch(
+            world, world.cashier, [item(world.household, world.sales, "1.00")] * 3
+        )
+    assert response.status_code == 400
+    assert response.json()["fields"] == {"transfers": ["Give from 1 to 2 transfers."]}
+
+
+def test_bad_input_the_ledger_finds_in_a_batch_names_the_position(world):
+    response = post_batch(
+        world,
+        world.cashier,
+        [item(world.household, world.sales, "1.00"), item(world.loot, world.loot, "1.00")],
+    )
+    assert response.status_code == 400
+    assert response.json()["code"] == "same_account"
+    assert response.json()["facts"]["index"] == 1
+
+
+@pytest.mark.parametrize("who", ["barry", "alice", "clerk"])
+def test_only_users_who_move_money_post_batches(world, who):
+    response = post_batch(world, getattr(world, who), [item(world.household, world.sales, "1.00")])
+    assert response.status_code == 403
+    assert Batch.objects.count() == 0
+
+
+@pytest.fixture
+def batch(world):
+    return facade.transfer_many(
+        [
+            facade.TransferRequest(world.household, world.loot, Decimal("2.00")),
+            facade.TransferRequest(world.loot, world.sales, Decimal("1.00")),
+        ]
+    )
+
+
+@pytest.mark.parametrize("who", ["barry", "alice", "mallory"])
+def test_customers_do_not_find_a_batch_even_with_their_transfers_in_it(world, batch, who):
+    client = world.client(getattr(world, who))
+    theirs = client.get(API + "batches/%s/" % batch.reference)
+    missing = client.get(API + "batches/NO-SUCH-BATCH/")
+    assert theirs.status_code == missing.status_code == 404
+    assert theirs.json() == missing.json()
+
+
+@pytest.mark.parametrize("who", ["clerk", "cashier", "service"])
+def test_staff_and_services_read_a_batch_with_its_transfers(world, batch, who):
+    facade.reverse(batch.transfers.first(), amount=Decimal("0.50"))
+    data = world.client(getattr(world, who)).get(API + "batches/%s/" % batch.reference).json()
+    assert [t["amount"]["amount"] for t in data["transfers"]] == ["2.00", "1.00"]
+    assert [t["reversed_amount"]["amount"] for t in data["transfers"]] == ["0.50", "0.00"]
+    assert [t["reversible_amount"]["amount"] for t in data["transfers"]] == ["1.50", "1.00"]
+
+
+def test_a_batch_reversing_another_shows_what_it_skipped(world, batch):
+    facade.reverse(batch.transfers.last())
+    reversal = facade.reverse_batch(batch)
+    data = world.client(world.clerk).get(API + "batches/%s/" % reversal.reference).json()
+    assert data["reverses"] == batch.reference
+    assert [i["status"] for i in data["items"]] == ["posted", "skipped"]
+
+
+def test_reading_a_batch_costs_the_same_queries_whatever_its_size(world):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def statements(size):
+        made = facade.transfer_many(
+            [facade.TransferRequest(world.household, world.sales, Decimal("1.00"))] * size
+        )
+        user = type(world.clerk).objects.get(pk=world.clerk.pk)
+        with CaptureQueriesContext(connection) as queries:
+            response = world.client(user).get(API + "batches/%s/" % made.reference)
+        assert len(response.json()["transfers"]) == size
+        return data_statements(queries)
+
+    # The user's permissions (2), the batch, its transfers, their reversals.
+    assert len(statements(1)) == len(statements(20)) == 5

@@ -17,7 +17,7 @@ from django.db import connections  # noqa: E402
 from rest_framework.test import APIClient  # noqa: E402
 
 from accounts import facade  # noqa: E402
-from accounts.models import Account, AccountType, Hold, Transfer  # noqa: E402
+from accounts.models import Account, AccountType, Batch, Hold, Repayment, Transfer  # noqa: E402
 
 from .conftest import assert_ledger_consistent, needs_row_locks  # noqa: E402
 from .factories import AccountFactory, UserFactory  # noqa: E402
@@ -96,3 +96,53 @@ def test_two_identical_holds_at_once_place_one_hold():
     assert Hold.objects.count() == 1
     wallet.refresh_from_db()
     assert wallet.held.amount == Decimal("20.00")
+
+
+def service_user():
+    service = UserFactory(username="shop-backend")
+    service.user_permissions.add(
+        Permission.objects.get(content_type__app_label="accounts", codename="move_money")
+    )
+    return service
+
+
+def test_two_identical_batches_at_once_post_one_batch():
+    service = service_user()
+    wallet = AccountFactory()
+    facade.transfer(Account.objects.source_account(), wallet, Decimal("50.00"))
+    sales = Account.objects.sales_account()
+    line = {"source": wallet.pk, "destination": sales.pk, "amount": "15.00", "currency": "GBP"}
+    body = {"transfers": [line, line]}
+
+    def request(client):
+        client.force_authenticate(service)
+        return client.post(API + "batches/", body, format="json", HTTP_IDEMPOTENCY_KEY="order-9")
+
+    responses = simultaneously(2, request)
+    assert [r.status_code for r in responses] == [201, 201]
+    assert responses[0].json() == responses[1].json()
+    assert Batch.objects.count() == 1
+    wallet.refresh_from_db()
+    assert wallet.balance.amount == Decimal("20.00")
+    assert_ledger_consistent()
+
+
+def test_two_identical_repayments_at_once_repay_once():
+    service = service_user()
+    card = AccountFactory(credit_limit=Decimal("100.00"))
+    facade.transfer(card, Account.objects.sales_account(), Decimal("40.00"))
+    funds = AccountFactory()
+    facade.transfer(Account.objects.source_account(), funds, Decimal("50.00"))
+    body = {"source": funds.pk, "destination": card.pk, "amount": "30.00", "currency": "GBP"}
+
+    def request(client):
+        client.force_authenticate(service)
+        return client.post(API + "repayments/", body, format="json", HTTP_IDEMPOTENCY_KEY="r-1")
+
+    responses = simultaneously(2, request)
+    assert [r.status_code for r in responses] == [201, 201]
+    assert responses[0].json() == responses[1].json()
+    assert Repayment.objects.count() == 1
+    card.refresh_from_db()
+    assert card.balance.amount == Decimal("-10.00")
+    assert_ledger_consistent()

@@ -114,7 +114,7 @@ def json_documents(text):
 
 def test_the_readme_curl_examples_run_against_the_sandbox(sandbox):
     blocks = rest_api_bash_blocks()
-    assert len(blocks) == 6
+    assert len(blocks) == 8
     script = "set -euo pipefail\n" + "\n".join(blocks).replace("http://127.0.0.1:8000", sandbox)
     result = subprocess.run(
         ["bash", "-c", script], capture_output=True, text=True, timeout=120, check=False
@@ -130,6 +130,11 @@ def test_the_readme_curl_examples_run_against_the_sandbox(sandbox):
         captured,
         hold,
         card,
+        wallet,
+        declines,
+        repaid,
+        repaid_again,
+        no_debt,
     ) = json_documents(result.stdout)
     assert [(a["id"], a["name"]) for a in accounts["results"]] == [
         (7, "Barry's store credit"),
@@ -149,6 +154,29 @@ def test_the_readme_curl_examples_run_against_the_sandbox(sandbox):
     assert captured["amount"] == {"amount": "5.00", "currency": "GBP"}
     assert (hold["status"], hold["capture"]) == ("captured", captured["reference"])
     assert (card["state"], card["balance"]) == ("ready", {"amount": "25.00", "currency": "GBP"})
+    assert wallet["name"] == "Alice's card wallet"
+    assert wallet["spending_available"] == {"amount": "80.00", "currency": "GBP"}
+    assert [(e["period"], e["used"]["amount"]) for e in wallet["spending_limits"]] == [
+        ("day", "320.00"),
+        ("month", "320.00"),
+    ]
+    assert declines["account"] == wallet["id"]
+    [declined] = declines["results"]
+    assert (declined["reason"], declined["reason_text"], declined["amount"]) == (
+        "spending_limit_reached",
+        "daily limit reached",
+        {"amount": "95.00", "currency": "GBP"},
+    )
+    assert declined["facts"]["available"] == {"amount": "80.00", "currency": "GBP"}
+    assert repaid == repaid_again
+    assert (repaid["transfer"]["source"], repaid["transfer"]["destination"]) == (18, wallet["id"])
+    assert repaid["amount"] == {"amount": "20.00", "currency": "GBP"}
+    assert repaid["debt"] == {"amount": "338.40", "currency": "GBP"}
+    assert no_debt == {
+        "transfer": None,
+        "amount": {"amount": "0.00", "currency": "GBP"},
+        "debt": {"amount": "0.00", "currency": "GBP"},
+    }
 
 
 def test_the_sandbox_serves_a_valid_schema_of_the_api(sandbox):

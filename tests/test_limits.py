@@ -132,6 +132,33 @@ def test_an_accounts_own_limit_replaces_its_types_for_the_same_period(wallets, s
     assert other.spending_available() == Money("100.00", "GBP")
 
 
+def test_the_limits_of_many_accounts_are_read_in_one_query_as_each_ones_own(wallets, shop):
+    SpendingLimit.objects.create(account_type=wallets, period=DAY, amount=Decimal("100.00"))
+    SpendingLimit.objects.create(account_type=wallets, period=MONTH, amount=Decimal("600.00"))
+    cards = AccountType.objects.create(name="Cards", code="cards")
+    own = AccountFactory(account_type=wallets)
+    SpendingLimit.objects.create(account=own, period=DAY, amount=Decimal("300.00"))
+    typed = AccountFactory(account_type=wallets)
+    card = AccountFactory(account_type=cards)
+    SpendingLimit.objects.create(account=card, period=WEEK, amount=Decimal("50.00"))
+    free = AccountFactory()
+    accounts = [own, typed, card, free, shop]
+    with CaptureQueriesContext(connection) as queries:
+        found = SpendingLimit.objects.effective_for_many(accounts)
+    assert len(queries) == 1
+    assert found == {
+        own.pk: {DAY: Decimal("300.00"), MONTH: Decimal("600.00")},
+        typed.pk: {DAY: Decimal("100.00"), MONTH: Decimal("600.00")},
+        card.pk: {WEEK: Decimal("50.00")},
+    }
+    assert found == {
+        account.pk: SpendingLimit.objects.effective_for(account)
+        for account in accounts
+        if SpendingLimit.objects.effective_for(account)
+    }
+    assert SpendingLimit.objects.effective_for_many([shop, free]) == {}
+
+
 def test_core_accounts_are_never_limited(wallets, shop, source):
     with pytest.raises(ProtectedAccount, match="given a spending limit"):
         SpendingLimit.objects.create(account=source, period=DAY, amount=Decimal("1.00"))

@@ -40,6 +40,7 @@ from django.http import Http404
 from django.utils.translation import gettext_lazy as _
 from rest_framework import exceptions, status
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from .. import exceptions as ledger
@@ -230,7 +231,7 @@ class CardNotFound(exceptions.APIException):
 
 #: Context names of the ledger's exceptions shown as facts, with the name they get.
 _RENAMED = {"scur": "source_currency", "dcur": "destination_currency"}
-_TEXT_FACTS = {"status", "currency", "expected", "scur", "dcur", "action"}
+_TEXT_FACTS = {"status", "currency", "expected", "scur", "dcur", "action", "period"}
 
 
 def money_data(value: Any) -> dict[str, str] | None:
@@ -244,7 +245,8 @@ def facts_of(exc: ledger.AccountException) -> dict[str, Any]:
     """What the exception knows, as JSON: amounts with their currency, ids, references.
 
     Only what the request already named or may see: account ids, the
-    references of the transfer or hold at issue, amounts, dates and states.
+    references of the transfer or hold at issue, amounts, dates and states,
+    a spending limit's period, and a batch request's position (``index``).
     An idempotency key is not repeated (the API stores it under the user's
     namespace); the existing transfer or hold is named instead.
     """
@@ -265,6 +267,10 @@ def facts_of(exc: ledger.AccountException) -> dict[str, Any]:
     account = getattr(exc, "account", None)
     if isinstance(exc, ledger.InsufficientFunds) and isinstance(account, Account):
         facts["credit_limit"] = money_data(account.credit_limit)
+    # A request of a batch: its position (``facade.transfer_many`` sets it).
+    index = getattr(exc, "index", None)
+    if isinstance(index, int) and not isinstance(index, bool):
+        facts["index"] = index
     return facts
 
 
@@ -277,14 +283,39 @@ def message_of(exc: Exception) -> str:
 
 
 def _fields(detail: Any) -> dict[str, list[str]]:
+    """Each field's messages; a field inside a list or object is named by its path.
+
+    ``{"transfers": [{}, {"amount": [...]}]}`` becomes ``{"transfers.1.amount": [...]}``.
+    """
+    found: dict[str, list[str]] = {}
+    _flatten(detail, "", found)
+    return found
+
+
+def _flatten(detail: Any, name: str, found: dict[str, list[str]]) -> None:
+    def inner(key: Any) -> str:
+        return "%s.%s" % (name, key) if name else str(key)
+
     if isinstance(detail, dict):
-        return {
-            str(name): [str(m) for m in (messages if isinstance(messages, list) else [messages])]
-            for name, messages in detail.items()
-        }
-    if isinstance(detail, list):
-        return {"non_field_errors": [str(m) for m in detail]}
-    return {"non_field_errors": [str(detail)]}
+        for key, value in detail.items():
+            # A nested object's own errors (a list that is not a list) are its field's.
+            own = name and key == api_settings.NON_FIELD_ERRORS_KEY
+            _flatten(value, name if own else inner(key), found)
+    elif isinstance(detail, list) and any(isinstance(item, (dict, list)) for item in detail):
+        for index, item in enumerate(detail):
+            _flatten(item, inner(index), found)
+    else:
+        messages = detail if isinstance(detail, list) else [detail]
+        found.setdefault(name or "non_field_errors", []).extend(str(m) for m in messages)
+
+
+def error_body(exc: ledger.AccountException) -> dict[str, Any]:
+    """A ledger exception in the API's error shape: code, message and facts."""
+    body: dict[str, Any] = {"code": kind_of(exc).code, "message": message_of(exc)}
+    facts = facts_of(exc)
+    if facts:
+        body["facts"] = facts
+    return body
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
@@ -294,12 +325,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     anything else (a database error, a bug) is left to Django: a 500.
     """
     if isinstance(exc, ledger.AccountException):
-        kind = kind_of(exc)
-        body: dict[str, Any] = {"code": kind.code, "message": message_of(exc)}
-        facts = facts_of(exc)
-        if facts:
-            body["facts"] = facts
-        answer = Response(body, status=kind.status)
+        answer = Response(error_body(exc), status=kind_of(exc).status)
         if isinstance(exc, ledger.CodeLookupBlocked):
             answer["Retry-After"] = str(exc.retry_after)
         return answer

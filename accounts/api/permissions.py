@@ -10,15 +10,19 @@ exactly like one that does not exist (404, or for an id in a request body, a
 Permission                 What it gives in the API
 =========================  =====================================================
 (none, logged in)          the accounts the user may use (primary or secondary
-                           user): read them, their statements and the
-                           transfers and holds on them; pay from them into
-                           accounts ``ACCOUNTS_API_PAYMENT_POLICY`` allows
-``accounts.view_account``  read every account and statement
+                           user): read them, their statements, declined
+                           payments and the transfers and holds on them; pay
+                           from them into accounts
+                           ``ACCOUNTS_API_PAYMENT_POLICY`` allows
+``accounts.view_account``  read every account, statement and declined payment
 ``accounts.view_transfer`` read every transfer
 ``accounts.view_hold``     read every hold
+``accounts.view_batch``    read every batch (``view_transfer`` too: a batch is
+                           its transfers)
 ``accounts.move_money``    move money between any accounts, reverse transfers,
-                           place, capture and release holds, and read every
-                           transfer and hold (a shop's payment backend)
+                           place, capture and release holds, post batches,
+                           repay debts, and read every transfer, hold and
+                           batch (a shop's payment backend)
 =========================  =====================================================
 """
 
@@ -30,13 +34,14 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 from rest_framework.permissions import BasePermission
 
-from ..managers import AccountQuerySet, HoldQuerySet, TransferQuerySet
-from ..models import Account, Hold, Transfer
+from ..managers import AccountQuerySet, BatchQuerySet, HoldQuerySet, TransferQuerySet
+from ..models import Account, Batch, Hold, Transfer
 
 MOVE_MONEY = "accounts.move_money"
 VIEW_ACCOUNTS = "accounts.view_account"
 VIEW_TRANSFERS = "accounts.view_transfer"
 VIEW_HOLDS = "accounts.view_hold"
+VIEW_BATCHES = "accounts.view_batch"
 
 
 def can_move_money(user: Any) -> bool:
@@ -71,6 +76,18 @@ def visible_holds(user: Any) -> HoldQuerySet:
     if user.has_perm(VIEW_HOLDS) or can_move_money(user):
         return Hold.objects.all()
     return Hold.objects.filter(source__in=Account.objects.for_user(user).values("pk"))
+
+
+def visible_batches(user: Any) -> BatchQuerySet:
+    """Every batch for ``view_batch``, ``view_transfer`` or ``move_money``; else none.
+
+    A batch can carry many customers' transfers (a payroll of top-ups), so a
+    customer reads the transfers on their own accounts, never a batch: theirs
+    answers 404 like one that does not exist.
+    """
+    if user.has_perm(VIEW_BATCHES) or user.has_perm(VIEW_TRANSFERS) or can_move_money(user):
+        return Batch.objects.all()
+    return Batch.objects.none()
 
 
 class MovesMoney(BasePermission):

@@ -51,6 +51,17 @@ class ErrorFactsSerializer(serializers.Serializer):
         required=False, help_text=_("The database's clock when the ledger decided.")
     )
     retry_after = serializers.IntegerField(required=False, help_text=_("Seconds to wait."))
+    period = serializers.ChoiceField(
+        choices=["day", "week", "month"],
+        required=False,
+        help_text=_("The spending limit's period (the one allowing the least)."),
+    )
+    limit = MoneySerializer(required=False, help_text=_("The spending limit of that period."))
+    used = MoneySerializer(required=False, help_text=_("What was spent in the period so far."))
+    index = serializers.IntegerField(
+        required=False,
+        help_text=_("A batch: the position (from 0) of the request that was refused."),
+    )
 
 
 class ErrorSerializer(serializers.Serializer):

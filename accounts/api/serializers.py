@@ -18,10 +18,20 @@ from djmoney.money import Money
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from .. import amounts
+from .. import amounts, limits
 from ..codes import format_code, normalize_code
+from ..conf import conf
 from ..fields import window_bound
-from ..models import Account, AccountType, Hold, Transaction, Transfer
+from ..models import (
+    Account,
+    AccountType,
+    Batch,
+    Decline,
+    Hold,
+    SpendingLimit,
+    Transaction,
+    Transfer,
+)
 from .errors import money_data
 from .fields import (
     AccountIdField,
@@ -38,6 +48,7 @@ from .fields import (
 )
 from .permissions import can_move_money, debitable_accounts
 from .policy import may_pay
+from .schema import ErrorSerializer
 
 # Output ----------------------------------------------------------------------
 
@@ -68,8 +79,60 @@ class AccountTypeSerializer(serializers.ModelSerializer):
         fields = ["code", "name"]
 
 
+@extend_schema_field(
+    {"type": "string", "enum": list(SpendingLimit.Period.values)}, component_name="Period"
+)
+class PeriodField(serializers.ChoiceField):
+    """A spending limit's period: day, week or month."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(choices=SpendingLimit.Period.choices, **kwargs)
+
+
+class SpendingSerializer(serializers.Serializer):
+    """One period's spending limit: the limit, what was spent in the period, what is left."""
+
+    period = PeriodField(read_only=True)
+    limit = MoneyField(help_text=_("The account's own limit, or its type's."))
+    used = MoneyField(help_text=_("Spent in the period so far (holds count when placed)."))
+    available = MoneyField(help_text=_("What the limit still allows now; never below zero."))
+    starts = serializers.DateField(
+        read_only=True, help_text=_("The period's first day, in ACCOUNTS_TIME_ZONE.")
+    )
+    resets_at = serializers.DateTimeField(
+        read_only=True, help_text=_("When the next period starts and the limit applies afresh.")
+    )
+
+
+def spending_of(accounts: list[Account]) -> dict[int, list[limits.Spending]]:
+    """Each account's spending limits now, by id: two queries, whatever the number of accounts.
+
+    The limits of all the accounts in one query and the database's time in
+    another (only when some account has a limit), then each account's stored
+    usage, already on its row: ``Account.spending()`` for a page of accounts.
+    A display: every debit judges the limits again under its lock.
+    """
+    if not accounts:
+        return {}
+    using = accounts[0]._state.db or "default"
+    found = SpendingLimit.objects.using(using).effective_for_many(accounts)
+    if not found:
+        return {}
+    now = limits.database_now(using)
+    return {
+        account.pk: limits.spending(account, found[account.pk], now)
+        for account in accounts
+        if account.pk in found
+    }
+
+
 class AccountSerializer(serializers.ModelSerializer):
-    """An account with what it holds and what it can spend now."""
+    """An account with what it holds and what it can spend now.
+
+    Give the spending limits of the accounts serialized in the context
+    (``{"spending": spending_of(accounts)}``), so that a page of accounts
+    costs the same few queries whatever its length.
+    """
 
     type = AccountTypeSerializer(source="account_type", allow_null=True, read_only=True)
     balance = MoneyField()
@@ -92,6 +155,15 @@ class AccountSerializer(serializers.ModelSerializer):
         allow_null=True,
         help_text=_("The primary user's username (null: none)."),
     )
+    spending_available = serializers.SerializerMethodField(
+        help_text=_(
+            "The least any spending limit still allows now; null: no spending limit. "
+            "What can be spent is the least of this and available."
+        )
+    )
+    spending_limits = serializers.SerializerMethodField(
+        help_text=_("Each period's spending limit (day, week, month); empty: none.")
+    )
 
     class Meta:
         model = Account
@@ -108,6 +180,8 @@ class AccountSerializer(serializers.ModelSerializer):
             "held",
             "available",
             "credit_limit",
+            "spending_available",
+            "spending_limits",
             "start_date",
             "end_date",
             "created",
@@ -117,6 +191,23 @@ class AccountSerializer(serializers.ModelSerializer):
 
     def get_active(self, account: Account) -> bool:
         return account.is_active()
+
+    def _spending(self, account: Account) -> list[limits.Spending]:
+        spending = self.context.get("spending")
+        if spending is None:  # one account on its own: its own two queries
+            spending = spending_of([account])
+        return list(spending.get(account.pk, []))
+
+    @extend_schema_field(MoneySerializer(allow_null=True))
+    def get_spending_available(self, account: Account) -> dict[str, str] | None:
+        entries = self._spending(account)
+        if not entries:
+            return None
+        return money_data(min((e.available for e in entries), key=lambda m: m.amount))
+
+    @extend_schema_field(SpendingSerializer(many=True))
+    def get_spending_limits(self, account: Account) -> Any:
+        return SpendingSerializer(self._spending(account), many=True).data
 
 
 class TransferSerializer(serializers.ModelSerializer):
@@ -158,6 +249,10 @@ class TransferSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def _reversed(self, transfer: Transfer) -> Any:
+        # Many transfers: what reversed_totals() read for all of them at once.
+        known = self.context.get("reversed")
+        if known is not None:
+            return amounts.money(known.get(transfer.pk, Decimal(0)), transfer.currency)
         # One query for both amounts.
         cache = self.__dict__.setdefault("_reversed_cache", {})
         if transfer.pk not in cache:
@@ -173,6 +268,19 @@ class TransferSerializer(serializers.ModelSerializer):
         if transfer.is_reversal:
             return money_data(amounts.money(Decimal(0), transfer.currency))
         return money_data(transfer.amount - self._reversed(transfer))
+
+
+def reversed_totals(transfers: list[Transfer]) -> dict[int, Decimal]:
+    """What was reversed of each transfer, by id, in one query (summed in Python, exactly)."""
+    totals: dict[int, Decimal] = {}
+    if not transfers:
+        return totals
+    rows = Transfer.objects.filter(parent__in=[t.pk for t in transfers]).values_list(
+        "parent", "amount"
+    )
+    for parent, amount in rows:
+        totals[parent] = totals.get(parent, Decimal(0)) + amount
+    return totals
 
 
 class HoldSerializer(serializers.ModelSerializer):
@@ -252,6 +360,203 @@ class StatementSerializer(serializers.Serializer):
         allow_null=True, help_text=_("The previous (earlier) page, or null.")
     )
     results = StatementLineSerializer(many=True)
+
+
+@extend_schema_field(
+    {"type": "string", "enum": list(Decline.Operation.values)}, component_name="DeclineOperation"
+)
+class DeclineOperationField(serializers.ChoiceField):
+    """What was declined: a transfer, a hold, a capture, a request of a batch, a repayment."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(choices=Decline.Operation.choices, **kwargs)
+
+
+class DeclineFactsSerializer(serializers.Serializer):
+    """The refusal's figures, as the ledger judged them; only those that apply are present."""
+
+    available = MoneySerializer(required=False, help_text=_("What could be spent then."))
+    credit_limit = MoneySerializer(required=False, help_text=_("The account's credit limit."))
+    period = PeriodField(required=False, help_text=_("A spending limit's period."))
+    limit = MoneySerializer(required=False, help_text=_("The spending limit of that period."))
+    used = MoneySerializer(required=False, help_text=_("Spent in that period before."))
+    end_date = serializers.DateTimeField(required=False, help_text=_("The account's end."))
+    start_date = serializers.DateTimeField(required=False, help_text=_("The account's start."))
+
+
+#: The facts of a decline that are amounts, in the decline's currency.
+DECLINE_MONEY_FACTS = ("available", "credit_limit", "limit", "used")
+
+
+class DeclineSerializer(serializers.ModelSerializer):
+    """A payment the ledger refused by its rules, and why."""
+
+    operation = DeclineOperationField(read_only=True)
+    source = AccountIdField(source="source_id", read_only=True)  # type: ignore[assignment]
+    destination = AccountIdField(source="destination_id", read_only=True, allow_null=True)
+    hold: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="reference",
+        read_only=True,
+        allow_null=True,
+        help_text=_("The hold a declined capture was of (null: not a capture)."),
+    )
+    amount = MoneyField(
+        allow_null=True, help_text=_("The amount asked for (null: a capture of all the hold).")
+    )
+    reason = serializers.CharField(
+        read_only=True,
+        help_text=_(
+            "The refusal's stable code, as the API's errors have it: insufficient_funds, "
+            "spending_limit_reached, account_frozen, ..."
+        ),
+    )
+    reason_text = serializers.CharField(
+        read_only=True, help_text=_('The reason in a few words: "daily limit reached".')
+    )
+    facts = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Decline
+        fields = [
+            "id",
+            "operation",
+            "source",
+            "destination",
+            "hold",
+            "amount",
+            "currency",
+            "reason",
+            "reason_text",
+            "facts",
+            "merchant_reference",
+            "description",
+            "created",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(DeclineFactsSerializer)
+    def get_facts(self, decline: Decline) -> dict[str, Any]:
+        """The stored facts, their amounts with the decline's currency."""
+        facts: dict[str, Any] = {}
+        for name, value in (decline.facts or {}).items():
+            if name in DECLINE_MONEY_FACTS:
+                facts[name] = {"amount": str(value), "currency": decline.currency}
+            elif name in DeclineFactsSerializer._declared_fields:
+                facts[name] = value
+        return facts
+
+
+class DeclinePageSerializer(serializers.Serializer):
+    """A page of an account's declined payments, newest first."""
+
+    account = serializers.IntegerField()
+    next = serializers.URLField(allow_null=True, help_text=_("The next (older) page, or null."))
+    previous = serializers.URLField(
+        allow_null=True, help_text=_("The previous (newer) page, or null.")
+    )
+    results = DeclineSerializer(many=True)
+
+
+class RepaymentSerializer(serializers.Serializer):
+    """What a repayment did: the transfer that repaid the debt, or none when there was none."""
+
+    transfer = TransferSerializer(
+        allow_null=True, help_text=_("The transfer that repaid; null: there was no debt.")
+    )
+    amount = MoneyField(help_text=_("What was repaid: zero when there was no debt."))
+    debt = MoneyField(help_text=_("What the destination owed when the repayment was judged."))
+
+
+@extend_schema_field(
+    {"type": "string", "enum": ["posted", "refused", "skipped"]}, component_name="BatchItemStatus"
+)
+class BatchItemStatusField(serializers.CharField):
+    """What became of a request of a batch."""
+
+
+class BatchItemSerializer(serializers.Serializer):
+    """One request of a batch, at its position, and what became of it."""
+
+    index = serializers.IntegerField(help_text=_("The request's position, from 0."))
+    status = BatchItemStatusField(
+        help_text=_(
+            "posted; refused (an independent batch's request the ledger refused); skipped "
+            "(a batch reversing another: a transfer already fully reversed)."
+        )
+    )
+    transfer = serializers.CharField(
+        allow_null=True, help_text=_("The posted transfer's reference (null: none).")
+    )
+    error = ErrorSerializer(
+        allow_null=True,
+        help_text=_(
+            "Why it was refused, as the API's errors (code, message, facts); in the answer "
+            "to the request that posted the batch only: the refusal is not kept."
+        ),
+    )
+
+
+class BatchSerializer(serializers.ModelSerializer):
+    """Transfers posted together, under one set of locks and one commit."""
+
+    reverses: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="reference",
+        read_only=True,
+        allow_null=True,
+        help_text=_("The batch this one reverses (null: none)."),
+    )
+    atomic = serializers.BooleanField(
+        read_only=True, help_text=_("Linked (all or nothing), or independent requests.")
+    )
+    size = serializers.IntegerField(read_only=True, help_text=_("How many transfers were asked."))
+    items = serializers.SerializerMethodField(help_text=_("Each request, in order."))
+    transfers = serializers.SerializerMethodField(
+        help_text=_("The posted transfers, in request order.")
+    )
+
+    class Meta:
+        model = Batch
+        fields = [
+            "reference",
+            "atomic",
+            "size",
+            "reverses",
+            "description",
+            "created",
+            "items",
+            "transfers",
+        ]
+        read_only_fields = fields
+
+    def _posted(self, batch: Batch) -> list[Transfer]:
+        cache = self.__dict__.setdefault("_posted_cache", {})
+        if batch.pk not in cache:
+            cache[batch.pk] = list(batch.transfers.select_related("parent"))
+        return list(cache[batch.pk])
+
+    @extend_schema_field(BatchItemSerializer(many=True))
+    def get_items(self, batch: Batch) -> list[dict[str, Any]]:
+        from .errors import error_body
+
+        posted = {t.batch_position: t.reference for t in self._posted(batch)}
+        refusals = self.context.get("refusals", {})
+        items = []
+        for index in range(batch.size):
+            reference = posted.get(index)
+            if reference is not None:
+                status, error = "posted", None
+            else:
+                status = "skipped" if batch.reverses_id is not None else "refused"
+                exc = refusals.get(index)
+                error = error_body(exc) if exc is not None else None
+            items.append({"index": index, "status": status, "transfer": reference, "error": error})
+        return items
+
+    @extend_schema_field(TransferSerializer(many=True))
+    def get_transfers(self, batch: Batch) -> Any:
+        transfers = self._posted(batch)
+        context = {**self.context, "reversed": reversed_totals(transfers)}
+        return TransferSerializer(transfers, many=True, context=context).data
 
 
 class AccountPageSerializer(serializers.Serializer):
@@ -425,6 +730,76 @@ class HoldRequest(MoneyRequest):
         return attrs
 
 
+class RepayRequest(MoneyRequest):
+    source = AccountIdField(help_text=_("Id of the account the money comes from."))  # type: ignore[assignment]
+    destination = AccountIdField(help_text=_("Id of the account whose debt is repaid."))
+    amount = AmountField(help_text=_("The most to repay: less moves if the debt is smaller."))
+    currency = CurrencyField()
+    merchant_reference = _text(128, allow_null=True, help_text=_("Your reference."))
+    description = _text(allow_blank=True, help_text=_("Shown on statements."))
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        attrs = super().validate(attrs)
+        found = Account.objects.in_bulk([attrs["source"], attrs["destination"]])
+        for name in ("source", "destination"):
+            if attrs[name] not in found:
+                raise serializers.ValidationError({name: [NO_ACCOUNT]}, code="does_not_exist")
+            attrs[name] = found[attrs[name]]
+        return attrs
+
+
+class BatchTransferRequest(MoneyRequest):
+    """One transfer of a batch: what ``POST transfers/`` takes, but ``allow_partial`` too."""
+
+    source = AccountIdField(help_text=_("Id of the account to debit."))  # type: ignore[assignment]
+    destination = AccountIdField(help_text=_("Id of the account to credit."))
+    amount = AmountField()
+    currency = CurrencyField()
+    merchant_reference = _text(128, allow_null=True, help_text=_("Your reference."))
+    description = _text(allow_blank=True, help_text=_("Default: the batch's description."))
+    allow_partial = StrictBooleanField(
+        required=False,
+        default=False,
+        help_text=_("Move as much of the amount as the source can cover then (at least 0.01)."),
+    )
+
+
+class BatchRequest(StrictSerializer):
+    transfers = BatchTransferRequest(
+        many=True, help_text=_("The transfers, in the order they are judged and posted.")
+    )
+    atomic = StrictBooleanField(
+        required=False,
+        default=True,
+        help_text=_(
+            "true (the default): linked, all or nothing; false: independent, each request "
+            "posted or refused on its own."
+        ),
+    )
+    description = _text(
+        allow_blank=True, help_text=_("The batch's, and each transfer's unless it has its own.")
+    )
+
+    def validate_transfers(self, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        if not 1 <= len(value) <= conf.BATCH_MAX_SIZE:
+            raise serializers.ValidationError(
+                _("Give from 1 to %(max)s transfers.") % {"max": conf.BATCH_MAX_SIZE}
+            )
+        ids = {item[name] for item in value for name in ("source", "destination")}
+        found = Account.objects.in_bulk(list(ids))
+        errors: list[dict[str, Any]] = []
+        for item in value:
+            missing = {
+                name: [NO_ACCOUNT] for name in ("source", "destination") if item[name] not in found
+            }
+            errors.append(missing)
+        if any(errors):
+            raise serializers.ValidationError(errors, code="does_not_exist")
+        for item in value:
+            item["source"], item["destination"] = found[item["source"]], found[item["destination"]]
+        return value
+
+
 class CaptureRequest(MoneyRequest):
     amount = AmountField(required=False, help_text=_("How much to capture; default: all of it."))
     currency = CurrencyField(required=False, help_text=_("Required with amount."))
@@ -477,6 +852,13 @@ class AccountFilter(StrictSerializer):
         if account_type is None:
             raise serializers.ValidationError(_("No account type has this code."))
         return account_type
+
+
+class PageFilter(StrictSerializer):
+    """A list's cursor and page size, and nothing else."""
+
+    cursor = _QueryText(required=False)
+    page_size = _QueryText(required=False)
 
 
 class StatementFilter(StrictSerializer):

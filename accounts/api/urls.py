@@ -18,6 +18,11 @@ urlpatterns = [
         views.StatementView.as_view(),
         name="account-statement",
     ),
+    path(
+        "accounts/<int:pk>/declines/",
+        views.DeclineListView.as_view(),
+        name="account-declines",
+    ),
     path("transfers/", views.TransferCreateView.as_view(), name="transfer-list"),
     path(
         "transfers/<str:reference>/",
@@ -41,5 +46,8 @@ urlpatterns = [
         views.HoldReleaseView.as_view(),
         name="hold-release",
     ),
+    path("batches/", views.BatchCreateView.as_view(), name="batch-list"),
+    path("batches/<str:reference>/", views.BatchDetailView.as_view(), name="batch-detail"),
+    path("repayments/", views.RepaymentCreateView.as_view(), name="repayment-list"),
     path("balance-check/", views.BalanceCheckView.as_view(), name="balance-check"),
 ]

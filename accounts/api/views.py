@@ -17,6 +17,7 @@ permission rules are the API's own and do not depend on
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from django.db.models import Q
@@ -25,7 +26,12 @@ from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.openapi import AutoSchema
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+)
 from rest_framework import status
 from rest_framework.exceptions import ValidationError
 from rest_framework.generics import GenericAPIView
@@ -35,15 +41,22 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from .. import facade
+from .. import amounts, facade
 from ..codes import normalize_code
+from ..exceptions import AccountException
 from ..lookup import lookup_code
-from ..models import Account, Hold, Transfer
+from ..models import Account, Batch, Decline, Hold, Transfer
 from ..views import not_found_error
 from . import schema, serializers
 from .errors import CardNotFound, InvalidCode, exception_handler
 from .pagination import KeysetPage
-from .permissions import MovesMoney, visible_accounts, visible_holds, visible_transfers
+from .permissions import (
+    MovesMoney,
+    visible_accounts,
+    visible_batches,
+    visible_holds,
+    visible_transfers,
+)
 
 #: Longest Idempotency-Key accepted (the facade stores up to 128 characters,
 #: with the user's namespace in front).
@@ -106,6 +119,10 @@ def hold_url(hold: Hold) -> str:
     return reverse("accounts_api:hold-detail", args=[hold.reference])
 
 
+def batch_url(batch: Batch) -> str:
+    return reverse("accounts_api:batch-detail", args=[batch.reference])
+
+
 ACCOUNT_ID = OpenApiParameter("id", int, OpenApiParameter.PATH, description="The account's id.")
 TRANSFER_REFERENCE = OpenApiParameter(
     "reference", str, OpenApiParameter.PATH, description="The transfer's reference."
@@ -113,6 +130,11 @@ TRANSFER_REFERENCE = OpenApiParameter(
 HOLD_REFERENCE = OpenApiParameter(
     "reference", str, OpenApiParameter.PATH, description="The hold's reference."
 )
+BATCH_REFERENCE = OpenApiParameter(
+    "reference", str, OpenApiParameter.PATH, description="The batch's reference."
+)
+CURSOR = OpenApiParameter("cursor", str, description="From a previous page's next/previous.")
+PAGE_SIZE = OpenApiParameter("page_size", int, description="1 to 200; default 50.")
 
 
 # Accounts ----------------------------------------------------------------------
@@ -128,12 +150,15 @@ class AccountListView(LedgerView):
         description=(
             "The accounts the user may use, as primary or secondary user; every account "
             "for users with ``accounts.view_account``. Filters narrow that list. Pages of "
-            "50 (``page_size`` up to 200), in order of id; follow ``next``."
+            "50 (``page_size`` up to 200), in order of id; follow ``next``. Each account "
+            "shows its spending limits (period, limit, used, available) and "
+            "``spending_available``, the least any of them allows now (null: none); a "
+            "page costs the same queries whatever its length."
         ),
         parameters=[
             serializers.AccountFilter,
-            OpenApiParameter("cursor", str, description="From a previous page's next/previous."),
-            OpenApiParameter("page_size", int, description="1 to 200; default 50."),
+            CURSOR,
+            PAGE_SIZE,
         ],
         responses={
             200: serializers.AccountPageSerializer,
@@ -157,11 +182,15 @@ class AccountListView(LedgerView):
         if "code" in filters:
             accounts = accounts.filter(code=normalize_code(filters["code"]))
         page = KeysetPage(accounts, request, ("pk",))
+        # The page's spending limits in two queries, whatever its length.
+        context = {"spending": serializers.spending_of(page.rows)}
         return Response(
             {
                 "next": page.next_link,
                 "previous": page.previous_link,
-                "results": serializers.AccountSerializer(page.rows, many=True).data,
+                "results": serializers.AccountSerializer(
+                    page.rows, many=True, context=context
+                ).data,
             }
         )
 
@@ -243,6 +272,42 @@ class StatementView(LedgerView):
             "results": page.rows,
         }
         return Response(serializers.StatementSerializer(data).data)
+
+
+class DeclineListView(LedgerView):
+    serializer_class = serializers.DeclinePageSerializer
+
+    @extend_schema(
+        operation_id="accounts_declines",
+        tags=["accounts"],
+        summary="An account's declined payments",
+        description=(
+            "The payments from the account the ledger refused by its rules (not enough "
+            "money, a spending limit, a frozen or expired account, an unusable "
+            "authorisation), newest first, each with the operation, the amount asked for, "
+            "the reason's code and a few words of it, and its figures. Kept when "
+            "``ACCOUNTS_RECORD_DECLINES`` is on. The same accounts as the statement: those "
+            "the user may use; any for users with ``accounts.view_account``. Pages of 50 "
+            "(``page_size`` up to 200)."
+        ),
+        parameters=[ACCOUNT_ID, CURSOR, PAGE_SIZE],
+        responses={
+            200: serializers.DeclinePageSerializer,
+            **schema.error_responses("invalid", "not_found", *schema.AUTH),
+        },
+    )
+    def get(self, request: Request, pk: int) -> Response:
+        account = get_object_or_404(visible_accounts(request.user), pk=pk)
+        validated(serializers.PageFilter, request, request.query_params.dict())
+        declines = Decline.objects.filter(source=account.pk).select_related("hold")
+        page = KeysetPage(declines, request, ("created", "pk"), descending=True)
+        data = {
+            "account": account.pk,
+            "next": page.next_link,
+            "previous": page.previous_link,
+            "results": page.rows,
+        }
+        return Response(serializers.DeclinePageSerializer(data).data)
 
 
 # Transfers ----------------------------------------------------------------------
@@ -538,6 +603,197 @@ class HoldReleaseView(LedgerView):
         facade.release(hold, user=request.user)
         hold = Hold.objects.select_related("capture").get(pk=hold.pk)
         return Response(serializers.HoldSerializer(hold).data)
+
+
+# Batches ----------------------------------------------------------------------
+
+
+def batch_data(batch: Batch, refusals: dict[int, AccountException] | None = None) -> Any:
+    """The batch as JSON, with its transfers (a fixed number of queries, whatever its size)."""
+    return serializers.BatchSerializer(batch, context={"refusals": refusals or {}}).data
+
+
+class BatchCreateView(LedgerView):
+    serializer_class = serializers.BatchSerializer
+    permission_classes = [IsAuthenticated, MovesMoney]
+
+    @extend_schema(
+        operation_id="batches_create",
+        tags=["batches"],
+        summary="Post many transfers as one batch",
+        description=(
+            "Every account of the batch is locked at once; each transfer is judged in "
+            "order, by the rules of a single transfer, on the balances the earlier ones "
+            "leave. Linked (``atomic``, the default): all or nothing; the first refusal "
+            "answers as a single transfer's would, with the request's position in "
+            "``facts.index``, and nothing is written. Independent (``atomic: false``): each "
+            "request is posted or refused on its own; ``items`` tells which, with the error "
+            "of each refused one. Up to ``ACCOUNTS_BATCH_MAX_SIZE`` transfers. Send an "
+            "``Idempotency-Key``: a retry of the same request answers with the same batch "
+            "(its refused requests without their errors: refusals are not kept). Needs "
+            "``accounts.move_money``."
+        ),
+        parameters=[schema.IDEMPOTENCY_KEY],
+        request=serializers.BatchRequest,
+        responses={
+            201: serializers.BatchSerializer,
+            **schema.error_responses(
+                *schema.BODY, *schema.AUTH, "permission_denied", "invalid_argument", *schema.MOVE
+            ),
+        },
+        examples=[
+            OpenApiExample(
+                "A payment and its fee",
+                request_only=True,
+                value={
+                    "transfers": [
+                        {"source": 8, "destination": 2, "amount": "9.50", "currency": "GBP"},
+                        {
+                            "source": 8,
+                            "destination": 2,
+                            "amount": "0.50",
+                            "currency": "GBP",
+                            "description": "Card fee",
+                        },
+                    ],
+                    "description": "Order 3001",
+                },
+            )
+        ],
+    )
+    def post(self, request: Request) -> Response:
+        key = idempotency_key(request)
+        data = validated(serializers.BatchRequest, request, request.data)
+        batch = facade.transfer_many(
+            [
+                facade.TransferRequest(
+                    source=item["source"],
+                    destination=item["destination"],
+                    amount=item["money"],
+                    merchant_reference=item.get("merchant_reference"),
+                    description=item.get("description"),
+                    allow_partial=item["allow_partial"],
+                )
+                for item in data["transfers"]
+            ],
+            user=request.user,
+            description=data.get("description"),
+            idempotency_key=key,
+            atomic=data["atomic"],
+        )
+        results = getattr(batch, "results", [])
+        refusals = {
+            index: result
+            for index, result in enumerate(results)
+            if isinstance(result, AccountException)
+        }
+        return self.created(batch_data(batch, refusals), batch_url(batch))
+
+
+class BatchDetailView(LedgerView):
+    serializer_class = serializers.BatchSerializer
+
+    @extend_schema(
+        operation_id="batches_retrieve",
+        tags=["batches"],
+        summary="A batch",
+        description=(
+            "A batch with its requests and its transfers. For users with "
+            "``accounts.view_batch``, ``accounts.view_transfer`` or ``accounts.move_money``; "
+            "a batch can carry many customers' transfers, so customers read the transfers "
+            "on their own accounts instead, and a batch answers them 404."
+        ),
+        parameters=[BATCH_REFERENCE],
+        responses={
+            200: serializers.BatchSerializer,
+            **schema.error_responses("not_found", *schema.AUTH),
+        },
+    )
+    def get(self, request: Request, reference: str) -> Response:
+        batch = get_object_or_404(visible_batches(request.user), reference=reference)
+        return Response(batch_data(batch))
+
+
+# Repaying debts ----------------------------------------------------------------------
+
+
+class RepaymentCreateView(LedgerView):
+    serializer_class = serializers.RepaymentSerializer
+    permission_classes = [IsAuthenticated, MovesMoney]
+
+    @extend_schema(
+        operation_id="repayments_create",
+        tags=["repayments"],
+        summary="Repay a debt",
+        description=(
+            "Move ``amount`` from ``source`` into ``destination``, or less: never more than "
+            "the destination owes (minus its balance when below zero, read under its lock). "
+            "201 with the transfer when money moved; 200 with ``transfer: null`` and a zero "
+            "``amount`` when there was no debt. The source is debited as by a transfer "
+            "(funds, credit limit, spending limits). Send an ``Idempotency-Key``: a retry "
+            "answers with the same outcome, no debt included, whatever the debt is by then. "
+            "Needs ``accounts.move_money``."
+        ),
+        parameters=[schema.IDEMPOTENCY_KEY],
+        request=serializers.RepayRequest,
+        responses={
+            200: OpenApiResponse(
+                serializers.RepaymentSerializer,
+                "There was no debt: nothing moved.",
+                [
+                    OpenApiExample(
+                        "No debt",
+                        response_only=True,
+                        status_codes=["200"],
+                        value={
+                            "transfer": None,
+                            "amount": {"amount": "0.00", "currency": "GBP"},
+                            "debt": {"amount": "0.00", "currency": "GBP"},
+                        },
+                    )
+                ],
+            ),
+            201: OpenApiResponse(
+                serializers.RepaymentSerializer, "Money moved: the transfer that repaid."
+            ),
+            **schema.error_responses(
+                *schema.BODY, *schema.AUTH, "permission_denied", *schema.MOVE
+            ),
+        },
+        examples=[
+            OpenApiExample(
+                "A reimbursement into a card's debt",
+                request_only=True,
+                value={
+                    "source": 18,
+                    "destination": 16,
+                    "amount": "20.00",
+                    "currency": "GBP",
+                    "description": "Reimbursement: a returned train ticket",
+                },
+            )
+        ],
+    )
+    def post(self, request: Request) -> Response:
+        key = idempotency_key(request)
+        data = validated(serializers.RepayRequest, request, request.data)
+        destination = data["destination"]
+        transfer = facade.repay(
+            data["source"],
+            destination,
+            data["money"],
+            user=request.user,
+            merchant_reference=data.get("merchant_reference"),
+            description=data.get("description"),
+            idempotency_key=key,
+        )
+        zero = amounts.money(Decimal(0), destination.currency)
+        if transfer is None:
+            body = {"transfer": None, "amount": zero, "debt": zero}
+            return Response(serializers.RepaymentSerializer(body).data)
+        transfer = Transfer.objects.select_related("parent", "repayment").get(pk=transfer.pk)
+        body = {"transfer": transfer, "amount": transfer.amount, "debt": transfer.repayment.debt}
+        return self.created(serializers.RepaymentSerializer(body).data, transfer_url(transfer))
 
 
 # Gift cards ----------------------------------------------------------------------
