@@ -38,7 +38,7 @@ def _refuse(model: Any) -> LedgerImmutable:
     )
 
 
-class CollectionRunQuerySet(models.QuerySet):
+class CollectionRunQuerySet(models.QuerySet["CollectionRun"]):
     def due(self, at: Any = None) -> CollectionRunQuerySet:
         """Runs with work to do at ``at`` (default: now): not finished, freeze moment passed.
 
@@ -166,7 +166,7 @@ class CollectionRun(models.Model):
         ]
 
     def __str__(self) -> str:
-        return self.reference
+        return str(self.reference)
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         if not self._state.adding:
@@ -182,7 +182,7 @@ class CollectionRun(models.Model):
             return str(_("account type %(type)s") % {"type": self.account_type})
         if self.scope == "all":
             return str(_("every account"))
-        return self.scope.removeprefix("accounts:")
+        return str(self.scope).removeprefix("accounts:")
 
     @property
     def total_pending(self) -> Any:
@@ -194,7 +194,7 @@ class CollectionRun(models.Model):
         return self.status != self.Status.PENDING
 
 
-class DebtQuerySet(models.QuerySet):
+class DebtQuerySet(models.QuerySet["Debt"]):
     """Debts change only through ``accounts.collections``: no update, delete or bulk create."""
 
     def open(self) -> DebtQuerySet:
@@ -361,7 +361,7 @@ class Debt(models.Model):
         return amounts.money(max(-balance, Decimal(0)), self.currency)
 
 
-class SettlementQuerySet(models.QuerySet):
+class SettlementQuerySet(models.QuerySet["Settlement"]):
     def update(self, **kwargs: Any) -> int:
         raise _refuse(self.model)
 
@@ -406,7 +406,7 @@ class Settlement(models.Model):
         verbose_name_plural = _("settlements")
 
     def __str__(self) -> str:
-        return self.reference
+        return str(self.reference)
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         raise _refuse(type(self))

@@ -170,7 +170,7 @@ def _source(using: str, source: Any, currency: str) -> Account:
         name = (conf.COLLECTION_SOURCES or {}).get(currency)
         if name is None:
             return Account.objects.db_manager(using).source_account(currency)
-        found = Account.objects.using(using).filter(name=name).first()
+        found: Account | None = Account.objects.using(using).filter(name=name).first()
         if found is None:
             raise InvalidCollectionSource(
                 reason=_(
@@ -181,25 +181,25 @@ def _source(using: str, source: Any, currency: str) -> Account:
             )
         source = found
     source_id = arguments.account_id(source, _("collection source"))
-    found = Account.objects.using(using).filter(pk=source_id).first()
-    if found is None:
+    account: Account | None = Account.objects.using(using).filter(pk=source_id).first()
+    if account is None:
         raise InvalidCollectionSource(
             reason=_("account %(account)s does not exist.") % {"account": source_id}
         )
-    if found.currency != currency:
+    if account.currency != currency:
         raise InvalidCollectionSource(
             reason=_("%(account)s is in %(found)s, the run in %(currency)s.")
-            % {"account": found, "found": found.currency, "currency": currency}
+            % {"account": account, "found": account.currency, "currency": currency}
         )
-    if found.credit_limit is not None:
+    if account.credit_limit is not None:
         raise InvalidCollectionSource(
             reason=_(
                 "%(account)s has a credit limit; money comes into the ledger from an "
                 "account without one (a source of money)."
             )
-            % {"account": found}
+            % {"account": account}
         )
-    return found
+    return account
 
 
 def create_run(

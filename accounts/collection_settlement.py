@@ -100,7 +100,8 @@ def settle(
         if existing is not None:
             if existing.debt_id == debt_id and existing.request_fingerprint == digest:
                 copy_debt(locked, debt)
-                return Transfer.objects.using(using).get(pk=existing.transfer_id)
+                replayed: Transfer = Transfer.objects.using(using).get(pk=existing.transfer_id)
+                return replayed
             raise IdempotencyConflict(key=reference, existing=existing.transfer)
         taken = Transfer.objects.using(using).filter(idempotency_key=key).first()
         if taken is not None:

@@ -103,7 +103,7 @@ class DebtStatement:
             writer.writerow(row)
 
 
-def _iso(moment: Any) -> str:
+def _iso(moment: datetime.date | None) -> str:
     if moment is None:
         return ""
     if isinstance(moment, datetime.datetime) and timezone.is_aware(moment):
@@ -111,7 +111,7 @@ def _iso(moment: Any) -> str:
     return moment.isoformat()
 
 
-def _plain(value: Any) -> str:
+def _plain(value: object) -> str:
     return "" if value is None else str(getattr(value, "amount", value))
 
 

@@ -177,7 +177,7 @@ class DebtAdmin(ReadOnlyAdmin):
         """The debt, or the 403 page saying which permission is missing."""
         if moving and not has_move_money_permission(request):
             return forbidden(self, request, NO_MOVE_MONEY)
-        debt = self.get_object(request, unquote(object_id))
+        debt: Debt | None = self.get_object(request, unquote(object_id))
         if debt is None:
             raise Http404(_("There is no debt with id %(id)s.") % {"id": object_id})
         if not self.has_view_permission(request, debt):

@@ -91,7 +91,7 @@ class LookupThrottle:
 
     def retry_after(self) -> int | None:
         """Seconds until the address may look codes up again, or None if it is not blocked."""
-        until = self.cache.get(self.blocked_key)
+        until: float | None = self.cache.get(self.blocked_key)
         if until is None:
             return None
         return max(1, math.ceil(until - time.time()))

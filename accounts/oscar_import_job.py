@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
 
 from django.db import connections
 from django.utils.translation import gettext_lazy as _
@@ -100,7 +99,8 @@ class ImportJob:
 
     # Checks --------------------------------------------------------------------------------
 
-    def text(self, value: Any, what: str, max_length: int | None = None) -> str | None:
+    def text(self, value: str | None, what: str, max_length: int | None = None) -> str | None:
+        """``value`` (text read from oscar's tables), noting a problem if it cannot be stored."""
         if value is None:
             return None
         try:

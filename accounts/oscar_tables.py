@@ -81,10 +81,10 @@ def oscar_models() -> Any:
         meta = type("Meta", (), {**options, "managed": False})
         return type(class_name, (models.Model,), {"__module__": __name__, "Meta": meta, **fields})
 
-    def money(**options: Any) -> models.DecimalField:
+    def money(**options: Any) -> models.DecimalField[Any, Any]:
         return models.DecimalField(max_digits=12, decimal_places=2, **options)
 
-    def key(**options: Any) -> models.IntegerField:
+    def key(**options: Any) -> models.IntegerField[Any, Any]:
         return models.IntegerField(**options)
 
     return {

@@ -1,6 +1,9 @@
-from django.core.management.base import BaseCommand, CommandError
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from accounts import expiry
+from accounts.expiry import Expiry
 from accounts.management.commandutils import (
     Output,
     add_sweep_arguments,
@@ -18,16 +21,16 @@ class Command(BaseCommand):
         "failed, 2 usage error."
     )
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         add_sweep_arguments(parser)
 
-    def handle(self, *args, **options):
+    def handle(self, *args: Any, **options: Any) -> None:
         now = sweep_time(options["as_of"], options)
         dry_run = options["dry_run"]
         out = Output(self, options)
-        sinks = {}
+        sinks: dict[str, Account | str] = {}
 
-        def sink(currency):
+        def sink(currency: str) -> Account | str:
             # Read, never created: a dry run writes nothing, not even a core account.
             if currency not in sinks:
                 sinks[currency] = (
@@ -36,7 +39,7 @@ class Command(BaseCommand):
                 )
             return sinks[currency]
 
-        def report(account, outcome):
+        def report(account: Account, outcome: Expiry) -> None:
             name = "account %s (#%s)" % (account, account.pk)
             if outcome.outcome == "swept":
                 out.item(

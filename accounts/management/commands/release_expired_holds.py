@@ -1,4 +1,6 @@
-from django.core.management.base import BaseCommand, CommandError
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from accounts import expiry
 from accounts.management.commandutils import (
@@ -7,6 +9,7 @@ from accounts.management.commandutils import (
     progress_printer,
     sweep_time,
 )
+from accounts.models import Hold
 
 
 class Command(BaseCommand):
@@ -16,15 +19,15 @@ class Command(BaseCommand):
         "Exit status: 0 done, 1 some hold failed, 2 usage error."
     )
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         add_sweep_arguments(parser)
 
-    def handle(self, *args, **options):
+    def handle(self, *args: Any, **options: Any) -> None:
         now = sweep_time(options["as_of"], options)
         dry_run = options["dry_run"]
         out = Output(self, options)
 
-        def report(hold, expired):
+        def report(hold: Hold, expired: bool) -> None:
             if expired:
                 out.item(
                     "  %s hold %s on account #%s: %s %s %s"
