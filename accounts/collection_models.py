@@ -18,7 +18,7 @@ Imported by ``accounts.models``, so that Django finds the models there.
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import models
 from django.db.models import Q
@@ -30,6 +30,11 @@ from .exceptions import LedgerImmutable
 from .fields import ExactCharField, LedgerMoneyField, zero
 from .models import Account, AccountType, Transfer, generate_reference
 
+if TYPE_CHECKING:
+    import datetime
+
+    from djmoney.money import Money
+
 
 def _refuse(model: Any) -> LedgerImmutable:
     return LedgerImmutable(
@@ -39,7 +44,7 @@ def _refuse(model: Any) -> LedgerImmutable:
 
 
 class CollectionRunQuerySet(models.QuerySet["CollectionRun"]):
-    def due(self, at: Any = None) -> CollectionRunQuerySet:
+    def due(self, at: datetime.datetime | None = None) -> CollectionRunQuerySet:
         """Runs with work to do at ``at`` (default: now): not finished, freeze moment passed.
 
         Judged on the application's clock, for choosing what to look at:
@@ -185,9 +190,12 @@ class CollectionRun(models.Model):
         return str(self.scope).removeprefix("accounts:")
 
     @property
-    def total_pending(self) -> Any:
+    def total_pending(self) -> Money:
         """Owed by the debts not initiated yet."""
-        return self.total_owed - self.total_initiated - self.total_recovered - self.total_failed
+        pending: Money = (
+            self.total_owed - self.total_initiated - self.total_recovered - self.total_failed
+        )
+        return pending
 
     @property
     def is_frozen(self) -> bool:
@@ -348,14 +356,15 @@ class Debt(models.Model):
         return self.status in (self.Status.PENDING, self.Status.INITIATED)
 
     @property
-    def remaining(self) -> Any:
+    def remaining(self) -> Money:
         """What it still owes: the amount less what was recovered (zero once failed)."""
         if self.status == self.Status.FAILED:
             return amounts.money(Decimal(0), self.currency)
-        return self.amount - self.recovered
+        left: Money = self.amount - self.recovered
+        return left
 
     @property
-    def debt_at_freeze(self) -> Any:
+    def debt_at_freeze(self) -> Money:
         """What the account owed at the freeze, whoever collects it: minus its balance, or 0."""
         balance = amounts.raw(self, "balance_at_freeze") or Decimal(0)
         return amounts.money(max(-balance, Decimal(0)), self.currency)

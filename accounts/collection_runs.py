@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import IntegrityError, router, transaction
@@ -36,6 +36,9 @@ from .fields import window_bound
 from .idempotency import fingerprint
 from .models import Account, AccountType
 
+if TYPE_CHECKING:
+    from .exceptions import StrOrPromise
+
 __all__ = ["create_run", "scope_currencies", "scope_key"]
 
 PENDING, RUNNING = CollectionRun.Status.PENDING, CollectionRun.Status.RUNNING
@@ -57,7 +60,9 @@ class _Scope:
     given: QuerySet[Account] | None
 
 
-def _scope(account_type: Any, accounts: Any, name: Any, *, named: bool = True) -> _Scope:
+def _scope(
+    account_type: AccountType | str | None, accounts: object, name: object, *, named: bool = True
+) -> _Scope:
     if account_type is not None and accounts is not None:
         raise InvalidArgument(_("Give account_type or accounts, not both."))
     if accounts is not None:
@@ -79,7 +84,7 @@ def _scope(account_type: Any, accounts: Any, name: Any, *, named: bool = True) -
     if account_type is None:
         return _Scope("all", str(_("every account")), None, None)
     if isinstance(account_type, str):
-        found = AccountType.objects.filter(code=account_type).first()
+        found: AccountType | None = AccountType.objects.filter(code=account_type).first()
         if found is None:
             raise InvalidArgument(
                 _("There is no account type with code %(code)r."), code=account_type
@@ -94,7 +99,9 @@ def _scope(account_type: Any, accounts: Any, name: Any, *, named: bool = True) -
     )
 
 
-def candidates(using: str, run_or_scope: Any, currency: str | None = None) -> QuerySet[Account]:
+def candidates(
+    using: str, run_or_scope: CollectionRun | _Scope, currency: str | None = None
+) -> QuerySet[Account]:
     """The accounts a run (or a scope being created) covers: never core accounts."""
     accounts = Account.objects.using(using).filter(role__isnull=True)
     if isinstance(run_or_scope, CollectionRun):
@@ -143,7 +150,7 @@ def _currencies(using: str, scope: _Scope) -> list[str]:
     return sorted(set(found))
 
 
-def _moment(value: Any, what: Any, *, end: bool) -> datetime.datetime:
+def _moment(value: object, what: StrOrPromise, *, end: bool) -> datetime.datetime:
     """A date (a whole day in the current time zone) or a datetime, as a moment."""
     moment = window_bound(value, end=end)
     if not isinstance(moment, datetime.datetime):
@@ -164,7 +171,7 @@ def _canonical_moment(moment: datetime.datetime) -> datetime.datetime:
     return moment.astimezone(datetime.UTC) if timezone.is_aware(moment) else moment
 
 
-def _source(using: str, source: Any, currency: str) -> Account:
+def _source(using: str, source: Account | None, currency: str) -> Account:
     """The account collected money comes from: given, configured, or the core source."""
     if source is None:
         name = (conf.COLLECTION_SOURCES or {}).get(currency)
@@ -325,7 +332,10 @@ def create_run(
 
 
 def _differences(
-    existing: CollectionRun, freeze_at: datetime.datetime, collect_on: Any, source: Account
+    existing: CollectionRun,
+    freeze_at: datetime.datetime,
+    collect_on: datetime.date,
+    source: Account,
 ) -> str:
     differences = []
     if existing.freeze_at != freeze_at:

@@ -43,7 +43,7 @@ def settle(
     amount: Money | Decimal,
     *,
     reference: str,
-    user: Any = None,
+    user: arguments.User = None,
     description: str | None = None,
 ) -> Transfer:
     """Record money that came back for a debt, and return the transfer that recorded it.
@@ -68,11 +68,12 @@ def settle(
     """
     debt_id = arguments.saved_pk(debt, Debt, _("debt"))
     value, currency = amounts.parse_amount(amount)
-    reference = arguments.text(
+    checked = arguments.text(
         reference, _("External reference"), REFERENCE_LENGTH, allow_empty=False
     )
-    if reference is None:
+    if checked is None:
         raise InvalidArgument(_("A settlement needs its external reference (reference=...)."))
+    reference = checked
     description = arguments.text(description, _("Description"), None)
     saved_user = arguments.saved_user(user)
     using = router.db_for_write(Debt)
@@ -169,7 +170,7 @@ def settle(
     return recorded
 
 
-def fail(debt: Debt, reason: str, *, user: Any = None) -> Debt:
+def fail(debt: Debt, reason: str, *, user: arguments.User = None) -> Debt:
     """Mark an open debt failed: what it still owes is owed again in the next run.
 
     ``reason`` (required) says why, e.g. the payment provider's return
@@ -181,9 +182,10 @@ def fail(debt: Debt, reason: str, *, user: Any = None) -> Debt:
     debt passed in, with its new status.
     """
     debt_id = arguments.saved_pk(debt, Debt, _("debt"))
-    reason = arguments.text(reason, _("Failure reason"), None, allow_empty=False)
-    if reason is None or not reason.strip():
+    checked = arguments.text(reason, _("Failure reason"), None, allow_empty=False)
+    if checked is None or not checked.strip():
         raise InvalidArgument(_("A failed debt needs its reason (reason=...)."))
+    reason = checked
     saved_user = arguments.saved_user(user)
     using = router.db_for_write(Debt)
     with posting.locked(using, [account_of(using, debt_id)]) as lock:

@@ -11,7 +11,7 @@ import csv
 import datetime
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from django.db import router
 from django.utils import timezone
@@ -21,6 +21,12 @@ from . import arguments
 from .collection_models import CollectionRun, Debt
 from .exports import text
 from .models import Account, Statement
+
+if TYPE_CHECKING:
+    from _typeshed import SupportsWrite
+    from djmoney.money import Money
+
+    from .managers import TransactionQuerySet
 
 __all__ = ["debt_statement", "DebtStatement"]
 
@@ -37,19 +43,23 @@ class DebtStatement:
     statement: Statement
 
     @property
-    def opening_balance(self) -> Any:
-        return self.statement.opening_balance
+    def opening_balance(self) -> Money:
+        """The balance at the start of the period (before its first leg)."""
+        balance: Money = self.statement.opening_balance
+        return balance
 
     @property
-    def closing_balance(self) -> Any:
+    def closing_balance(self) -> Money:
         """The balance at the freeze: minus it is the account's debt then."""
-        return self.statement.closing_balance
+        balance: Money = self.statement.closing_balance
+        return balance
 
     @property
-    def transactions(self) -> Any:
+    def transactions(self) -> TransactionQuerySet:
+        """The account's legs from the period's start to the freeze, oldest first."""
         return self.statement.transactions
 
-    def rows(self) -> Iterator[list[Any]]:
+    def rows(self) -> Iterator[list[str]]:
         """The statement as rows for a CSV file, a header row first (see :meth:`write_csv`)."""
         debt, run = self.debt, self.run
         yield [
@@ -96,7 +106,7 @@ class DebtStatement:
         ):
             yield [line, "", "", "", "", "", _plain(value), "", currency]
 
-    def write_csv(self, out: Any) -> None:
+    def write_csv(self, out: SupportsWrite[str]) -> None:
         """Write :meth:`rows` as CSV to ``out`` (a text file)."""
         writer = csv.writer(out)
         for row in self.rows():
