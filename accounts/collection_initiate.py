@@ -162,7 +162,6 @@ def run_collection(
     if stored.status == PENDING:
         stored = freeze(stored)
         result.froze = True
-    seen = 0
     totals = _RunTotals(using)
     done: list[tuple[Debt, bool]] = []
 
@@ -191,15 +190,9 @@ def run_collection(
         result.failures.append((debt, exc))
 
     pending = Debt.objects.using(using).filter(run=run_id, status=Debt.Status.PENDING)
-    for batch in expiry.batches(pending, batch_size):
-        expiry.run_batch(using, batch, handle, fail)
-        if report is not None:
-            for item in done:
-                report(*item)
-        done.clear()
-        seen += len(batch)
-        if progress:
-            progress(seen)
+    expiry.sweep(
+        using, pending, batch_size, handle, fail, done=done, report=report, progress=progress
+    )
     _finish(using, run_id)
     result.run = CollectionRun.objects.using(using).get(pk=run_id)
     copy_run(result.run, run)
