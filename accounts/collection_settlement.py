@@ -10,6 +10,7 @@ locks taken, and what each decision reads, are described in
 
 from __future__ import annotations
 
+import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -107,8 +108,7 @@ def settle(
         taken = Transfer.objects.using(using).filter(idempotency_key=key).first()
         if taken is not None:
             raise IdempotencyConflict(key=reference, existing=taken)
-        if locked.status not in OPEN:
-            raise DebtResolved(debt=locked, status=locked.get_status_display().lower())
+        _check_open(locked)
         amounts.check_same_currency(currency, locked.currency, what=_("The amount"))
         amounts.check_places(value, locked.currency)
         owed, recovered = posting.amount(locked, "amount"), posting.amount(locked, "recovered")
@@ -143,7 +143,7 @@ def settle(
         }
         if locked.status == Debt.Status.PENDING:
             columns["initiated_at"] = now
-        run = CollectionRun.objects.using(using).select_for_update().get(pk=locked.run_id)
+        run = _locked_run(using, locked)
         initiated = posting.amount(run, "total_initiated")
         if locked.status == Debt.Status.INITIATED:
             initiated -= value
@@ -156,15 +156,15 @@ def settle(
             request_fingerprint=digest,
             created=now,
         )._record(using)
-        Debt.objects.using(using)._write(debt_id, **columns)
-        CollectionRun.objects.using(using)._write(
-            run.pk,
+        _resolve(
+            using,
+            locked,
+            columns,
+            run,
+            now,
             total_initiated=initiated,
             total_recovered=posting.amount(run, "total_recovered") + value,
         )
-        for name, value_written in columns.items():
-            setattr(locked, name, value_written)
-        finish_locked(using, run, now)
         posting.after_commit(using, debt_settled, Debt, debt=locked, transfer=recorded)
     copy_debt(locked, debt)
     return recorded
@@ -190,29 +190,59 @@ def fail(debt: Debt, reason: str, *, user: arguments.User = None) -> Debt:
     using = router.db_for_write(Debt)
     with posting.locked(using, [account_of(using, debt_id)]) as lock:
         locked = locked_debt(using, debt_id)
-        if locked.status not in OPEN:
-            raise DebtResolved(debt=locked, status=locked.get_status_display().lower())
+        _check_open(locked)
         now = lock.now
         left = posting.amount(locked, "amount") - posting.amount(locked, "recovered")
-        columns = {
+        columns: dict[str, Any] = {
             "status": Debt.Status.FAILED,
             "failure_reason": reason,
             "resolved_at": now,
             "resolved_by": posting.username(saved_user),
         }
-        run = CollectionRun.objects.using(using).select_for_update().get(pk=locked.run_id)
+        run = _locked_run(using, locked)
         initiated = posting.amount(run, "total_initiated")
         if locked.status == Debt.Status.INITIATED:
             initiated -= left
-        Debt.objects.using(using)._write(debt_id, **columns)
-        CollectionRun.objects.using(using)._write(
-            run.pk,
+        _resolve(
+            using,
+            locked,
+            columns,
+            run,
+            now,
             total_initiated=initiated,
             total_failed=posting.amount(run, "total_failed") + left,
         )
-        for name, value in columns.items():
-            setattr(locked, name, value)
-        finish_locked(using, run, now)
         posting.after_commit(using, debt_failed, Debt, debt=locked)
     copy_debt(locked, debt)
     return debt
+
+
+def _check_open(locked: Debt) -> None:
+    """Refuse a debt (its locked row) that succeeded or failed already."""
+    if locked.status not in OPEN:
+        raise DebtResolved(debt=locked, status=locked.get_status_display().lower())
+
+
+def _locked_run(using: str, locked: Debt) -> CollectionRun:
+    """The run of a locked debt, locked (after the debt: the lock order)."""
+    return CollectionRun.objects.using(using).select_for_update().get(pk=locked.run_id)
+
+
+def _resolve(
+    using: str,
+    locked: Debt,
+    columns: dict[str, Any],
+    run: CollectionRun,
+    now: datetime.datetime,
+    **totals: Decimal,
+) -> None:
+    """Write a locked debt's new columns and its locked run's new totals.
+
+    The locked row gets the values written; the run is finished if no debt
+    of it is open any more.
+    """
+    Debt.objects.using(using)._write(locked.pk, **columns)
+    CollectionRun.objects.using(using)._write(run.pk, **totals)
+    for name, value in columns.items():
+        setattr(locked, name, value)
+    finish_locked(using, run, now)
