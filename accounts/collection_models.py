@@ -18,7 +18,7 @@ Imported by ``accounts.models``, so that Django finds the models there.
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.db import models
 from django.db.models import Q
@@ -36,14 +36,43 @@ if TYPE_CHECKING:
     from djmoney.money import Money
 
 
-def _refuse(model: Any) -> LedgerImmutable:
+_M = TypeVar("_M", bound=models.Model)
+
+
+def _refuse(model: type[models.Model]) -> LedgerImmutable:
     return LedgerImmutable(
         _("%(model)s rows change only through accounts.collections."),
         model=model._meta.verbose_name,
     )
 
 
-class CollectionRunQuerySet(models.QuerySet["CollectionRun"]):
+class _WrittenHere(models.QuerySet[_M]):
+    """Rows that ``accounts.collections`` alone writes: no ``update()``."""
+
+    def update(self, **kwargs: Any) -> int:
+        raise _refuse(self.model)
+
+    update.alters_data = True  # type: ignore[attr-defined]
+
+    def _write(self, pk: int, **columns: Any) -> int:
+        """Set columns of one row; only ``accounts.collections`` calls this, under its lock."""
+        return models.QuerySet.update(self.filter(pk=pk), **columns)
+
+
+class _KeptHere(_WrittenHere[_M]):
+    """Rows that are never deleted or created in bulk either."""
+
+    def delete(self) -> Any:
+        raise _refuse(self.model)
+
+    delete.alters_data = True  # type: ignore[attr-defined]
+    delete.queryset_only = True  # type: ignore[attr-defined]
+
+    def bulk_create(self, objs: Any, *args: Any, **kwargs: Any) -> Any:
+        raise _refuse(self.model)
+
+
+class CollectionRunQuerySet(_WrittenHere["CollectionRun"]):
     def due(self, at: datetime.datetime | None = None) -> CollectionRunQuerySet:
         """Runs with work to do at ``at`` (default: now): not finished, freeze moment passed.
 
@@ -54,15 +83,6 @@ class CollectionRunQuerySet(models.QuerySet["CollectionRun"]):
             status__in=(CollectionRun.Status.PENDING, CollectionRun.Status.RUNNING),
             freeze_at__lt=at or timezone.now(),
         )
-
-    def update(self, **kwargs: Any) -> int:
-        raise _refuse(self.model)
-
-    update.alters_data = True  # type: ignore[attr-defined]
-
-    def _write(self, pk: int, **columns: Any) -> int:
-        """Set columns of one run; only ``accounts.collections`` calls this, under its lock."""
-        return models.QuerySet.update(self.filter(pk=pk), **columns)
 
 
 class CollectionRun(models.Model):
@@ -202,26 +222,12 @@ class CollectionRun(models.Model):
         return self.status != self.Status.PENDING
 
 
-class DebtQuerySet(models.QuerySet["Debt"]):
+class DebtQuerySet(_KeptHere["Debt"]):
     """Debts change only through ``accounts.collections``: no update, delete or bulk create."""
 
     def open(self) -> DebtQuerySet:
         """Debts still to be recovered: pending or initiated."""
         return self.filter(status__in=(Debt.Status.PENDING, Debt.Status.INITIATED))
-
-    def update(self, **kwargs: Any) -> int:
-        raise _refuse(self.model)
-
-    update.alters_data = True  # type: ignore[attr-defined]
-
-    def delete(self) -> Any:
-        raise _refuse(self.model)
-
-    delete.alters_data = True  # type: ignore[attr-defined]
-    delete.queryset_only = True  # type: ignore[attr-defined]
-
-    def bulk_create(self, objs: Any, *args: Any, **kwargs: Any) -> Any:
-        raise _refuse(self.model)
 
     def bulk_update(self, objs: Any, fields: Any, batch_size: Any = None) -> int:
         return self.update()
@@ -231,10 +237,6 @@ class DebtQuerySet(models.QuerySet["Debt"]):
     def _add_frozen(self, debts: list[Debt]) -> None:
         """Insert frozen debts; only ``accounts.collections`` calls this, under the run's lock."""
         models.QuerySet.bulk_create(self, debts)
-
-    def _write(self, pk: int, **columns: Any) -> int:
-        """Set columns of one locked debt; only ``accounts.collections`` calls this."""
-        return models.QuerySet.update(self.filter(pk=pk), **columns)
 
 
 class Debt(models.Model):
@@ -370,20 +372,8 @@ class Debt(models.Model):
         return amounts.money(max(-balance, Decimal(0)), self.currency)
 
 
-class SettlementQuerySet(models.QuerySet["Settlement"]):
-    def update(self, **kwargs: Any) -> int:
-        raise _refuse(self.model)
-
-    update.alters_data = True  # type: ignore[attr-defined]
-
-    def delete(self) -> Any:
-        raise _refuse(self.model)
-
-    delete.alters_data = True  # type: ignore[attr-defined]
-    delete.queryset_only = True  # type: ignore[attr-defined]
-
-    def bulk_create(self, objs: Any, *args: Any, **kwargs: Any) -> Any:
-        raise _refuse(self.model)
+class SettlementQuerySet(_KeptHere["Settlement"]):
+    """Settlements are recorded once (``Settlement._record``) and never change."""
 
 
 class Settlement(models.Model):
