@@ -7,7 +7,7 @@ from accounts.expiry import Expiry
 from accounts.management.commandutils import (
     Output,
     add_sweep_arguments,
-    progress_printer,
+    run_sweep,
     sweep_time,
 )
 from accounts.models import Account
@@ -60,22 +60,8 @@ class Command(BaseCommand):
             elif outcome.outcome == "skipped":
                 out.item("  %s: already handled by another run" % name)
 
-        result = expiry.close_expired_accounts(
-            now=now,
-            dry_run=dry_run,
-            batch_size=options["batch_size"],
-            progress=progress_printer(self, options),
-            report=report,
-        )
-        out.summary(
-            "%s %d expired account(s) as of %s%s."
-            % (
-                "Would close" if dry_run else "Closed",
-                result.closed,
-                now.isoformat(),
-                " (dry run: nothing written)" if dry_run else "",
-            )
-        )
+        result = run_sweep(expiry.close_expired_accounts, self, options, now, report)
+        out.total("Closed", "Would close", result.closed, "expired account(s)", now)
         for currency, amount in sorted(result.swept.items()):
             out.summary(
                 "  %s %s %s to %s"

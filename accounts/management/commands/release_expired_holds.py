@@ -6,7 +6,7 @@ from accounts import expiry
 from accounts.management.commandutils import (
     Output,
     add_sweep_arguments,
-    progress_printer,
+    run_sweep,
     sweep_time,
 )
 from accounts.models import Hold
@@ -43,22 +43,8 @@ class Command(BaseCommand):
             else:
                 out.item("  hold %s: already resolved by another process" % hold.reference)
 
-        result = expiry.release_expired_holds(
-            now=now,
-            dry_run=dry_run,
-            batch_size=options["batch_size"],
-            progress=progress_printer(self, options),
-            report=report,
-        )
-        out.summary(
-            "%s %d hold(s) as of %s%s."
-            % (
-                "Would expire" if dry_run else "Expired",
-                result.expired,
-                now.isoformat(),
-                " (dry run: nothing written)" if dry_run else "",
-            )
-        )
+        result = run_sweep(expiry.release_expired_holds, self, options, now, report)
+        out.total("Expired", "Would expire", result.expired, "hold(s)", now)
         for currency, amount in sorted(result.freed.items()):
             out.summary("  %s %s %s" % ("would free" if dry_run else "freed", amount, currency))
         if result.skipped:
