@@ -40,7 +40,6 @@ import hashlib
 import ipaddress
 import math
 import time
-from typing import Any
 
 from django.core.cache import caches
 from django.http import HttpRequest
@@ -132,7 +131,7 @@ class LookupThrottle:
         return cooldown
 
 
-def lookup_code(request: HttpRequest, text: Any) -> Account | None:
+def lookup_code(request: HttpRequest, text: object) -> Account | None:
     """Return the account whose code is ``text`` (normalized first), or None.
 
     Every call counts for the request's client address: one that finds
