@@ -21,14 +21,20 @@ from __future__ import annotations
 import datetime
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django import forms
 from django.contrib import admin
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseRedirect,
+    StreamingHttpResponse,
+)
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
@@ -38,6 +44,11 @@ from django.utils.translation import gettext_lazy as _
 from . import charts, exports, reports
 from .forms import StatementFilterForm
 from .models import Account, Report
+
+if TYPE_CHECKING:
+    _ModelAdmin = admin.ModelAdmin[Any]
+else:
+    _ModelAdmin = admin.ModelAdmin
 
 VIEW_REPORTS_PERMISSION = "accounts.view_reports"
 
@@ -142,7 +153,7 @@ REPORTS = (
 
 
 @admin.register(Report)
-class ReportAdmin(admin.ModelAdmin):
+class ReportAdmin(_ModelAdmin):
     """The reports: views only, for ``accounts.view_reports``; nothing to add or change."""
 
     def has_module_permission(self, request: HttpRequest) -> bool:
@@ -202,7 +213,7 @@ class ReportAdmin(admin.ModelAdmin):
         }
         return TemplateResponse(request, "admin/accounts/report/index.html", context)
 
-    def report_view(self, request: HttpRequest, slug: str) -> HttpResponse:
+    def report_view(self, request: HttpRequest, slug: str) -> HttpResponse | StreamingHttpResponse:
         if not has_view_reports_permission(request):
             raise PermissionDenied
         kind = next(k for k in REPORTS if k.slug == slug)
@@ -216,14 +227,17 @@ class ReportAdmin(admin.ModelAdmin):
         if form.is_valid():
             report = kind.build(**form.period())
             if request.GET.get("format") == "csv":
-                return exports.streaming_csv(
-                    "%s-%s.csv"
-                    % (
-                        slug.replace("_", "-"),
-                        "-to-".join(str(v) for v in form.period().values()),
+                return cast(
+                    StreamingHttpResponse,
+                    exports.streaming_csv(
+                        "%s-%s.csv"
+                        % (
+                            slug.replace("_", "-"),
+                            "-to-".join(str(v) for v in form.period().values()),
+                        ),
+                        exports.report_header(report),
+                        exports.report_rows(report),
                     ),
-                    exports.report_header(report),
-                    exports.report_rows(report),
                 )
         query = data.copy()
         query["format"] = "csv"
@@ -262,7 +276,9 @@ def _table(report: reports.Report) -> dict[str, Any]:
 # Hooks for the accounts' and transfers' admins -------------------------------------------------
 
 
-def statement_csv(model_admin: admin.ModelAdmin, request: HttpRequest, object_id: str) -> Any:
+def statement_csv(
+    model_admin: _ModelAdmin, request: HttpRequest, object_id: str
+) -> StreamingHttpResponse:
     """An account's statement as CSV, for the dates of the statement page (``start``, ``end``)."""
     account = model_admin.get_object(request, unquote(object_id))
     if account is None:
@@ -277,12 +293,17 @@ def statement_csv(model_admin: admin.ModelAdmin, request: HttpRequest, object_id
         account.pk,
         "".join("-%s" % value for value in (start, end) if value),
     )
-    return exports.streaming_csv(
-        name, exports.STATEMENT_COLUMNS, exports.statement_rows(account, start, end)
+    return cast(
+        StreamingHttpResponse,
+        exports.streaming_csv(
+            name, exports.STATEMENT_COLUMNS, exports.statement_rows(account, start, end)
+        ),
     )
 
 
-def transfers_csv(model_admin: admin.ModelAdmin, request: HttpRequest) -> Any:
+def transfers_csv(
+    model_admin: _ModelAdmin, request: HttpRequest
+) -> HttpResponse | StreamingHttpResponse:
     """The transfer list as CSV, with the list's filters and search, newest first."""
     if not model_admin.has_view_permission(request):
         raise PermissionDenied
@@ -294,10 +315,13 @@ def transfers_csv(model_admin: admin.ModelAdmin, request: HttpRequest) -> Any:
             current_app=model_admin.admin_site.name,
         )
         return HttpResponseRedirect(url + "?e=1")
-    return exports.streaming_csv(
-        "transfers-%s.csv" % timezone.localdate().isoformat(),
-        exports.TRANSFER_COLUMNS,
-        exports.transfer_rows(changelist.get_queryset(request)),
+    return cast(
+        StreamingHttpResponse,
+        exports.streaming_csv(
+            "transfers-%s.csv" % timezone.localdate().isoformat(),
+            exports.TRANSFER_COLUMNS,
+            exports.transfer_rows(changelist.get_queryset(request)),
+        ),
     )
 
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
 from functools import cache
-from typing import Any
+from typing import cast
 
+from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 from djmoney.money import Money
 from moneyed import Money as BaseMoney
@@ -54,7 +55,7 @@ def currency_places(code: str) -> int:
     return len(str(sub_unit - 1)) if sub_unit and sub_unit > 1 else 0
 
 
-def is_known_currency(code: Any) -> bool:
+def is_known_currency(code: object) -> bool:
     """Whether ``code`` is an ISO 4217 currency code known to py-moneyed."""
     if not isinstance(code, str):
         return False
@@ -65,10 +66,10 @@ def is_known_currency(code: Any) -> bool:
     return True
 
 
-def check_currency(code: Any) -> str:
+def check_currency(code: object) -> str:
     """Return ``code`` if accounts may use it, else raise ``UnsupportedCurrency``."""
     currencies = conf.CURRENCIES
-    if code not in currencies:
+    if not isinstance(code, str) or code not in currencies:
         raise UnsupportedCurrency(currency=code, currencies=", ".join(currencies))
     currency_places(code)
     return code
@@ -94,7 +95,7 @@ def money(amount: Decimal, currency: str) -> Money:
     return Money(amount, currency, decimal_places=places)
 
 
-def parse_amount(value: Any) -> tuple[Decimal, str | None]:
+def parse_amount(value: object) -> tuple[Decimal, str | None]:
     """Check a positive amount given as ``Money`` or ``Decimal``.
 
     Returns the amount and the currency code it carried (``None`` for a plain
@@ -105,6 +106,8 @@ def parse_amount(value: Any) -> tuple[Decimal, str | None]:
     ``None``), for NaN and infinities, for zero and negative amounts and for
     amounts too large for the ledger's columns.
     """
+    amount: object
+    currency: str | None
     if isinstance(value, MONEY_TYPES):
         amount, currency = value.amount, value.currency.code
     elif isinstance(value, Decimal):
@@ -131,7 +134,7 @@ def parse_amount(value: Any) -> tuple[Decimal, str | None]:
     return amount, currency
 
 
-def check_places(amount: Decimal, currency: str, *, what: Any = None) -> None:
+def check_places(amount: Decimal, currency: str, *, what: str | Promise | None = None) -> None:
     """Refuse an amount with more decimal places than ``currency`` has.
 
     ``Decimal("10.50")`` and ``Decimal("10.500")`` are both fine in GBP;
@@ -155,7 +158,7 @@ def check_places(amount: Decimal, currency: str, *, what: Any = None) -> None:
         )
 
 
-def check_same_currency(currency: str | None, expected: str, *, what: Any) -> None:
+def check_same_currency(currency: str | None, expected: str, *, what: str | Promise) -> None:
     """Refuse a Money whose currency is not ``expected`` (``None`` means a plain Decimal)."""
     if currency is not None and currency != expected:
         raise CurrencyMismatch(
@@ -166,7 +169,7 @@ def check_same_currency(currency: str | None, expected: str, *, what: Any) -> No
         )
 
 
-def raw(instance: Any, name: str) -> Decimal | None:
+def raw(instance: object, name: str) -> Decimal | None:
     """The stored amount of a money field, without building a ``Money`` for it."""
     value = instance.__dict__[name]
-    return value.amount if isinstance(value, MONEY_TYPES) else value
+    return cast(Decimal | None, value.amount if isinstance(value, MONEY_TYPES) else value)

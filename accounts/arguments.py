@@ -12,7 +12,7 @@ MariaDB.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, TypeAlias, cast
 
 from django.apps import apps
 from django.db.models import Model
@@ -22,10 +22,18 @@ from django.utils.translation import gettext_lazy as _
 from .exceptions import InvalidAccount, InvalidArgument
 
 if TYPE_CHECKING:
+    from django.contrib.auth.base_user import AbstractBaseUser
+    from django.contrib.auth.models import AnonymousUser
+
+    from .exceptions import StrOrPromise
     from .models import Account
 
+#: Who performs an operation: a user, or an anonymous user or ``None``
+#: (recorded as nobody).
+User: TypeAlias = "AbstractBaseUser | AnonymousUser | None"
 
-def storable(value: str, what: Any) -> str:
+
+def storable(value: str, what: StrOrPromise) -> str:
     """Return ``value`` if every database can store it exactly, else raise ``InvalidArgument``."""
     if "\x00" in value:
         raise InvalidArgument(
@@ -41,7 +49,9 @@ def storable(value: str, what: Any) -> str:
     return value
 
 
-def text(value: Any, what: Any, max_length: int | None, *, allow_empty: bool = True) -> Any:
+def text(
+    value: object, what: StrOrPromise, max_length: int | None, *, allow_empty: bool = True
+) -> str | None:
     """Check an optional text argument: ``None``, or a storable string of at most ``max_length``.
 
     Raises ``InvalidArgument`` for another type, an empty string when
@@ -66,7 +76,7 @@ def text(value: Any, what: Any, max_length: int | None, *, allow_empty: bool = T
     return storable(value, what)
 
 
-def account_id(account: Account | int, role: Any) -> int:
+def account_id(account: Account | int, role: StrOrPromise) -> int:
     """The primary key of a saved account given as an ``Account`` or its id.
 
     Raises ``InvalidAccount`` for an unsaved account or anything else.
@@ -85,19 +95,19 @@ def account_id(account: Account | int, role: Any) -> int:
     )
 
 
-def saved_pk(value: Any, model: type[Model], what: Any) -> int:
+def saved_pk(value: object, model: type[Model], what: StrOrPromise) -> int:
     """The primary key of a saved ``model`` instance; ``InvalidArgument`` otherwise."""
     if not isinstance(value, model) or value.pk is None:
         raise InvalidArgument(_("%(value)r is not a saved %(what)s."), value=value, what=what)
     return int(value.pk)
 
 
-def saved_user(user: Any) -> Any:
+def saved_user(user: object) -> AbstractBaseUser | None:
     """The user to record: a saved user, or ``None`` (anonymous users, ``None``)."""
-    return user if getattr(user, "pk", None) else None
+    return cast("AbstractBaseUser", user) if getattr(user, "pk", None) else None
 
 
-def expiry(expires_at: Any) -> datetime | None:
+def expiry(expires_at: object) -> datetime | None:
     """``None``, or an aware datetime (whether it is in the future is judged under the lock)."""
     if expires_at is not None and (
         not isinstance(expires_at, datetime) or timezone.is_naive(expires_at)

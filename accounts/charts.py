@@ -20,7 +20,7 @@ import datetime
 import itertools
 from collections.abc import Sequence
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
-from typing import Any
+from typing import TYPE_CHECKING
 
 from django.utils import timezone
 from django.utils.formats import date_format
@@ -30,6 +30,9 @@ from django.utils.translation import gettext_lazy as _
 
 from . import amounts
 from .reports import BalanceHistory, BarChart
+
+if TYPE_CHECKING:
+    from .exceptions import StrOrPromise
 
 WIDTH = 960
 #: Left margin: room for the amounts of the vertical axis.
@@ -140,7 +143,9 @@ def _local(moment: datetime.datetime) -> datetime.date:
     return moment.date()
 
 
-def balance_chart(history: BalanceHistory, *, title: Any = None, height: int = 300) -> SafeString:
+def balance_chart(
+    history: BalanceHistory, *, title: StrOrPromise | None = None, height: int = 300
+) -> SafeString:
     """An account's balance over time as a line, with its credit limit as a dashed line.
 
     One ``circle.point`` per point of ``history``; the limit (a floor at

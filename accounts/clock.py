@@ -65,7 +65,7 @@ def travelled() -> datetime.datetime | None:
     return None
 
 
-def from_database(value: Any) -> datetime.datetime:
+def from_database(value: object) -> datetime.datetime:
     """The ledger's "now" from a value the database returned under the lock.
 
     An aware datetime in UTC (naive in the default time zone when

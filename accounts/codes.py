@@ -29,7 +29,6 @@ substitution because 36 is not prime, and keeps the look-alikes.
 from __future__ import annotations
 
 import secrets
-from typing import Any
 
 from django.apps import apps
 from django.db import router
@@ -53,7 +52,7 @@ _VALUES = {character: value for value, character in enumerate(ALPHABET)}
 _SEPARATORS = str.maketrans("", "", "-\u2010\u2011\u2012\u2013\u2014\u2212")
 
 
-def normalize_code(text: Any) -> str:
+def normalize_code(text: object) -> str:
     """Return ``text`` as codes are stored: upper case, without spaces or dashes.
 
     ``" 7kq2-m9xd ht4r–wb3n "`` becomes ``"7KQ2M9XDHT4RWB3N"``. Anything that
@@ -97,7 +96,7 @@ def check_character(payload: str) -> str:
     return ALPHABET[value]
 
 
-def is_valid_code(text: Any) -> bool:
+def is_valid_code(text: object) -> bool:
     """Whether ``text``, once normalized, is a well-formed code with a correct check character.
 
     Catches any single mistyped character and any swap of two characters.

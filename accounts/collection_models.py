@@ -18,7 +18,7 @@ Imported by ``accounts.models``, so that Django finds the models there.
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.db import models
 from django.db.models import Q
@@ -30,16 +30,50 @@ from .exceptions import LedgerImmutable
 from .fields import ExactCharField, LedgerMoneyField, zero
 from .models import Account, AccountType, Transfer, generate_reference
 
+if TYPE_CHECKING:
+    import datetime
 
-def _refuse(model: Any) -> LedgerImmutable:
+    from djmoney.money import Money
+
+
+_M = TypeVar("_M", bound=models.Model)
+
+
+def _refuse(model: type[models.Model]) -> LedgerImmutable:
     return LedgerImmutable(
         _("%(model)s rows change only through accounts.collections."),
         model=model._meta.verbose_name,
     )
 
 
-class CollectionRunQuerySet(models.QuerySet):
-    def due(self, at: Any = None) -> CollectionRunQuerySet:
+class _WrittenHere(models.QuerySet[_M]):
+    """Rows that ``accounts.collections`` alone writes: no ``update()``."""
+
+    def update(self, **kwargs: Any) -> int:
+        raise _refuse(self.model)
+
+    update.alters_data = True  # type: ignore[attr-defined]
+
+    def _write(self, pk: int, **columns: Any) -> int:
+        """Set columns of one row; only ``accounts.collections`` calls this, under its lock."""
+        return models.QuerySet.update(self.filter(pk=pk), **columns)
+
+
+class _KeptHere(_WrittenHere[_M]):
+    """Rows that are never deleted or created in bulk either."""
+
+    def delete(self) -> Any:
+        raise _refuse(self.model)
+
+    delete.alters_data = True  # type: ignore[attr-defined]
+    delete.queryset_only = True  # type: ignore[attr-defined]
+
+    def bulk_create(self, objs: Any, *args: Any, **kwargs: Any) -> Any:
+        raise _refuse(self.model)
+
+
+class CollectionRunQuerySet(_WrittenHere["CollectionRun"]):
+    def due(self, at: datetime.datetime | None = None) -> CollectionRunQuerySet:
         """Runs with work to do at ``at`` (default: now): not finished, freeze moment passed.
 
         Judged on the application's clock, for choosing what to look at:
@@ -49,15 +83,6 @@ class CollectionRunQuerySet(models.QuerySet):
             status__in=(CollectionRun.Status.PENDING, CollectionRun.Status.RUNNING),
             freeze_at__lt=at or timezone.now(),
         )
-
-    def update(self, **kwargs: Any) -> int:
-        raise _refuse(self.model)
-
-    update.alters_data = True  # type: ignore[attr-defined]
-
-    def _write(self, pk: int, **columns: Any) -> int:
-        """Set columns of one run; only ``accounts.collections`` calls this, under its lock."""
-        return models.QuerySet.update(self.filter(pk=pk), **columns)
 
 
 class CollectionRun(models.Model):
@@ -166,7 +191,7 @@ class CollectionRun(models.Model):
         ]
 
     def __str__(self) -> str:
-        return self.reference
+        return str(self.reference)
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         if not self._state.adding:
@@ -182,38 +207,27 @@ class CollectionRun(models.Model):
             return str(_("account type %(type)s") % {"type": self.account_type})
         if self.scope == "all":
             return str(_("every account"))
-        return self.scope.removeprefix("accounts:")
+        return str(self.scope).removeprefix("accounts:")
 
     @property
-    def total_pending(self) -> Any:
+    def total_pending(self) -> Money:
         """Owed by the debts not initiated yet."""
-        return self.total_owed - self.total_initiated - self.total_recovered - self.total_failed
+        pending: Money = (
+            self.total_owed - self.total_initiated - self.total_recovered - self.total_failed
+        )
+        return pending
 
     @property
     def is_frozen(self) -> bool:
         return self.status != self.Status.PENDING
 
 
-class DebtQuerySet(models.QuerySet):
+class DebtQuerySet(_KeptHere["Debt"]):
     """Debts change only through ``accounts.collections``: no update, delete or bulk create."""
 
     def open(self) -> DebtQuerySet:
         """Debts still to be recovered: pending or initiated."""
         return self.filter(status__in=(Debt.Status.PENDING, Debt.Status.INITIATED))
-
-    def update(self, **kwargs: Any) -> int:
-        raise _refuse(self.model)
-
-    update.alters_data = True  # type: ignore[attr-defined]
-
-    def delete(self) -> Any:
-        raise _refuse(self.model)
-
-    delete.alters_data = True  # type: ignore[attr-defined]
-    delete.queryset_only = True  # type: ignore[attr-defined]
-
-    def bulk_create(self, objs: Any, *args: Any, **kwargs: Any) -> Any:
-        raise _refuse(self.model)
 
     def bulk_update(self, objs: Any, fields: Any, batch_size: Any = None) -> int:
         return self.update()
@@ -223,10 +237,6 @@ class DebtQuerySet(models.QuerySet):
     def _add_frozen(self, debts: list[Debt]) -> None:
         """Insert frozen debts; only ``accounts.collections`` calls this, under the run's lock."""
         models.QuerySet.bulk_create(self, debts)
-
-    def _write(self, pk: int, **columns: Any) -> int:
-        """Set columns of one locked debt; only ``accounts.collections`` calls this."""
-        return models.QuerySet.update(self.filter(pk=pk), **columns)
 
 
 class Debt(models.Model):
@@ -348,33 +358,22 @@ class Debt(models.Model):
         return self.status in (self.Status.PENDING, self.Status.INITIATED)
 
     @property
-    def remaining(self) -> Any:
+    def remaining(self) -> Money:
         """What it still owes: the amount less what was recovered (zero once failed)."""
         if self.status == self.Status.FAILED:
             return amounts.money(Decimal(0), self.currency)
-        return self.amount - self.recovered
+        left: Money = self.amount - self.recovered
+        return left
 
     @property
-    def debt_at_freeze(self) -> Any:
+    def debt_at_freeze(self) -> Money:
         """What the account owed at the freeze, whoever collects it: minus its balance, or 0."""
         balance = amounts.raw(self, "balance_at_freeze") or Decimal(0)
         return amounts.money(max(-balance, Decimal(0)), self.currency)
 
 
-class SettlementQuerySet(models.QuerySet):
-    def update(self, **kwargs: Any) -> int:
-        raise _refuse(self.model)
-
-    update.alters_data = True  # type: ignore[attr-defined]
-
-    def delete(self) -> Any:
-        raise _refuse(self.model)
-
-    delete.alters_data = True  # type: ignore[attr-defined]
-    delete.queryset_only = True  # type: ignore[attr-defined]
-
-    def bulk_create(self, objs: Any, *args: Any, **kwargs: Any) -> Any:
-        raise _refuse(self.model)
+class SettlementQuerySet(_KeptHere["Settlement"]):
+    """Settlements are recorded once (``Settlement._record``) and never change."""
 
 
 class Settlement(models.Model):
@@ -406,7 +405,7 @@ class Settlement(models.Model):
         verbose_name_plural = _("settlements")
 
     def __str__(self) -> str:
-        return self.reference
+        return str(self.reference)
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         raise _refuse(type(self))

@@ -10,12 +10,17 @@ unique name. They are created after ``migrate`` and after ``flush`` (both send
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, router, transaction
 
 from .amounts import check_currency
 from .conf import conf
+
+if TYPE_CHECKING:
+    from django.apps.registry import Apps
+
+    from .models import Account
 
 
 def role_names() -> dict[str, str]:
@@ -30,7 +35,7 @@ def core_name(role: str, currency: str) -> str:
     return "%s (%s)" % (role_names()[role], currency)
 
 
-def ensure_core_account(model: Any, role: str, currency: str, *, using: str) -> Any:
+def ensure_core_account(model: type[Account], role: str, currency: str, *, using: str) -> Account:
     """Get or create the core account of ``role`` in ``currency``, with the configured name."""
     name = core_name(role, currency)
     manager = model._base_manager.db_manager(using)
@@ -55,7 +60,9 @@ def ensure_core_account(model: Any, role: str, currency: str, *, using: str) -> 
     return account
 
 
-def get_core_account(model: Any, role: str, currency: str | None, *, using: str | None) -> Any:
+def get_core_account(
+    model: type[Account], role: str, currency: str | None, *, using: str | None
+) -> Account:
     currency = check_currency(currency or conf.DEFAULT_CURRENCY)
     if role not in role_names():
         raise ValueError("Unknown core account role %r." % (role,))
@@ -65,7 +72,11 @@ def get_core_account(model: Any, role: str, currency: str | None, *, using: str 
 
 
 def create_core_accounts(
-    sender: Any = None, *, using: str = DEFAULT_DB_ALIAS, apps: Any = None, **kwargs: Any
+    sender: object = None,
+    *,
+    using: str = DEFAULT_DB_ALIAS,
+    apps: Apps | None = None,
+    **kwargs: Any,
 ) -> None:
     """``post_migrate`` receiver: make sure every configured currency has its core accounts."""
     if apps is None:

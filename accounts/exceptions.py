@@ -59,20 +59,25 @@ from __future__ import annotations
 
 import datetime
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from django.utils import formats, timezone
 from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 
 if TYPE_CHECKING:
+    from django.utils.functional import _StrPromise
     from djmoney.money import Money
 
     from .collection_models import CollectionRun, Debt
     from .models import Account, Hold, Transfer
 
 
-def customer_account(account: Any) -> str:
+#: A message: text, or lazily translated text (``gettext_lazy``).
+StrOrPromise: TypeAlias = "str | _StrPromise"
+
+
+def customer_account(account: object) -> str:
     """How a customer knows an account: its name, a gift card by its code, or "your account"."""
     from .codes import format_code
 
@@ -85,7 +90,7 @@ def customer_account(account: Any) -> str:
     return str(_("your account"))
 
 
-def customer_date(value: Any, format_name: str = "DATE_FORMAT") -> str:
+def customer_date(value: object, format_name: str = "DATE_FORMAT") -> str:
     """A date or datetime in the current time zone and the active locale's format."""
     if isinstance(value, datetime.datetime) and timezone.is_aware(value):
         value = timezone.localtime(value)
@@ -104,13 +109,13 @@ class AccountException(Exception):
     #: The stable machine code of this refusal (the REST API's, a decline's reason).
     code = "refused"
 
-    message: Any = _("The accounts ledger refused the operation.")
+    message: StrOrPromise = _("The accounts ledger refused the operation.")
     #: What a customer is told (see :attr:`user_message`); subclasses refine it.
-    user_template: Any = _("Sorry, this could not be done.")
+    user_template: StrOrPromise = _("Sorry, this could not be done.")
     #: Everything the exception was raised with, also set as attributes.
     context: dict[str, Any]
 
-    def __init__(self, message: Any = None, **context: Any) -> None:
+    def __init__(self, message: StrOrPromise | None = None, **context: Any) -> None:
         for key, value in context.items():
             setattr(self, key, value)
         self.context = context
@@ -129,7 +134,7 @@ class AccountException(Exception):
         """
         return capfirst(str(self.get_user_template()) % self.user_facts())
 
-    def get_user_template(self) -> Any:
+    def get_user_template(self) -> StrOrPromise:
         """The translatable template of :attr:`user_message`."""
         return self.user_template
 
@@ -155,7 +160,7 @@ class InvalidAmount(InvalidArgument):
     user_template = _("This amount is not valid.")
 
     #: The amount as it was given (any type).
-    amount: Any
+    amount: object
 
 
 class InvalidAccount(InvalidArgument):
@@ -166,7 +171,8 @@ class InvalidAccount(InvalidArgument):
     message = _("%(account)r is not a saved account.")
     user_template = _("This account does not exist.")
 
-    account: Any
+    #: What was given as the account.
+    account: object
 
 
 class SameAccount(InvalidArgument):
@@ -177,7 +183,8 @@ class SameAccount(InvalidArgument):
     message = _("Cannot transfer from account %(account)s to itself.")
     user_template = _("Money cannot be moved from an account to itself.")
 
-    account: Any
+    #: The account (or its primary key) given as both source and destination.
+    account: object
 
 
 class UnsupportedCurrency(InvalidArgument):
@@ -188,7 +195,8 @@ class UnsupportedCurrency(InvalidArgument):
     message = _("Currency %(currency)r is not one of ACCOUNTS_CURRENCIES (%(currencies)s).")
     user_template = _("This currency is not accepted here.")
 
-    currency: Any
+    #: The currency code as it was given (any type).
+    currency: object
 
 
 class CurrencyMismatch(AccountException):
@@ -282,12 +290,12 @@ class InsufficientFunds(AccountException):
     #: How far the balance may go below zero (``None``: no limit).
     credit_limit: Money | None
 
-    def __init__(self, message: Any = None, **context: Any) -> None:
+    def __init__(self, message: StrOrPromise | None = None, **context: Any) -> None:
         super().__init__(message, **context)
         if "credit_limit" not in context:
             self.credit_limit = getattr(getattr(self, "account", None), "credit_limit", None)
 
-    def get_user_template(self) -> Any:
+    def get_user_template(self) -> StrOrPromise:
         available = getattr(self, "available", None)
         if available is None or not getattr(available, "amount", available):
             return self.nothing_template
@@ -329,12 +337,12 @@ class SpendingLimitExceeded(AccountException):
     #: What it may still spend in the period (never negative).
     available: Money
 
-    def __init__(self, message: Any = None, **context: Any) -> None:
+    def __init__(self, message: StrOrPromise | None = None, **context: Any) -> None:
         if "period" in context and "adjective" not in context:
             context["adjective"] = _PERIOD_ADJECTIVES.get(context["period"], context["period"])
         super().__init__(message, **context)
 
-    def get_user_template(self) -> Any:
+    def get_user_template(self) -> StrOrPromise:
         if not getattr(getattr(self, "available", None), "amount", None):
             return self.nothing_template
         return self.user_template
@@ -387,7 +395,7 @@ class InvalidReversal(AccountException):
     #: What is left to reverse, when the amount asked for was more.
     remaining: Money | None = None
 
-    def get_user_template(self) -> Any:
+    def get_user_template(self) -> StrOrPromise:
         if self.remaining is not None:
             return self.exceeds_template
         transfer = getattr(self, "transfer", None)
@@ -487,7 +495,8 @@ class ProtectedAccount(AccountException):
     user_template = _("This account cannot be changed.")
 
     account: Account
-    action: Any
+    #: What was refused, in words ("frozen", "closed").
+    action: StrOrPromise
 
 
 class CodeGenerationError(AccountException):
@@ -579,7 +588,7 @@ class InvalidCollectionPeriod(InvalidArgument):
     user_template = _("The dates of this collection are not valid.")
 
     #: What is wrong, in words.
-    reason: Any
+    reason: StrOrPromise
 
 
 class CollectionBeforeFreeze(InvalidArgument):
@@ -605,7 +614,8 @@ class InvalidCollectionSource(InvalidArgument):
     message = _("The account collected money comes from is not usable: %(reason)s")
     user_template = _("Collected money cannot be recorded: its account is not set up.")
 
-    reason: Any
+    #: What is wrong with the account, in words.
+    reason: StrOrPromise
 
 
 class MixedCurrencyScope(CurrencyMismatch):
@@ -624,7 +634,7 @@ class MixedCurrencyScope(CurrencyMismatch):
     #: The currencies found, sorted.
     currencies: list[str]
 
-    def __init__(self, message: Any = None, **context: Any) -> None:
+    def __init__(self, message: StrOrPromise | None = None, **context: Any) -> None:
         if "currencies" in context and "codes" not in context:
             context["codes"] = ", ".join(context["currencies"])
         super().__init__(message, **context)
@@ -688,7 +698,7 @@ class DebtResolved(CollectionError):
     #: The debt's status, in words ("succeeded", "failed").
     status: str
 
-    def get_user_template(self) -> Any:
+    def get_user_template(self) -> StrOrPromise:
         status = getattr(self, "status", None)
         if status == "succeeded":
             return self.paid_template

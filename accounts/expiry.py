@@ -51,6 +51,7 @@ from .exceptions import InvalidAccount, InvalidArgument, RetryableConflict
 from .models import Account, Hold, Transfer
 
 Item = TypeVar("Item")
+Outcome = TypeVar("Outcome")
 
 logger = logging.getLogger(__name__)
 
@@ -154,6 +155,36 @@ def run_batch(
         start, attempt = index, 1
 
 
+def sweep(
+    using: str,
+    queryset: QuerySet[Any],
+    batch_size: int,
+    handle: Callable[[Item, bool], Callable[[], None]],
+    fail: Callable[[Item, Exception], None],
+    *,
+    done: list[tuple[Item, Outcome]],
+    report: Callable[[Item, Outcome], None] | None,
+    progress: Callable[[int], None] | None,
+) -> None:
+    """:func:`run_batch` over the queryset's rows, :func:`batches` of ``batch_size`` at a time.
+
+    ``handle``'s records append to ``done`` what each item came to; after
+    each batch has committed, each of them goes to ``report`` and is then
+    forgotten (memory stays flat), and ``progress`` gets the number of rows
+    looked at so far.
+    """
+    seen = 0
+    for batch in batches(queryset, batch_size):
+        run_batch(using, batch, handle, fail)
+        if report is not None:
+            for item, outcome in done:
+                report(item, outcome)
+        done.clear()
+        seen += len(batch)
+        if progress:
+            progress(seen)
+
+
 # Holds -------------------------------------------------------------------------------
 
 
@@ -190,7 +221,6 @@ def release_expired_holds(
     using = router.db_for_write(Hold)
     now = now or timezone.now()
     result = HoldSweep()
-    seen = 0
     candidates = (
         Hold.objects.using(using)
         .past_expiry(now)
@@ -216,21 +246,8 @@ def release_expired_holds(
         logger.error("Could not expire hold %s", hold.pk, exc_info=exc)
         result.failures.append((hold, exc))
 
-    for batch in batches(candidates, batch_size):
-        run_batch(using, batch, handle, fail)
-        _report(done, report)
-        seen += len(batch)
-        if progress:
-            progress(seen)
+    sweep(using, candidates, batch_size, handle, fail, done=done, report=report, progress=progress)
     return result
-
-
-def _report(done: list[Any], report: Callable[..., None] | None) -> None:
-    """Hand a committed batch's items to ``report``, then forget them (memory stays flat)."""
-    if report is not None:
-        for item in done:
-            report(*item)
-    done.clear()
 
 
 # Accounts ----------------------------------------------------------------------------
@@ -379,7 +396,6 @@ def close_expired_accounts(
     using = router.db_for_write(Account)
     now = now or timezone.now()
     result = AccountSweep()
-    seen = 0
     candidates = (
         Account.objects.using(using)
         .expired(now)
@@ -412,12 +428,7 @@ def close_expired_accounts(
         logger.error("Could not close expired account %s", account.pk, exc_info=exc)
         result.failures.append((account, exc))
 
-    for batch in batches(candidates, batch_size):
-        run_batch(using, batch, handle, fail)
-        _report(done, report)
-        seen += len(batch)
-        if progress:
-            progress(seen)
+    sweep(using, candidates, batch_size, handle, fail, done=done, report=report, progress=progress)
     return result
 
 

@@ -33,7 +33,7 @@ from .models import Account, Hold, Transfer
 
 def accounts_of(using: str, hold_id: int) -> tuple[int, int]:
     """A hold's source and destination, read from the database (they never change)."""
-    found = (
+    found: tuple[int, int] | None = (
         Hold.objects.using(using)
         .filter(pk=hold_id)
         .values_list("source_id", "destination_id")

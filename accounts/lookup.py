@@ -40,7 +40,6 @@ import hashlib
 import ipaddress
 import math
 import time
-from typing import Any
 
 from django.core.cache import caches
 from django.http import HttpRequest
@@ -91,7 +90,7 @@ class LookupThrottle:
 
     def retry_after(self) -> int | None:
         """Seconds until the address may look codes up again, or None if it is not blocked."""
-        until = self.cache.get(self.blocked_key)
+        until: float | None = self.cache.get(self.blocked_key)
         if until is None:
             return None
         return max(1, math.ceil(until - time.time()))
@@ -132,7 +131,7 @@ class LookupThrottle:
         return cooldown
 
 
-def lookup_code(request: HttpRequest, text: Any) -> Account | None:
+def lookup_code(request: HttpRequest, text: object) -> Account | None:
     """Return the account whose code is ``text`` (normalized first), or None.
 
     Every call counts for the request's client address: one that finds

@@ -23,7 +23,8 @@ from django.utils.translation import gettext_lazy as _
 
 from . import amounts, limits, posting, rules, sql
 from .idempotency import Request, after_race
-from .models import Repayment, Transfer
+from .models import Transfer
+from .wallet_models import Repayment
 
 
 def repay(

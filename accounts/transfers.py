@@ -39,7 +39,7 @@ def original(using: str, transfer_id: int) -> Transfer:
     With ``hold_placed_at``: when the hold it captured was placed (``None``
     unless it is a capture), read in the same query.
     """
-    found = (
+    found: Transfer | None = (
         Transfer.objects.using(using)
         .filter(pk=transfer_id)
         .annotate(hold_placed_at=F("hold__created"))

@@ -10,7 +10,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext, override_settings
 from djmoney.money import Money
 
-from accounts import collections, facade, signals
+from accounts import collection_freeze, collections, facade, signals
 from accounts.collection_models import CollectionRun, Debt, Settlement
 from accounts.exceptions import (
     CollectionBeforeFreeze,
@@ -457,7 +457,7 @@ def test_freezing_reads_the_accounts_in_batches_of_a_bounded_number_of_statement
 def test_a_freeze_that_crashed_between_batches_is_finished_by_the_next_one(world, monkeypatch):
     wallets = _history(5, 1, moment(2026, 1, 6))
     run = january(wallets)
-    real = collections._freeze_batch
+    real = collection_freeze._freeze_batch
     calls = {"n": 0}
 
     def crash_on_second(*args, **kwargs):
@@ -466,13 +466,13 @@ def test_a_freeze_that_crashed_between_batches_is_finished_by_the_next_one(world
             raise RuntimeError("the process died")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(collections, "_freeze_batch", crash_on_second)
+    monkeypatch.setattr(collection_freeze, "_freeze_batch", crash_on_second)
     with pytest.raises(RuntimeError, match="the process died"):
         collections.freeze(run, batch_size=2)
     run.refresh_from_db()
     assert run.status == CollectionRun.Status.PENDING and run.debt_count == 2
 
-    monkeypatch.setattr(collections, "_freeze_batch", real)
+    monkeypatch.setattr(collection_freeze, "_freeze_batch", real)
     collections.freeze(run, batch_size=2)
 
     assert run.status == CollectionRun.Status.RUNNING

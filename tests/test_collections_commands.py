@@ -11,7 +11,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.utils import timezone
 
-from accounts import collections, facade
+from accounts import collection_initiate, collections, facade
 from accounts.collection_models import CollectionRun, Debt
 from accounts.integrity import check_ledger
 from accounts.models import Account, AccountType
@@ -278,7 +278,7 @@ def test_a_run_named_that_is_not_due_fails_with_status_1_and_writes_nothing(wall
 
 
 def test_a_debt_that_fails_to_initiate_is_reported_and_the_others_go_on(january):
-    real = collections._initiate
+    real = collection_initiate._initiate
     calls = {"n": 0}
 
     def flaky(using, debt_id, **kwargs):
@@ -288,7 +288,7 @@ def test_a_debt_that_fails_to_initiate_is_reported_and_the_others_go_on(january)
         return real(using, debt_id, **kwargs)
 
     err = StringIO()
-    with mock.patch.object(collections, "_initiate", flaky):
+    with mock.patch.object(collection_initiate, "_initiate", flaky):
         with pytest.raises(CommandError, match="1 run\\(s\\) or debt\\(s\\) failed"):
             call_command("run_collections", stdout=StringIO(), stderr=err)
 

@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 from django.db import DatabaseError, connection, transaction
 
-from accounts import collections, facade
+from accounts import collection_freeze, collections, facade
 from accounts.collection_models import CollectionRun, Debt, Settlement
 from accounts.integrity import check_ledger
 from accounts.models import Account, AccountType, Transfer
@@ -144,7 +144,7 @@ def test_initiating_a_debt_is_all_or_nothing(run):
 
 def test_a_batch_of_a_freeze_is_all_or_nothing(run):
     def first_batch():
-        collections._freeze_batch(
+        collection_freeze._freeze_batch(
             connection.alias, run.pk, 0, list(Account.objects.filter(
                 account_type__code="wallets").order_by("pk").values_list("pk", flat=True)),
         )  # fmt: skip

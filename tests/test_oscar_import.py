@@ -509,9 +509,9 @@ def test_transfers_keep_their_references_times_users_and_reversals(oscar_ledger)
 def test_transfers_are_read_in_chunks_while_they_are_written(oscar_ledger, monkeypatch):
     """Reading oscar's transfers (a server-side cursor on PostgreSQL) goes on while
     the ledger is written on the same connection."""
-    from accounts import oscar_import
+    from accounts import oscar_import_transfers
 
-    monkeypatch.setattr(oscar_import, "CHUNK", 3)
+    monkeypatch.setattr(oscar_import_transfers, "CHUNK", 3)
     progress = []
 
     report = import_oscar_accounts(progress=progress.append)

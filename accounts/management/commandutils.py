@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import argparse
 import datetime
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from dateutil import parser as dateparser
-from django.core.management.base import CommandError
+from django.core.management.base import BaseCommand, CommandError
 from django.db import DEFAULT_DB_ALIAS
 from django.utils import timezone
 
@@ -24,8 +25,10 @@ from accounts.expiry import DEFAULT_BATCH_SIZE
 #: Exit code of a run refused before it started (argparse uses it too).
 USAGE_ERROR = 2
 
+Result = TypeVar("Result")
 
-def add_sweep_arguments(parser: Any) -> None:
+
+def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--dry-run",
         action="store_true",
@@ -97,7 +100,7 @@ class Output:
     lines appear on a terminal only, never in a cron log.
     """
 
-    def __init__(self, command: Any, options: dict[str, Any]) -> None:
+    def __init__(self, command: BaseCommand, options: dict[str, Any]) -> None:
         self.command = command
         self.verbosity = options["verbosity"]
         self.dry_run = options["dry_run"]
@@ -113,8 +116,40 @@ class Output:
     def error(self, text: str) -> None:
         self.command.stderr.write(text)
 
+    def total(self, done: str, would: str, count: int, what: str, now: datetime.datetime) -> None:
+        """The summary's first line: ``Expired 3 hold(s) as of ...``, or what would be done."""
+        self.summary(
+            "%s %d %s as of %s%s."
+            % (
+                would if self.dry_run else done,
+                count,
+                what,
+                now.isoformat(),
+                " (dry run: nothing written)" if self.dry_run else "",
+            )
+        )
 
-def progress_printer(command: Any, options: dict[str, Any]) -> Any:
+
+def run_sweep(
+    sweep: Callable[..., Result],
+    command: BaseCommand,
+    options: dict[str, Any],
+    now: datetime.datetime,
+    report: Callable[..., None],
+) -> Result:
+    """Call ``sweep`` (an ``accounts.expiry`` sweep, ``run_due_collections``) with the options."""
+    return sweep(
+        now=now,
+        dry_run=options["dry_run"],
+        batch_size=options["batch_size"],
+        progress=progress_printer(command, options),
+        report=report,
+    )
+
+
+def progress_printer(
+    command: BaseCommand, options: dict[str, Any]
+) -> Callable[[int], None] | None:
     """Progress lines on a terminal (verbosity >= 1), nothing when piped, e.g. from cron."""
     stream = command.stdout
     if options["verbosity"] < 1 or not getattr(stream._out, "isatty", lambda: False)():

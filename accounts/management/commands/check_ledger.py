@@ -1,4 +1,6 @@
-from django.core.management.base import BaseCommand, CommandError
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DEFAULT_DB_ALIAS, connections
 
 from accounts.integrity import check_ledger
@@ -12,7 +14,7 @@ class Command(BaseCommand):
         "ledger is sound, 1 problems were found (each is printed), 2 usage error."
     )
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "--database",
             default=DEFAULT_DB_ALIAS,
@@ -27,7 +29,7 @@ class Command(BaseCommand):
             help="Problems shown per check (all are counted; default %(default)s).",
         )
 
-    def handle(self, *args, **options):
+    def handle(self, *args: Any, **options: Any) -> None:
         report = check_ledger(options["database"], limit=options["limit"])
         rows = ", ".join("%d %s" % (count, name) for name, count in report.rows.items())
         if report.ok:

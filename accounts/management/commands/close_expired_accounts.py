@@ -1,10 +1,13 @@
-from django.core.management.base import BaseCommand, CommandError
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from accounts import expiry
+from accounts.expiry import Expiry
 from accounts.management.commandutils import (
     Output,
     add_sweep_arguments,
-    progress_printer,
+    run_sweep,
     sweep_time,
 )
 from accounts.models import Account
@@ -18,16 +21,16 @@ class Command(BaseCommand):
         "failed, 2 usage error."
     )
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         add_sweep_arguments(parser)
 
-    def handle(self, *args, **options):
+    def handle(self, *args: Any, **options: Any) -> None:
         now = sweep_time(options["as_of"], options)
         dry_run = options["dry_run"]
         out = Output(self, options)
-        sinks = {}
+        sinks: dict[str, Account | str] = {}
 
-        def sink(currency):
+        def sink(currency: str) -> Account | str:
             # Read, never created: a dry run writes nothing, not even a core account.
             if currency not in sinks:
                 sinks[currency] = (
@@ -36,7 +39,7 @@ class Command(BaseCommand):
                 )
             return sinks[currency]
 
-        def report(account, outcome):
+        def report(account: Account, outcome: Expiry) -> None:
             name = "account %s (#%s)" % (account, account.pk)
             if outcome.outcome == "swept":
                 out.item(
@@ -57,22 +60,8 @@ class Command(BaseCommand):
             elif outcome.outcome == "skipped":
                 out.item("  %s: already handled by another run" % name)
 
-        result = expiry.close_expired_accounts(
-            now=now,
-            dry_run=dry_run,
-            batch_size=options["batch_size"],
-            progress=progress_printer(self, options),
-            report=report,
-        )
-        out.summary(
-            "%s %d expired account(s) as of %s%s."
-            % (
-                "Would close" if dry_run else "Closed",
-                result.closed,
-                now.isoformat(),
-                " (dry run: nothing written)" if dry_run else "",
-            )
-        )
+        result = run_sweep(expiry.close_expired_accounts, self, options, now, report)
+        out.total("Closed", "Would close", result.closed, "expired account(s)", now)
         for currency, amount in sorted(result.swept.items()):
             out.summary(
                 "  %s %s %s to %s"

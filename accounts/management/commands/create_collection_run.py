@@ -1,6 +1,7 @@
 import datetime
+from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 from django.utils import timezone
 
@@ -28,7 +29,7 @@ class Command(BaseCommand):
         "with other dates), 2 usage error."
     )
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         period = parser.add_mutually_exclusive_group(required=True)
         period.add_argument(
             "--period",
@@ -70,7 +71,7 @@ class Command(BaseCommand):
             "--dry-run", action="store_true", help="Report what would be created; write nothing."
         )
 
-    def handle(self, *args, **options):
+    def handle(self, *args: Any, **options: Any) -> None:
         start, end = self.period(options)
         freeze_at = (
             aware(parse_moment(options["freeze_at"], "--freeze-at"))
@@ -97,7 +98,7 @@ class Command(BaseCommand):
         verbose = options["verbosity"] >= 1
         refused = 0
         for currency in currencies:
-            arguments = {
+            arguments: dict[str, Any] = {
                 "account_type": account_type,
                 "period_start": start,
                 "period_end": end,
@@ -124,7 +125,7 @@ class Command(BaseCommand):
         if refused:
             raise CommandError("%d run(s) refused; nothing written for them." % refused)
 
-    def period(self, options):
+    def period(self, options: dict[str, Any]) -> tuple[datetime.date, datetime.date]:
         if options["period"]:
             if options["end"]:
                 raise usage_error("--end goes with --start, not with --period.")
@@ -136,7 +137,7 @@ class Command(BaseCommand):
             parse_date(options["end"], "--end"),
         )
 
-    def existing(self, arguments):
+    def existing(self, arguments: dict[str, Any]) -> bool:
         """Whether the run is there already (for the message; create_run decides)."""
         scope = collections.scope_key(account_type=arguments["account_type"])
         return CollectionRun.objects.filter(
@@ -146,7 +147,7 @@ class Command(BaseCommand):
             **({"currency": arguments["currency"]} if arguments["currency"] else {}),
         ).exists()
 
-    def dry_run(self, arguments, verbose):
+    def dry_run(self, arguments: dict[str, Any], verbose: bool) -> None:
         """Check the arguments as create_run would, in a transaction rolled back."""
         existed = self.existing(arguments)
         with transaction.atomic():

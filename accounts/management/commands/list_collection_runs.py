@@ -1,4 +1,6 @@
-from django.core.management.base import BaseCommand
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandParser
 
 from accounts.collection_models import CollectionRun
 from accounts.management.collectionutils import moment_text, usage_error
@@ -26,7 +28,7 @@ class Command(BaseCommand):
         ("failed", 12),
     )
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "--status",
             action="append",
@@ -38,7 +40,7 @@ class Command(BaseCommand):
             "--limit", type=int, default=50, help="At most this many runs (default %(default)s)."
         )
 
-    def handle(self, *args, **options):
+    def handle(self, *args: Any, **options: Any) -> None:
         if options["limit"] < 1:
             raise usage_error("--limit must be at least 1.")
         found = CollectionRun.objects.select_related("account_type").order_by("-period_end", "-pk")
@@ -74,7 +76,7 @@ class Command(BaseCommand):
         if not runs:
             self.stdout.write("(no collection runs)")
 
-    def line(self, cells):
+    def line(self, cells: list[str]) -> str:
         parts = []
         for (name, width), cell in zip(self.columns, cells, strict=True):
             numeric = name in ("debts", "to recover", "initiated", "recovered", "failed")

@@ -1,12 +1,15 @@
-from django.core.management.base import BaseCommand, CommandError
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from accounts import expiry
 from accounts.management.commandutils import (
     Output,
     add_sweep_arguments,
-    progress_printer,
+    run_sweep,
     sweep_time,
 )
+from accounts.models import Hold
 
 
 class Command(BaseCommand):
@@ -16,15 +19,15 @@ class Command(BaseCommand):
         "Exit status: 0 done, 1 some hold failed, 2 usage error."
     )
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         add_sweep_arguments(parser)
 
-    def handle(self, *args, **options):
+    def handle(self, *args: Any, **options: Any) -> None:
         now = sweep_time(options["as_of"], options)
         dry_run = options["dry_run"]
         out = Output(self, options)
 
-        def report(hold, expired):
+        def report(hold: Hold, expired: bool) -> None:
             if expired:
                 out.item(
                     "  %s hold %s on account #%s: %s %s %s"
@@ -40,22 +43,8 @@ class Command(BaseCommand):
             else:
                 out.item("  hold %s: already resolved by another process" % hold.reference)
 
-        result = expiry.release_expired_holds(
-            now=now,
-            dry_run=dry_run,
-            batch_size=options["batch_size"],
-            progress=progress_printer(self, options),
-            report=report,
-        )
-        out.summary(
-            "%s %d hold(s) as of %s%s."
-            % (
-                "Would expire" if dry_run else "Expired",
-                result.expired,
-                now.isoformat(),
-                " (dry run: nothing written)" if dry_run else "",
-            )
-        )
+        result = run_sweep(expiry.release_expired_holds, self, options, now, report)
+        out.total("Expired", "Would expire", result.expired, "hold(s)", now)
         for currency, amount in sorted(result.freed.items()):
             out.summary("  %s %s %s" % ("would free" if dry_run else "freed", amount, currency))
         if result.skipped:

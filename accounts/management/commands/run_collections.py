@@ -1,7 +1,9 @@
-from django.core.management.base import BaseCommand, CommandError
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from accounts import amounts, collections
-from accounts.collection_models import CollectionRun
+from accounts.collection_models import CollectionRun, Debt
 from accounts.exceptions import AccountException
 from accounts.management.collectionutils import describe, money_text
 from accounts.management.commandutils import (
@@ -21,7 +23,7 @@ class Command(BaseCommand):
         "debt. Exit status: 0 done, 1 some run or debt failed, 2 usage error."
     )
 
-    def add_arguments(self, parser):
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "references",
             nargs="*",
@@ -30,7 +32,7 @@ class Command(BaseCommand):
         )
         add_sweep_arguments(parser)
 
-    def handle(self, *args, **options):
+    def handle(self, *args: Any, **options: Any) -> None:
         now = sweep_time(options["as_of"], options)
         dry_run = options["dry_run"]
         out = Output(self, options)
@@ -46,7 +48,7 @@ class Command(BaseCommand):
             runs = list(CollectionRun.objects.due(now).order_by("freeze_at", "pk"))
         failed = 0
 
-        def report(debt, initiated):
+        def report(debt: Debt, initiated: bool) -> None:
             if initiated:
                 out.item(
                     "  %s debt #%s of %s (#%s): %s"

@@ -1,0 +1,321 @@
+"""
+The admin of debts: their settlements, statement, and the pages that settle or fail them.
+
+* ``admin:accounts_debt_settle`` (``debt/<id>/settle/``): money came back;
+* ``admin:accounts_debt_fail`` (``debt/<id>/fail/``): it did not;
+* ``admin:accounts_debt_statement`` and ``admin:accounts_debt_statement_csv``:
+  the debt's statement, and its CSV streamed row by row.
+
+See :mod:`accounts.collection_admin`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, cast
+
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.contrib.admin.utils import unquote
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseRedirect,
+    StreamingHttpResponse,
+)
+from django.template.response import TemplateResponse
+from django.urls import path
+from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
+
+from . import collections
+from .admin import (
+    CONFIRM,
+    EDIT,
+    NO_MOVE_MONEY,
+    NO_VIEW,
+    forbidden,
+    has_move_money_permission,
+    money_cell,
+    move_money,
+)
+from .admin_readonly import ReadOnlyAdmin, ReadOnlyMixin, admin_url, fields_of
+from .collection_forms import FailForm, SettleForm
+from .collection_models import Debt, Settlement
+from .exports import csv_lines
+from .models import Transfer
+from .pagination import UncountedPage
+
+if TYPE_CHECKING:
+    _TabularInline = admin.TabularInline[Settlement, Debt]
+else:
+    _TabularInline = admin.TabularInline
+
+__all__ = ["DebtAdmin", "SettlementInline"]
+
+
+class SettlementInline(ReadOnlyMixin, _TabularInline):
+    model = Settlement
+    fields = ("reference", "transfer_link", "amount", "created")
+    readonly_fields = fields
+    verbose_name = _("settlement")
+    verbose_name_plural = _("money that came back (settlements)")
+    extra = 0
+    can_delete = False
+
+    def get_queryset(self, request: HttpRequest) -> Any:
+        return super().get_queryset(request).select_related("transfer")
+
+    @admin.display(description=_("transfer"))
+    def transfer_link(self, obj: Settlement) -> str:
+        url = admin_url(self.admin_site, "transfer_change", obj.transfer_id)
+        return format_html('<a href="{}">{}</a>', url, obj.transfer.reference)
+
+    @admin.display(description=_("amount"))
+    def amount(self, obj: Settlement) -> Any:
+        return money_cell(obj.transfer.amount)
+
+
+@admin.register(Debt)
+class DebtAdmin(ReadOnlyAdmin):
+    list_display = (
+        "debt_column",
+        "account",
+        "owed_money",
+        "recovered_money",
+        "status",
+        "run",
+        "external_reference",
+        "resolved_at",
+    )
+    list_select_related = ("account", "run")
+    list_filter = ("status", "currency", "run")
+    search_fields = ("^external_reference", "^run__reference", "account__name")
+    fieldsets = (
+        (None, {"fields": ("account", "run", "status")}),
+        (
+            _("Money"),
+            {
+                "fields": (
+                    "owed_money",
+                    "recovered_money",
+                    "still_owed",
+                    "balance_at_freeze",
+                    "claimed_elsewhere",
+                )
+            },
+        ),
+        (
+            _("What happened"),
+            {
+                "fields": (
+                    "external_reference",
+                    "failure_reason",
+                    "created",
+                    "initiated_at",
+                    "resolved_at",
+                    "resolved_by",
+                )
+            },
+        ),
+    )
+    readonly_fields = fields_of(fieldsets)
+    inlines = [SettlementInline]
+    #: Rows per statement page.
+    statement_per_page = 50
+
+    @admin.display(description=_("debt"), ordering="pk")
+    def debt_column(self, obj: Debt) -> str:
+        return str(obj)
+
+    @admin.display(description=_("owed"), ordering="amount")
+    def owed_money(self, obj: Debt) -> Any:
+        return money_cell(obj.amount)
+
+    @admin.display(description=_("recovered"), ordering="recovered")
+    def recovered_money(self, obj: Debt) -> Any:
+        return money_cell(obj.recovered)
+
+    @admin.display(description=_("still owed"))
+    def still_owed(self, obj: Debt) -> Any:
+        return money_cell(obj.remaining)
+
+    def get_urls(self) -> list[Any]:
+        info = self.opts.app_label, self.opts.model_name
+        view = self.admin_site.admin_view
+        return [
+            path("<path:object_id>/settle/", view(self.settle_view), name="%s_%s_settle" % info),
+            path("<path:object_id>/fail/", view(self.fail_view), name="%s_%s_fail" % info),
+            path(
+                "<path:object_id>/statement/",
+                view(self.statement_view),
+                name="%s_%s_statement" % info,
+            ),
+            path(
+                "<path:object_id>/statement.csv",
+                view(self.statement_csv_view),
+                name="%s_%s_statement_csv" % info,
+            ),
+            *super().get_urls(),
+        ]
+
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: Any,
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: Any = None,
+    ) -> Any:
+        context["can_resolve"] = (
+            obj is not None and obj.is_open and has_move_money_permission(request)
+        )
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def _debt(self, request: HttpRequest, object_id: str, *, moving: bool) -> Debt | HttpResponse:
+        """The debt, or the 403 page saying which permission is missing."""
+        if moving and not has_move_money_permission(request):
+            return forbidden(self, request, NO_MOVE_MONEY)
+        debt: Debt | None = self.get_object(request, unquote(object_id))
+        if debt is None:
+            raise Http404(_("There is no debt with id %(id)s.") % {"id": object_id})
+        if not self.has_view_permission(request, debt):
+            return forbidden(self, request, NO_VIEW)
+        return debt
+
+    def _summary(self, debt: Debt) -> list[tuple[Any, Any]]:
+        return [
+            (_("Debt"), debt),
+            (_("Account"), debt.account),
+            (_("Collection run"), debt.run),
+            (_("Status"), debt.get_status_display()),
+            (_("Owed"), debt.amount),
+            (_("Recovered"), debt.recovered),
+            (_("Still owed"), debt.remaining),
+        ]
+
+    def settle_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        debt = self._debt(request, object_id, moving=True)
+        if isinstance(debt, HttpResponse):
+            return debt
+        form = SettleForm(request.POST or None, debt=debt)
+        return move_money(
+            self,
+            request,
+            form,
+            title=_("Record money received for %(debt)s") % {"debt": debt},
+            submit_label=_("Record"),
+            original=debt,
+            summary=self._summary(debt),
+            success_url=lambda _transfer: admin_url(self.admin_site, "debt_change", debt.pk),
+        )
+
+    def fail_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """Mark the debt failed, after a confirmation step, as the money forms do."""
+        debt = self._debt(request, object_id, moving=True)
+        if isinstance(debt, HttpResponse):
+            return debt
+        form = FailForm(request.POST or None, debt=debt)
+        confirming = False
+        if request.method == "POST" and form.is_valid():
+            if CONFIRM in request.POST:
+                done = form.save(request.user)
+                if done is not None:
+                    if form.already_failed:
+                        self.message_user(
+                            request,
+                            _("%(debt)s was already marked failed; nothing changed.")
+                            % {"debt": debt},
+                            messages.WARNING,
+                        )
+                    else:
+                        self.log_change(request, debt, [{"changed": {"fields": ["status"]}}])
+                        self.message_user(
+                            request,
+                            _(
+                                "%(debt)s is marked failed: %(left)s will be owed again in "
+                                "the next run."
+                            )
+                            % {"debt": debt, "left": form.left},
+                            messages.SUCCESS,
+                        )
+                    return HttpResponseRedirect(admin_url(self.admin_site, "debt_change", debt.pk))
+            elif EDIT not in request.POST:
+                confirming = True
+        request.current_app = self.admin_site.name
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Mark %(debt)s failed") % {"debt": debt},
+            "submit_label": _("Mark failed"),
+            "opts": self.opts,
+            "original": debt,
+            "summary": self._summary(debt),
+            "form": form,
+            "adminform": helpers.AdminForm(
+                cast(Any, form), [(None, {"fields": list(form.fields)})], {}
+            ),
+            "media": self.media + form.media,
+            "confirming": confirming,
+        }
+        if confirming:
+            context.update(
+                title=_("Confirm: mark %(debt)s failed") % {"debt": debt},
+                confirmation=form.confirmation(),
+                details=[(_("Reason"), form.cleaned_data["reason"])],
+                carried=[(form.add_prefix("reason"), form.cleaned_data["reason"])],
+                confirm_name=CONFIRM,
+                edit_name=EDIT,
+                can_confirm=True,
+            )
+        return TemplateResponse(request, "admin/accounts/move_money.html", context)
+
+    def statement_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        debt = self._debt(request, object_id, moving=False)
+        if isinstance(debt, HttpResponse):
+            return debt
+        statement = collections.debt_statement(debt)
+        rows = statement.transactions.select_related("transfer__source", "transfer__destination")
+        page = UncountedPage(rows, request.GET.get("p"), self.statement_per_page)
+        for row in page.object_list:
+            transfer = row.transfer
+            row.counterparty = (
+                transfer.destination if transfer.source_id == debt.account_id else transfer.source
+            )
+        request.current_app = self.admin_site.name
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Statement of %(debt)s") % {"debt": debt},
+            "opts": self.opts,
+            "transfer_opts": Transfer._meta,
+            "original": statement.debt,
+            "debt": statement.debt,
+            "run": statement.run,
+            "account": statement.account,
+            "statement": statement,
+            "page": page,
+            "can_view_transfers": self.admin_site.get_model_admin(Transfer).has_view_permission(
+                request
+            ),
+            "media": self.media,
+        }
+        return TemplateResponse(request, "admin/accounts/debt/statement.html", context)
+
+    def statement_csv_view(
+        self, request: HttpRequest, object_id: str
+    ) -> HttpResponse | StreamingHttpResponse:
+        """The statement as CSV, streamed: the rows are read in chunks as they are sent."""
+        debt = self._debt(request, object_id, moving=False)
+        if isinstance(debt, HttpResponse):
+            return debt
+        statement = collections.debt_statement(debt)
+        rows = statement.rows()
+        header = next(rows)
+        response = StreamingHttpResponse(
+            csv_lines(header, rows), content_type="text/csv; charset=utf-8"
+        )
+        response["Content-Disposition"] = 'attachment; filename="debt-%s-%s.csv"' % (
+            debt.pk,
+            statement.run.reference,
+        )
+        return response
