@@ -41,6 +41,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from . import admin_reports, admin_wallets, facade
+from .admin_readonly import ADMIN_CSS
 from .codes import format_code, normalize_code
 from .conf import conf
 from .exceptions import AccountException, HoldResolved
@@ -58,9 +59,6 @@ from .forms import (
 from .lookup import MAX_CODE_LENGTH
 from .models import Account, AccountType, Batch, Hold, Transaction, Transfer
 from .pagination import UncountedPage
-
-#: The stylesheet of the package's admin pages: money columns right-aligned, never wrapped.
-ADMIN_CSS = "accounts/admin.css"
 
 
 def has_move_money_permission(request: HttpRequest) -> bool:

@@ -15,8 +15,6 @@ from django.db.models import Model
 from django.http import HttpRequest
 from django.urls import reverse
 
-from .admin import ADMIN_CSS
-
 if TYPE_CHECKING:
     from django.contrib.admin.options import _FieldsetSpec
 
@@ -24,7 +22,10 @@ if TYPE_CHECKING:
 else:
     _ModelAdmin = admin.ModelAdmin
 
-__all__ = ["ReadOnlyMixin", "ReadOnlyAdmin", "admin_url", "fields_of"]
+__all__ = ["ADMIN_CSS", "ReadOnlyMixin", "ReadOnlyAdmin", "admin_url", "fields_of"]
+
+#: The stylesheet of the package's admin pages: money columns right-aligned, never wrapped.
+ADMIN_CSS = "accounts/admin.css"
 
 
 def admin_url(site: admin.AdminSite, name: str, *args: object) -> str:

@@ -27,6 +27,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from . import amounts
+from .admin_readonly import ReadOnlyAdmin
 from .forms import AmountTextField, may_move_money
 from .models import Account, Decline, Repayment, SpendingLimit
 
@@ -136,22 +137,6 @@ class SpendingLimitAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return super().has_delete_permission(request, obj) and may_move_money(request.user)
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Rows the facade writes: shown, never added, changed or deleted here."""
-
-    actions: Any = None
-    show_full_result_count = False
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(Repayment)

@@ -20,7 +20,6 @@ KNOWN_CYCLES = [
     {"accounts.models", "accounts.collection_models", "accounts.wallet_models"},
     {
         "accounts.admin",
-        "accounts.admin_readonly",
         "accounts.collection_admin",
         "accounts.debt_admin",
     },
