@@ -1,0 +1,107 @@
+"""
+The test suite's own conventions, checked by parsing every test module.
+
+- Every ``pytest.raises`` names one exact exception (never the catch-alls
+  ``Exception``, ``BaseException`` or ``AccountException``) and has ``match=``,
+  so a test cannot pass on the wrong refusal.
+"""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+TESTS = Path(__file__).resolve().parent
+#: Too broad to tell one refusal from another: name the exact subclass.
+CATCH_ALLS = {"Exception", "BaseException", "AccountException"}
+
+
+def suite_modules():
+    """Every module under tests/ that pytest collects (test_*.py), nested ones too."""
+    return sorted(TESTS.rglob("test_*.py"))
+
+
+def location(path, node, root):
+    return "%s:%d" % (path.relative_to(root), node.lineno)
+
+
+def is_pytest_raises(call):
+    func = call.func
+    return (
+        isinstance(func, ast.Attribute)
+        and func.attr == "raises"
+        and isinstance(func.value, ast.Name)
+        and func.value.id == "pytest"
+    )
+
+
+def exception_names(node):
+    """The names an expected-exception argument refers to (a name, a.b, or a tuple)."""
+    if isinstance(node, ast.Tuple):
+        return [name for element in node.elts for name in exception_names(element)]
+    if isinstance(node, ast.Attribute):
+        return [node.attr]
+    if isinstance(node, ast.Name):
+        return [node.id]
+    return ["<%s>" % ast.unparse(node)]
+
+
+def raises_problems(path, root=TESTS.parent):
+    """What breaks the pytest.raises convention in one module, in line order."""
+    problems = []
+    calls = sorted(
+        (node for node in ast.walk(ast.parse(path.read_text(), str(path)))),
+        key=lambda node: (getattr(node, "lineno", 0), getattr(node, "col_offset", 0)),
+    )
+    for node in calls:
+        if not (isinstance(node, ast.Call) and is_pytest_raises(node)):
+            continue
+        keywords = {keyword.arg for keyword in node.keywords}
+        if "match" not in keywords:
+            problems.append(
+                "%s: pytest.raises(%s) has no match=: add a regex fragment of the message"
+                % (location(path, node, root), ", ".join(ast.unparse(a) for a in node.args))
+            )
+        expected = node.args[0] if node.args else None
+        broad = sorted(CATCH_ALLS.intersection(exception_names(expected))) if expected else []
+        if broad:
+            problems.append(
+                "%s: pytest.raises(%s) catches %s: name the exact exception class"
+                % (location(path, node, root), ast.unparse(expected), " and ".join(broad))
+            )
+    return problems
+
+
+def test_the_convention_test_sees_the_whole_suite():
+    names = {path.name for path in suite_modules()}
+    assert {"test_facade.py", "test_conventions.py", "test_checks.py"} <= names
+
+
+@pytest.mark.parametrize("path", suite_modules(), ids=lambda path: path.name)
+def test_every_pytest_raises_names_the_exact_exception_and_has_match(path):
+    problems = raises_problems(path)
+    assert not problems, "\n".join(
+        ["every pytest.raises names one exact exception and checks its message:", *problems]
+    )
+
+
+def test_the_raises_check_catches_a_missing_match_and_a_catch_all(tmp_path):
+    module = tmp_path / "test_example.py"
+    module.write_text(
+        "def test_one():\n"
+        "    with pytest.raises(InsufficientFunds):\n"
+        "        pass\n"
+        "    with pytest.raises(exceptions.AccountException, match='no'):\n"
+        "        pass\n"
+        "    with pytest.raises((ValueError, Exception), match='no'):\n"
+        "        pass\n"
+        "    with pytest.raises(InsufficientFunds, match='cannot cover'):\n"
+        "        pass\n"
+    )
+    problems = [problem.split(": ", 1)[1] for problem in raises_problems(module, root=tmp_path)]
+    assert problems == [
+        "pytest.raises(InsufficientFunds) has no match=: add a regex fragment of the message",
+        "pytest.raises(exceptions.AccountException) catches AccountException: "
+        "name the exact exception class",
+        "pytest.raises((ValueError, Exception)) catches Exception: name the exact exception class",
+    ]
