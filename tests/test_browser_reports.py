@@ -11,9 +11,8 @@ from django.urls import reverse
 
 from accounts.models import Account
 
-from .conftest import ARTIFACTS
 from .factories import StaffFactory
-from .utils import build_report_ledger
+from .utils import ARTIFACTS, build_report_ledger
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

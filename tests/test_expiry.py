@@ -15,9 +15,8 @@ from accounts import expiry, facade, sql
 from accounts.exceptions import InvalidArgument
 from accounts.models import Account, Hold, Transfer
 
-from .conftest import assert_ledger_consistent, ledger_totals, needs_row_locks
 from .factories import AccountFactory
-from .utils import ledger_time
+from .utils import assert_ledger_consistent, ledger_time, ledger_totals, needs_row_locks
 
 pytestmark = pytest.mark.django_db
 

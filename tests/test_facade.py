@@ -27,20 +27,17 @@ from accounts.exceptions import (
 )
 from accounts.models import Account, Transaction, Transfer
 
-from .conftest import (
+from .factories import AccountFactory
+from .utils import (
     BACKEND,
     TRANSFER_STATEMENTS,
     TRANSFER_WRITES,
     assert_ledger_consistent,
+    is_transaction_control,
     ledger_totals,
 )
-from .factories import AccountFactory
 
 pytestmark = pytest.mark.django_db
-
-
-def is_transaction_control(sql):
-    return sql.split(None, 1)[0].upper() in {"BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE"}
 
 
 # Moving money ------------------------------------------------------------------

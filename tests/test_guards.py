@@ -12,8 +12,8 @@ from django.utils import timezone
 from accounts import facade, sql
 from accounts.models import Account, Hold, Transaction, Transfer
 
-from .conftest import assert_ledger_consistent
 from .factories import AccountFactory, UserFactory
+from .utils import assert_ledger_consistent
 
 pytestmark = pytest.mark.django_db
 

@@ -30,15 +30,15 @@ from accounts.exceptions import (
 )
 from accounts.models import Account, Hold, Transfer
 
-from .conftest import (
+from .factories import AccountFactory
+from .utils import (
     TRANSFER_STATEMENTS,
     TRANSFER_WRITES,
     assert_ledger_consistent,
+    is_transaction_control,
+    ledger_time,
     ledger_totals,
 )
-from .factories import AccountFactory
-from .test_facade import is_transaction_control
-from .utils import ledger_time
 
 pytestmark = pytest.mark.django_db
 

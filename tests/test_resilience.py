@@ -8,11 +8,8 @@ The soak runs for ACCOUNTS_SOAK_SECONDS (a few seconds in the normal suite;
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 from django.db import connection
@@ -20,23 +17,10 @@ from django.db import connection
 from accounts import facade
 from accounts.models import Account, Transfer
 
-from .conftest import assert_ledger_consistent, needs_row_locks
 from .factories import AccountFactory
+from .utils import assert_ledger_consistent, needs_row_locks, worker
 
 pytestmark = [needs_row_locks, pytest.mark.django_db(transaction=True)]
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def worker(*args):
-    return subprocess.Popen(
-        [sys.executable, "-m", "tests.workers", *map(str, args)],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
 
 
 def test_kill_9_in_the_middle_of_transfers_loses_nothing_reported_and_breaks_nothing():

@@ -36,9 +36,16 @@ from accounts.exceptions import AccountException, InsufficientFunds, RetryableCo
 from accounts.models import Account, Hold, Transfer
 
 from .cluster.harness import retry_log
-from .conftest import assert_ledger_consistent, ledger_totals
 from .factories import AccountFactory
-from .utils import CONFLICT_SQL, OTHER_ERROR_SQL, conflicts, ledger_time, raise_from_database
+from .utils import (
+    CONFLICT_SQL,
+    OTHER_ERROR_SQL,
+    assert_ledger_consistent,
+    conflicts,
+    ledger_time,
+    ledger_totals,
+    raise_from_database,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -32,9 +32,8 @@ from accounts.exceptions import (
 from accounts.integrity import check_ledger
 from accounts.models import Account, Hold, Transaction, Transfer
 
-from .conftest import assert_ledger_consistent, ledger_totals
 from .factories import AccountFactory, UserFactory
-from .utils import ledger_time
+from .utils import assert_ledger_consistent, ledger_time, ledger_totals
 
 pytestmark = pytest.mark.django_db
 
