@@ -88,7 +88,8 @@ def main(argv: list[str]) -> int:
         ignore = shutil.ignore_patterns("__pycache__", "db.sqlite3")
         for name in ("tests", "sandbox"):
             shutil.copytree(os.path.join(HERE, name), os.path.join(workdir, name), ignore=ignore)
-        for name in ("README.rst", ".pytest.ini"):
+        # pyproject.toml holds pytest's settings (and the build system's, unused here).
+        for name in ("README.rst", "pyproject.toml"):
             shutil.copy(os.path.join(HERE, name), workdir)
 
     results = []
