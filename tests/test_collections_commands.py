@@ -141,7 +141,7 @@ def test_a_run_for_the_period_with_other_dates_is_refused_with_status_1(wallets)
 
 
 def test_last_month_is_the_month_before_today(wallets):
-    with mock.patch.object(timezone, "localdate", return_value=datetime.date(2026, 3, 1)):
+    with ledger_time(moment(2026, 3, 1)):
         run("create_collection_run", "--period", "last-month")
 
     created = CollectionRun.objects.get()

@@ -369,7 +369,7 @@ def test_statement_lists_pending_holds_separately(wallet, sales):
     pending = facade.hold(wallet, sales, Decimal("5.00"))
     facade.release(facade.hold(wallet, sales, Decimal("6.00")))
     facade.hold(wallet, sales, Decimal("7.00"), expires_at=later(seconds=30))
-    with mock.patch("django.utils.timezone.now", return_value=later(minutes=1)):
+    with ledger_time(later(minutes=1)):
         statement = stored(wallet).statement()
         assert list(statement.pending_holds) == [pending]
     assert all(leg.transfer.source_id != wallet.pk for leg in statement)
