@@ -5,6 +5,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.db import connection, connections
 from django.test import Client
 
@@ -13,11 +14,49 @@ from accounts import facade
 from accounts.models import Account
 
 from .factories import AccountFactory, StaffFactory, UserFactory
-from .utils import CHROMIUM, CHROMIUM_FLAGS, CLERK_PERMISSIONS, browser_missing
+from .utils import CHROMIUM, CHROMIUM_FLAGS, CLERK_PERMISSIONS, DEMO_TESTS, browser_missing
+
+
+def demo_shop_installed():
+    return "sandbox.shop" in settings.INSTALLED_APPS
 
 
 def pytest_report_header(config):
-    return "accounts: %s, database: %s" % (Path(accounts.__file__).parent, connection.vendor)
+    return [
+        "accounts: %s, database: %s" % (Path(accounts.__file__).parent, connection.vendor),
+        (
+            "the demo shop's tests only (tests/demo_settings.py)"
+            if demo_shop_installed()
+            else "the library's tests (the demo shop's: --ds tests.demo_settings)"
+        ),
+    ]
+
+
+def in_the_other_set(path):
+    """A test module of the set this run does not run (see DEMO_TESTS)."""
+    is_test = path.suffix == ".py" and path.name.startswith("test_")
+    return is_test and (path.name in DEMO_TESTS) != demo_shop_installed()
+
+
+def pytest_ignore_collect(collection_path, config):
+    """Leave the other set's modules out when collecting a directory."""
+    return True if in_the_other_set(collection_path) else None
+
+
+class OtherSet(pytest.Module):
+    """A module of the other set named on the command line: skipped, saying why."""
+
+    def collect(self):
+        if demo_shop_installed():
+            pytest.skip("a library test: it runs with tests/settings.py, without the demo shop")
+        pytest.skip("a demo shop test: it runs with --ds tests.demo_settings (runtests.py does)")
+
+
+def pytest_pycollect_makemodule(module_path, parent):
+    """Named on the command line, the other set's modules are skipped (never imported)."""
+    if in_the_other_set(module_path):
+        return OtherSet.from_parent(parent, path=module_path)
+    return None
 
 
 @pytest.fixture

@@ -7,12 +7,17 @@ The test suite's own conventions, checked by parsing every test module.
 - No module under tests/ imports from ``conftest`` (it holds fixtures and
   hooks only, which pytest injects) or from a ``test_*`` module: what tests
   share lives in ``tests/utils.py`` or ``tests/factories.py``.
+- The library's tests run without the demo shop (``sandbox.shop``): only the
+  modules in ``DEMO_TESTS`` use it, and they run as their own set with
+  ``tests/demo_settings.py``.
 """
 
 import ast
 from pathlib import Path
 
 import pytest
+
+from .utils import DEMO_TESTS
 
 TESTS = Path(__file__).resolve().parent
 #: Too broad to tell one refusal from another: name the exact subclass.
@@ -185,3 +190,24 @@ def test_the_raises_check_catches_a_missing_match_and_a_catch_all(tmp_path):
         "name the exact exception class",
         "pytest.raises((ValueError, Exception)) catches Exception: name the exact exception class",
     ]
+
+
+def test_the_library_tests_run_without_the_demo_shop(settings):
+    # This module is a library test: it runs with tests/settings.py.
+    assert "sandbox.shop" not in settings.INSTALLED_APPS
+    assert not settings.ROOT_URLCONF.startswith("sandbox")
+
+
+@pytest.mark.parametrize(
+    "path",
+    # (This module names what it looks for.)
+    [p for p in suite_modules() if p.name not in DEMO_TESTS and p.name != "test_conventions.py"],
+    ids=lambda path: path.name,
+)
+def test_only_the_demo_shops_tests_use_it(path):
+    text = path.read_text()
+    uses = [needle for needle in ("sandbox.shop", '"shop:', "/shop/") if needle in text]
+    assert uses == [], (
+        "%s uses the demo shop (%s): move the test to a module listed in DEMO_TESTS "
+        "(tests/utils.py), which run with tests/demo_settings.py" % (path.name, ", ".join(uses))
+    )

@@ -55,6 +55,21 @@ needs_row_locks = pytest.mark.skipif(
 ROOT = Path(__file__).resolve().parent.parent
 
 
+#: The demo shop's test modules. The library's tests run without the shop
+#: (tests/settings.py); these run as their own set, with tests/demo_settings.py,
+#: which installs it. tests/conftest.py leaves each set's modules out of the
+#: other's run.
+DEMO_TESTS = frozenset(
+    {
+        "test_api_sandbox.py",
+        "test_browser_shop.py",
+        "test_sandbox.py",
+        "test_shop.py",
+        "test_shop_charts.py",
+    }
+)
+
+
 # The ledger's invariants ------------------------------------------------------------
 
 
@@ -140,6 +155,35 @@ def browser_missing() -> str | None:
     except ImportError:
         return "playwright is not installed (pip install -r requirements.txt)"
     return None
+
+
+def check_readable(page, chart, labels):
+    """The chart is drawn, fits the window, and its ``labels`` are legible and apart."""
+    box = chart.bounding_box()
+    assert box is not None and box["width"] >= 600 and box["height"] >= 150, box
+    assert box["x"] >= 0 and box["x"] + box["width"] <= 1280, box
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1280
+    boxes = [label.bounding_box() for label in chart.locator(labels).all()]
+    assert boxes, labels
+    for found in boxes:
+        assert found["height"] >= 11, found
+    for i, one in enumerate(boxes):
+        for other in boxes[i + 1 :]:
+            apart = (
+                one["x"] + one["width"] <= other["x"]
+                or other["x"] + other["width"] <= one["x"]
+                or one["y"] + one["height"] <= other["y"]
+                or other["y"] + other["height"] <= one["y"]
+            )
+            assert apart, (one, other)
+
+
+def screenshot(page, name):
+    """Save a full-page screenshot of ``page`` to ARTIFACTS, named for the backend too."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / ("%s-%s.png" % (name, connection.vendor))
+    page.screenshot(path=str(path), full_page=True)
+    assert path.stat().st_size > 0
 
 
 # The ledger's clock -------------------------------------------------------------------
