@@ -72,7 +72,7 @@ test-packages:
 	$(call debian_packages,$(TEST_PACKAGES))
 
 # The stamp is touched only once everything in it has installed.
-$(BIN)/.installed: setup.py requirements.txt
+$(BIN)/.installed: setup.py pyproject.toml requirements.txt
 	@test -x $(BIN)/python || { echo "==> Creating the virtual environment $(VENV)"; $(PYTHON) -m venv $(VENV); }
 	@echo "==> Installing the package and its test requirements into $(VENV)"
 	@$(BIN)/pip install -q -r requirements.txt -e ".[api]"

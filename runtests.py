@@ -7,6 +7,9 @@ Run the test suite on every database backend this machine can reach.
     python runtests.py -- -k idempotency -x    # arguments after -- go to pytest
     python runtests.py --installed             # test the installed package, not ./accounts
 
+Each backend runs two sets: the library's tests, without the demo shop
+installed, then the demo shop's (sandbox.shop) with tests/demo_settings.py.
+
 A backend whose server cannot be reached is skipped, with the reason, unless
 the environment variable CI is "true": then it is a failure. Connection
 details are read from the same variables as tests/settings.py.
@@ -24,6 +27,10 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BACKENDS = ("sqlite", "postgresql", "mariadb")
+#: The suite's two sets, each run on every backend: the library's tests without
+#: the demo shop (tests/settings.py), then the demo shop's own
+#: (tests/demo_settings.py; tests/utils.py's DEMO_TESTS lists them).
+TEST_SETS = (("library", []), ("demo shop", ["--ds", "tests.demo_settings"]))
 
 
 def probe(backend: str) -> str | None:
@@ -88,7 +95,8 @@ def main(argv: list[str]) -> int:
         ignore = shutil.ignore_patterns("__pycache__", "db.sqlite3")
         for name in ("tests", "sandbox"):
             shutil.copytree(os.path.join(HERE, name), os.path.join(workdir, name), ignore=ignore)
-        for name in ("README.rst", ".pytest.ini"):
+        # pyproject.toml holds pytest's settings (and the build system's, unused here).
+        for name in ("README.rst", "pyproject.toml"):
             shutil.copy(os.path.join(HERE, name), workdir)
 
     results = []
@@ -102,17 +110,27 @@ def main(argv: list[str]) -> int:
             env["ACCOUNTS_TEST_EXPECT_INSTALLED"] = "1"
         # Paths among the pytest arguments replace the default "tests".
         paths = [a for a in pytest_args if not a.startswith("-") and os.path.exists(a)]
-        command = [sys.executable, "-m", "pytest", *([] if paths else ["tests"]), *pytest_args]
-        print("\n=== %s: %s" % (backend, " ".join(command)), flush=True)
-        started = time.monotonic()
-        code = subprocess.call(command, cwd=workdir, env=env)
-        elapsed = "%.0fs" % (time.monotonic() - started)
-        # pytest exits 5 when a -k or -m filter selected nothing: not a failure.
-        results.append((backend, "passed" if code in (0, 5) else "FAILED", elapsed))
+        for label, settings_args in TEST_SETS:
+            command = [
+                sys.executable,
+                "-m",
+                "pytest",
+                *settings_args,
+                *([] if paths else ["tests"]),
+                *pytest_args,
+            ]
+            name = "%s, %s" % (backend, label)
+            print("\n=== %s: %s" % (name, " ".join(command)), flush=True)
+            started = time.monotonic()
+            code = subprocess.call(command, cwd=workdir, env=env)
+            elapsed = "%.0fs" % (time.monotonic() - started)
+            # pytest exits 5 when nothing was selected (a -k or -m filter, or
+            # only the other set's modules named): not a failure.
+            results.append((name, "passed" if code in (0, 5) else "FAILED", elapsed))
 
     print("\nSummary (Python %s):" % sys.version.split()[0])
-    for backend, outcome, detail in results:
-        print("  %-11s %-8s %s" % (backend, outcome, detail))
+    for name, outcome, detail in results:
+        print("  %-23s %-8s %s" % (name, outcome, detail))
     if strict:
         print("  (CI=true: an unreachable database is a failure)")
     return 1 if any(outcome == "FAILED" for _, outcome, _ in results) else 0

@@ -1,38 +1,62 @@
-"""Fixtures shared by the whole suite."""
+"""Fixtures shared by the whole suite (and pytest hooks); helpers are in utils.py."""
 
 import os
-import shutil
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.db import connection, connections
 from django.test import Client
 
 import accounts
 from accounts import facade
-from accounts.integrity import check_ledger
-from accounts.models import Account, Transaction, Transfer
+from accounts.models import Account
 
 from .factories import AccountFactory, StaffFactory, UserFactory
+from .utils import CHROMIUM, CHROMIUM_FLAGS, CLERK_PERMISSIONS, DEMO_TESTS, browser_missing
 
-BACKEND = connection.vendor  # "sqlite", "postgresql" or "mysql"
 
-#: Statements a transfer's writes take on the generic locked path (captures,
-#: reversals, sweeps): one data-modifying WITH on PostgreSQL, three elsewhere.
-TRANSFER_WRITES = 1 if BACKEND == "postgresql" else 3
-#: A whole plain transfer: on PostgreSQL one statement that locks, checks and
-#: writes (accounts.pg_transfer); elsewhere the locking SELECT, then the writes.
-TRANSFER_STATEMENTS = 1 if BACKEND == "postgresql" else 1 + TRANSFER_WRITES
-
-needs_row_locks = pytest.mark.skipif(
-    connection.vendor == "sqlite",
-    reason="SQLite has no row locks; concurrency is tested on PostgreSQL and MariaDB",
-)
+def demo_shop_installed():
+    return "sandbox.shop" in settings.INSTALLED_APPS
 
 
 def pytest_report_header(config):
-    return "accounts: %s, database: %s" % (Path(accounts.__file__).parent, connection.vendor)
+    return [
+        "accounts: %s, database: %s" % (Path(accounts.__file__).parent, connection.vendor),
+        (
+            "the demo shop's tests only (tests/demo_settings.py)"
+            if demo_shop_installed()
+            else "the library's tests (the demo shop's: --ds tests.demo_settings)"
+        ),
+    ]
+
+
+def in_the_other_set(path):
+    """A test module of the set this run does not run (see DEMO_TESTS)."""
+    is_test = path.suffix == ".py" and path.name.startswith("test_")
+    return is_test and (path.name in DEMO_TESTS) != demo_shop_installed()
+
+
+def pytest_ignore_collect(collection_path, config):
+    """Leave the other set's modules out when collecting a directory."""
+    return True if in_the_other_set(collection_path) else None
+
+
+class OtherSet(pytest.Module):
+    """A module of the other set named on the command line: skipped, saying why."""
+
+    def collect(self):
+        if demo_shop_installed():
+            pytest.skip("a library test: it runs with tests/settings.py, without the demo shop")
+        pytest.skip("a demo shop test: it runs with --ds tests.demo_settings (runtests.py does)")
+
+
+def pytest_pycollect_makemodule(module_path, parent):
+    """Named on the command line, the other set's modules are skipped (never imported)."""
+    if in_the_other_set(module_path):
+        return OtherSet.from_parent(parent, path=module_path)
+    return None
 
 
 @pytest.fixture
@@ -67,53 +91,6 @@ def fund(source):
     return fund
 
 
-def ledger_totals():
-    """Counts and sums that must not change when an operation is refused."""
-    return (
-        Transfer.objects.count(),
-        Transaction.objects.count(),
-        sorted(Account.objects.values_list("pk", "balance")),
-    )
-
-
-def assert_ledger_consistent():
-    """The ledger checker finds nothing; and, checked again here in Python as
-    an independent oracle (summing exactly, where SQLite's SUM adds floats):
-    every currency sums to zero, every balance equals the sum of its legs,
-    every transfer has two legs summing to zero, and balance_after is a
-    running sum."""
-    report = check_ledger()
-    assert report.ok, report.problems
-    by_currency, by_account, by_transfer, legs_of = {}, {}, {}, {}
-    running = {}
-    # Primary keys are assigned at insert, under the account's lock: posting order.
-    for transfer_id, account_id, currency, amount, after in Transaction.objects.order_by(
-        "pk"
-    ).values_list("transfer", "account", "currency", "amount", "balance_after"):
-        by_currency[currency] = by_currency.get(currency, Decimal(0)) + amount
-        by_account[account_id] = by_account.get(account_id, Decimal(0)) + amount
-        by_transfer[transfer_id] = by_transfer.get(transfer_id, Decimal(0)) + amount
-        legs_of[transfer_id] = legs_of.get(transfer_id, 0) + 1
-        running[account_id] = running.get(account_id, Decimal(0)) + amount
-        assert running[account_id] == after, (account_id, running[account_id], after)
-    assert all(total == 0 for total in by_currency.values()), by_currency
-    assert all(total == 0 for total in by_transfer.values()), by_transfer
-    assert set(legs_of.values()) <= {2}
-    assert len(legs_of) == Transfer.objects.count()
-    for pk, balance in Account.objects.values_list("pk", "balance"):
-        assert balance == by_account.get(pk, Decimal(0)), (pk, balance, by_account.get(pk))
-
-
-#: What support staff who edit accounts have in the admin (see the admin tests).
-CLERK_PERMISSIONS = [
-    "accounts.view_account",
-    "accounts.add_account",
-    "accounts.change_account",
-    "accounts.view_transfer",
-    "accounts.view_transaction",
-]
-
-
 @pytest.fixture
 def clerk(db):
     """Staff who may edit accounts but not move money."""
@@ -140,35 +117,6 @@ def cashier_client(cashier):
     client = Client()
     client.force_login(cashier)
     return client
-
-
-# The browser tests ---------------------------------------------------------------
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-ARTIFACTS = Path(
-    os.environ.get("ACCOUNTS_TEST_ARTIFACTS")
-    or Path(__file__).resolve().parent.parent / "artifacts"
-)
-
-
-def browser_missing():
-    """Why the browser test cannot run here, or None."""
-    if not shutil.which(CHROMIUM):
-        return "Debian's chromium is not installed at %s (run make system-packages)" % CHROMIUM
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        return "playwright is not installed (pip install -r requirements.txt)"
-    return None
 
 
 @pytest.fixture

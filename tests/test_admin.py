@@ -19,9 +19,8 @@ from accounts.admin import AccountAdmin
 from accounts.forms import AccountForm
 from accounts.models import Account, Transfer
 
-from .conftest import assert_ledger_consistent, ledger_totals
 from .factories import AccountFactory, AccountTypeFactory, StaffFactory, UserFactory
-from .utils import confirmed_data, ledger_time, move_money
+from .utils import assert_ledger_consistent, confirmed_data, ledger_time, ledger_totals, move_money
 
 pytestmark = pytest.mark.django_db
 

@@ -11,8 +11,8 @@ from djmoney.money import Money
 from accounts import facade
 from accounts.models import Account, Hold
 
-from .conftest import CLERK_PERMISSIONS
 from .factories import AccountFactory, StaffFactory
+from .utils import CLERK_PERMISSIONS
 
 pytestmark = pytest.mark.django_db
 

@@ -40,9 +40,14 @@ from accounts.models import (  # noqa: E402
     Transfer,
 )
 
-from .conftest import assert_ledger_consistent, ledger_totals  # noqa: E402
 from .factories import AccountFactory, UserFactory  # noqa: E402
-from .utils import check_error_body, checked_client_class, data_statements  # noqa: E402
+from .utils import (  # noqa: E402
+    assert_ledger_consistent,
+    check_error_body,
+    checked_client_class,
+    data_statements,
+    ledger_totals,
+)
 
 API = "/api/accounts/"
 CheckedAPIClient = checked_client_class()

@@ -19,8 +19,8 @@ from rest_framework.test import APIClient  # noqa: E402
 from accounts import facade  # noqa: E402
 from accounts.models import Account, AccountType, Batch, Hold, Repayment, Transfer  # noqa: E402
 
-from .conftest import assert_ledger_consistent, needs_row_locks  # noqa: E402
 from .factories import AccountFactory, UserFactory  # noqa: E402
+from .utils import assert_ledger_consistent, needs_row_locks  # noqa: E402
 
 pytestmark = [needs_row_locks, pytest.mark.concurrency, pytest.mark.django_db(transaction=True)]
 

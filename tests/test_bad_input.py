@@ -98,7 +98,7 @@ def test_bad_amounts(accounts, operation, label, amount, error, message):
 def test_capture_beyond_the_hold(accounts):
     *_, hold = accounts
     before = written()
-    with pytest.raises(CaptureExceedsHold):
+    with pytest.raises(CaptureExceedsHold, match=r"Cannot capture £10\.01: .* only £10\.00"):
         facade.capture(hold, Decimal("10.01"))
     assert written() == before
 
@@ -135,9 +135,9 @@ def test_the_same_account_twice(accounts):
     wallet, *_ = accounts
     before = written()
     for call in (facade.transfer, facade.hold):
-        with pytest.raises(SameAccount):
+        with pytest.raises(SameAccount, match="to itself"):
             call(wallet, wallet, Decimal("1.00"))
-    with pytest.raises(SameAccount):
+    with pytest.raises(SameAccount, match="to itself"):
         facade.transfer(wallet.pk, wallet, Decimal("1.00"))
     assert written() == before
 
@@ -178,5 +178,6 @@ def test_bad_arguments(accounts, call, message):
 def test_every_refusal_is_an_account_exception(accounts):
     wallet, shop, purchase, hold = accounts
     for call in calls(wallet, shop, purchase, hold, 1.5).values():
-        with pytest.raises(AccountException):
+        with pytest.raises(InvalidAmount, match="has type float") as info:
             call()
+        assert isinstance(info.value, AccountException)

@@ -26,9 +26,14 @@ from accounts.exceptions import (
 from accounts.integrity import check_ledger
 from accounts.models import Account, Batch, Hold, Transaction, Transfer
 
-from .conftest import assert_ledger_consistent, ledger_totals, needs_row_locks
 from .factories import AccountFactory, UserFactory
-from .utils import ledger_time, run_concurrently
+from .utils import (
+    assert_ledger_consistent,
+    ledger_time,
+    ledger_totals,
+    needs_row_locks,
+    run_concurrently,
+)
 
 pytestmark = pytest.mark.django_db
 Request = facade.TransferRequest

@@ -15,8 +15,8 @@ from djmoney.money import Money
 
 from accounts.models import Account, Transfer
 
-from .conftest import ARTIFACTS, CLERK_PERMISSIONS
 from .factories import AccountFactory, StaffFactory
+from .utils import ARTIFACTS, CLERK_PERMISSIONS
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

@@ -16,8 +16,8 @@ from accounts import facade
 from accounts.codes import generate_code
 from accounts.models import Account
 
-from .conftest import ARTIFACTS, CLERK_PERMISSIONS
 from .factories import AccountFactory, StaffFactory, UserFactory
+from .utils import ARTIFACTS, CLERK_PERMISSIONS
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

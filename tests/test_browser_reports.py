@@ -5,15 +5,10 @@ Chromium or Playwright is missing; screenshots go to ``artifacts/``.
 """
 
 import pytest
-from django.contrib.auth import get_user_model
-from django.db import connection
 from django.urls import reverse
 
-from accounts.models import Account
-
-from .conftest import ARTIFACTS
 from .factories import StaffFactory
-from .utils import build_report_ledger
+from .utils import build_report_ledger, check_readable, screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -27,34 +22,6 @@ def log_in_to_admin(page, live_server):
     page.fill("#id_password", "staff")
     page.click("input[type=submit]")
     page.wait_for_url(live_server.url + "/admin/")
-
-
-def check_readable(page, chart, labels):
-    """The chart is drawn, fits the window, and its ``labels`` are legible and apart."""
-    box = chart.bounding_box()
-    assert box is not None and box["width"] >= 600 and box["height"] >= 150, box
-    assert box["x"] >= 0 and box["x"] + box["width"] <= 1280, box
-    assert page.evaluate("document.documentElement.scrollWidth") <= 1280
-    boxes = [label.bounding_box() for label in chart.locator(labels).all()]
-    assert boxes, labels
-    for found in boxes:
-        assert found["height"] >= 11, found
-    for i, one in enumerate(boxes):
-        for other in boxes[i + 1 :]:
-            apart = (
-                one["x"] + one["width"] <= other["x"]
-                or other["x"] + other["width"] <= one["x"]
-                or one["y"] + one["height"] <= other["y"]
-                or other["y"] + other["height"] <= one["y"]
-            )
-            assert apart, (one, other)
-
-
-def screenshot(page, name):
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    path = ARTIFACTS / ("%s-%s.png" % (name, connection.vendor))
-    page.screenshot(path=str(path), full_page=True)
-    assert path.stat().st_size > 0
 
 
 def test_account_page_and_statement_chart_the_balance(live_server, page):
@@ -113,26 +80,3 @@ def test_reports_draw_their_totals_by_month_as_bars(live_server, page):
     gbp = page.locator("figure.report-chart", has_text="(GBP)").locator("svg")
     assert gbp.locator("g.bar").count() == 12
     check_readable(page, gbp, "text.bar-label")
-
-
-def test_customer_statement_shows_the_balance_chart(live_server, page):
-    accounts, _transfers = build_report_ledger()
-    barry = get_user_model().objects.create_user("barry", password="barry")
-    Account.objects.filter(pk=accounts["gift1"].pk).update(primary_user=barry)
-
-    page.goto(live_server.url + reverse("shop:login"))
-    page.fill("#id_username", "barry")
-    page.fill("#id_password", "barry")
-    page.click("main form button[type=submit]")
-    page.wait_for_url("**" + reverse("shop:my_accounts"))
-    page.goto(
-        live_server.url
-        + reverse("shop:statement", args=[accounts["gift1"].pk])
-        + "?start=2026-01-01&end=2026-01-31"
-    )
-
-    chart = page.locator("#balance-chart svg.balance-chart")
-    assert chart.locator("circle.point").count() == 31
-    assert chart.locator("line.credit-limit").count() == 1  # a zero limit: the floor at zero
-    screenshot(page, "shop-statement-chart")
-    check_readable(page, chart, "text.date")

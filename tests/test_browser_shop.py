@@ -20,8 +20,8 @@ from accounts.codes import format_code, generate_code
 from accounts.models import Account
 from sandbox.shop.models import Order
 
-from .conftest import ARTIFACTS, assert_ledger_consistent
 from .factories import AccountFactory
+from .utils import ARTIFACTS, assert_ledger_consistent
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

@@ -4,13 +4,11 @@ import xml.etree.ElementTree as ET
 from decimal import Decimal
 
 import pytest
-from django.urls import reverse
 
-from accounts import charts, facade, reports
+from accounts import charts, reports
 from accounts.models import Account
 
-from .factories import AccountFactory, UserFactory
-from .utils import at, build_report_ledger, ledger_time
+from .utils import at
 
 D = Decimal
 SVG = "{http://www.w3.org/2000/svg}"
@@ -105,36 +103,3 @@ def test_a_bar_chart_stacks_positive_segments_up_and_negative_ones_down():
     assert money_out.find(SVG + "title").text == "Jan 2026 · Money out: -£40.00"
     assert [t.text for t in root.findall(SVG + "g/" + SVG + "text")] == ["Money in", "Money out"]
     assert root.find(SVG + "title").text == "Movements <by month>"
-
-
-@pytest.mark.django_db
-def test_sandbox_statement_shows_the_balance_chart_for_its_dates(client):
-    build_report_ledger()
-    barry = UserFactory(username="barry")
-    wallet = Account.objects.get(name="Wallet")
-    Account.objects.filter(pk=wallet.pk).update(primary_user=barry)
-    client.force_login(barry)
-
-    response = client.get(
-        reverse("shop:statement", args=[wallet.pk]), {"start": "2026-01-01", "end": "2026-01-31"}
-    )
-
-    root = parse(response.context["chart"])
-    points = root.findall(SVG + "circle")
-    assert len(points) == 31
-    assert points[-1].find(SVG + "title").text == "Jan. 31, 2026: -£25.00"
-    assert 'id="balance-chart"' in response.text
-
-
-@pytest.mark.django_db
-def test_sandbox_statement_chart_of_all_history_is_bounded(client, source):
-    barry = UserFactory(username="barry")
-    account = AccountFactory(primary_user=barry)
-    for year in (2020, 2023, 2026):
-        with ledger_time(at("01-02").replace(year=year)):
-            facade.transfer(source, account, D("1.00"))
-    client.force_login(barry)
-
-    response = client.get(reverse("shop:statement", args=[account.pk]))
-
-    assert len(parse(response.context["chart"]).findall(SVG + "circle")) == reports.MAX_POINTS

@@ -31,9 +31,8 @@ from accounts.exceptions import (
 from accounts.integrity import check_ledger
 from accounts.models import Account, AccountType, Transfer
 
-from .conftest import assert_ledger_consistent
 from .factories import AccountFactory, UserFactory
-from .utils import data_statements, ledger_time, moment
+from .utils import assert_ledger_consistent, data_statements, ledger_time, moment
 
 pytestmark = pytest.mark.django_db
 

@@ -12,9 +12,16 @@ from accounts import collections, facade
 from accounts.collection_models import CollectionRun, Debt, Settlement
 from accounts.models import Account, AccountType, Transfer
 
-from .conftest import CLERK_PERMISSIONS
 from .factories import AccountFactory, StaffFactory
-from .utils import CONFIRM, confirmed_data, ledger_time, moment, move_money, review
+from .utils import (
+    CLERK_PERMISSIONS,
+    CONFIRM,
+    confirmed_data,
+    ledger_time,
+    moment,
+    move_money,
+    review,
+)
 
 pytestmark = pytest.mark.django_db
 

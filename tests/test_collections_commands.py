@@ -1,7 +1,6 @@
 """The collection commands: create_collection_run, list_collection_runs, run_collections."""
 
 import datetime
-import re
 from decimal import Decimal
 from io import StringIO
 from unittest import mock
@@ -28,9 +27,9 @@ def run(command, *args):
     return out.getvalue()
 
 
-def refused(command, *args, returncode):
-    """The CommandError a command raises (and its exit status)."""
-    with pytest.raises(CommandError) as info:
+def refused(command, *args, match, returncode):
+    """The CommandError a command raises (its message matching ``match``, and its exit status)."""
+    with pytest.raises(CommandError, match=match) as info:
         call_command(command, *args, stdout=StringIO(), stderr=StringIO())
     assert info.value.returncode == returncode, info.value
     return str(info.value)
@@ -120,9 +119,8 @@ def test_a_dry_run_of_create_writes_nothing(wallets):
     ],
 )
 def test_bad_arguments_are_a_usage_error_and_nothing_is_written(wallets, args, match):
-    message = refused("create_collection_run", *args, returncode=2)
+    refused("create_collection_run", *args, match=match, returncode=2)
 
-    assert re.search(match, message), message
     assert written() == (0, 0, [])
 
 
@@ -143,7 +141,7 @@ def test_a_run_for_the_period_with_other_dates_is_refused_with_status_1(wallets)
 
 
 def test_last_month_is_the_month_before_today(wallets):
-    with mock.patch.object(timezone, "localdate", return_value=datetime.date(2026, 3, 1)):
+    with ledger_time(moment(2026, 3, 1)):
         run("create_collection_run", "--period", "last-month")
 
     created = CollectionRun.objects.get()
@@ -188,7 +186,7 @@ def test_list_shows_each_run_with_its_totals(wallets):
     ]  # fmt: skip
     assert len(run("list_collection_runs", "--status", "pending").splitlines()) == 2
     assert "(no collection runs)" in run("list_collection_runs", "--status", "succeeded")
-    assert refused("list_collection_runs", "--type", "nope", returncode=2)
+    refused("list_collection_runs", "--type", "nope", match="no account type", returncode=2)
 
 
 # run_collections ------------------------------------------------------------------------
@@ -272,9 +270,7 @@ def test_a_run_named_that_is_not_due_fails_with_status_1_and_writes_nothing(wall
     assert "FAILED run %s: Collection run" % future.reference in err.getvalue()
     assert "cannot be frozen before 2099-" in err.getvalue()
     assert written() == (1, 0, [])
-    assert "No collection run has reference NOPE" in refused(
-        "run_collections", "NOPE", returncode=2
-    )
+    refused("run_collections", "NOPE", match="No collection run has reference NOPE", returncode=2)
 
 
 def test_a_debt_that_fails_to_initiate_is_reported_and_the_others_go_on(january):
@@ -312,7 +308,5 @@ def test_progress_is_printed_on_a_terminal_only(january):
 
 
 def test_as_of_in_the_future_needs_a_dry_run(january):
-    message = refused("run_collections", "--as-of", "2099-01-01", returncode=2)
-
-    assert "is in the future" in message
+    refused("run_collections", "--as-of", "2099-01-01", match="is in the future", returncode=2)
     assert "Would freeze" in run("run_collections", "--as-of", "2099-01-01", "--dry-run")

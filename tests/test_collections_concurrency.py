@@ -20,9 +20,8 @@ from accounts.exceptions import DebtResolved, SettlementExceedsDebt
 from accounts.integrity import check_ledger
 from accounts.models import Account, AccountType, Transfer
 
-from .conftest import assert_ledger_consistent, needs_row_locks
 from .factories import AccountFactory
-from .utils import ledger_time, moment, run_concurrently
+from .utils import assert_ledger_consistent, ledger_time, moment, needs_row_locks, run_concurrently
 
 pytestmark = [needs_row_locks, pytest.mark.concurrency, pytest.mark.django_db(transaction=True)]
 

@@ -24,9 +24,8 @@ from accounts.exceptions import (
 from accounts.models import Account, Hold, Transfer
 
 from .cluster.harness import retry_log
-from .conftest import assert_ledger_consistent, needs_row_locks
 from .factories import AccountFactory
-from .utils import ledger_time, run_concurrently
+from .utils import assert_ledger_consistent, ledger_time, needs_row_locks, run_concurrently
 
 pytestmark = [needs_row_locks, pytest.mark.concurrency, pytest.mark.django_db(transaction=True)]
 

@@ -15,9 +15,8 @@ from accounts import expiry, facade, sql
 from accounts.exceptions import InvalidArgument
 from accounts.models import Account, Hold, Transfer
 
-from .conftest import assert_ledger_consistent, ledger_totals, needs_row_locks
 from .factories import AccountFactory
-from .utils import ledger_time
+from .utils import assert_ledger_consistent, ledger_time, ledger_totals, needs_row_locks
 
 pytestmark = pytest.mark.django_db
 
@@ -248,11 +247,11 @@ def test_a_crash_mid_batch_leaves_the_batch_untouched(fund):
     def crash_on_third(account, **kwargs):
         calls.append(account.pk)
         if len(calls) == 3:
-            raise KeyboardInterrupt  # not an Exception: the process dies here
+            raise KeyboardInterrupt("killed on the third account")  # not an Exception: dies here
         return real(account, **kwargs)
 
     with mock.patch.object(expiry, "expire_account", crash_on_third):
-        with pytest.raises(KeyboardInterrupt):
+        with pytest.raises(KeyboardInterrupt, match="killed on the third account"):
             expiry.close_expired_accounts(batch_size=10)
     assert ledger_totals() == before
     assert all(reload(a).is_open() for a in accounts)

@@ -27,20 +27,17 @@ from accounts.exceptions import (
 )
 from accounts.models import Account, Transaction, Transfer
 
-from .conftest import (
+from .factories import AccountFactory
+from .utils import (
     BACKEND,
     TRANSFER_STATEMENTS,
     TRANSFER_WRITES,
     assert_ledger_consistent,
+    is_transaction_control,
     ledger_totals,
 )
-from .factories import AccountFactory
 
 pytestmark = pytest.mark.django_db
-
-
-def is_transaction_control(sql):
-    return sql.split(None, 1)[0].upper() in {"BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE"}
 
 
 # Moving money ------------------------------------------------------------------
@@ -233,11 +230,11 @@ def test_a_date_as_end_date_means_the_whole_day_in_the_current_time_zone(source)
     facade.transfer(source, account, Decimal("1.00"))  # still usable today
 
     yesterday = AccountFactory(end_date=today - datetime.timedelta(days=1))
-    with pytest.raises(AccountExpired):
+    with pytest.raises(AccountExpired, match="expired on"):
         facade.transfer(source, yesterday, Decimal("1.00"))
 
     tomorrow = AccountFactory(start_date=today + datetime.timedelta(days=1))
-    with pytest.raises(AccountNotYetActive):
+    with pytest.raises(AccountNotYetActive, match="cannot be used before"):
         facade.transfer(source, tomorrow, Decimal("1.00"))
 
 
@@ -246,7 +243,7 @@ def test_insufficient_funds_reports_account_amount_and_available(fund):
     fund(account, "10.00")
     sales = Account.objects.sales_account()
     before = ledger_totals()
-    with pytest.raises(InsufficientFunds) as info:
+    with pytest.raises(InsufficientFunds, match=r"cannot be debited £15\.01") as info:
         facade.transfer(account, sales, Decimal("15.01"))
     assert info.value.account.pk == account.pk
     assert info.value.amount == Money("15.01", "GBP")
@@ -261,7 +258,7 @@ def test_a_stale_account_instance_cannot_overdraw(fund):
     stale = Account.objects.get(pk=account.pk)
     facade.transfer(account, Account.objects.sales_account(), Decimal("10.00"))
     assert stale.balance == Money("10.00", "GBP")  # what this instance believes
-    with pytest.raises(InsufficientFunds):
+    with pytest.raises(InsufficientFunds, match=r"only £0\.00 is available"):
         facade.transfer(stale, Account.objects.sales_account(), Decimal("10.00"))
 
 
@@ -304,13 +301,14 @@ def test_bad_details_are_refused(source, account, kwargs, message):
 
 
 def test_every_refusal_is_an_account_exception(source, account):
-    for call in (
-        lambda: facade.transfer(source, account, 1.5),
-        lambda: facade.transfer(account, account, Decimal(1)),
-        lambda: facade.transfer(account, source, Decimal(1)),
+    for call, error, message in (
+        (lambda: facade.transfer(source, account, 1.5), InvalidAmount, "has type float"),
+        (lambda: facade.transfer(account, account, Decimal(1)), SameAccount, "to itself"),
+        (lambda: facade.transfer(account, source, Decimal(1)), InsufficientFunds, "debited £1"),
     ):
-        with pytest.raises(AccountException):
+        with pytest.raises(error, match=message) as info:
             call()
+        assert isinstance(info.value, AccountException)
 
 
 # Top-up bounds ---------------------------------------------------------------------
@@ -350,10 +348,10 @@ def test_transfer_inside_a_callers_atomic_is_rolled_back_with_it(source, account
     class Abort(Exception):
         pass
 
-    with pytest.raises(Abort):
+    with pytest.raises(Abort, match="the caller gives up"):
         with transaction.atomic():
             facade.transfer(source, account, Decimal("10.00"))
-            raise Abort
+            raise Abort("the caller gives up")
     account.refresh_from_db()
     assert account.balance == Money("0.00", "GBP")
     assert Transfer.objects.count() == 0
@@ -361,7 +359,7 @@ def test_transfer_inside_a_callers_atomic_is_rolled_back_with_it(source, account
 
 def test_a_refused_transfer_leaves_the_callers_transaction_usable(source, account):
     with transaction.atomic():
-        with pytest.raises(InsufficientFunds):
+        with pytest.raises(InsufficientFunds, match=r"only £0\.00 is available"):
             facade.transfer(account, source, Decimal("1.00"))
         facade.transfer(source, account, Decimal("2.00"))
     account.refresh_from_db()
@@ -492,7 +490,7 @@ def test_reversal_needs_the_money_to_still_be_there(source, account):
     trans = facade.transfer(source, account, Decimal("10.00"))
     facade.transfer(account, Account.objects.sales_account(), Decimal("8.00"))
     before = ledger_totals()
-    with pytest.raises(InsufficientFunds):
+    with pytest.raises(InsufficientFunds, match=r"cannot be debited £10\.00: only £2\.00"):
         facade.reverse(trans)
     assert ledger_totals() == before
     facade.reverse(trans, amount=Decimal("2.00"))
@@ -501,7 +499,7 @@ def test_reversal_needs_the_money_to_still_be_there(source, account):
 def test_reversal_follows_the_account_rules(source, account):
     trans = facade.transfer(source, account, Decimal("10.00"))
     account.freeze()
-    with pytest.raises(FrozenAccount):
+    with pytest.raises(FrozenAccount, match="is frozen"):
         facade.reverse(trans)
 
 
@@ -557,10 +555,10 @@ def test_transfer_posted_is_sent_after_commit_only(source, account):
             assert received == []  # not yet committed
         assert received == [(trans.pk, True)]
 
-        with pytest.raises(RuntimeError):
+        with pytest.raises(RuntimeError, match="the caller's transaction fails"):
             with transaction.atomic():
                 facade.transfer(source, account, Decimal("1.00"))
-                raise RuntimeError
+                raise RuntimeError("the caller's transaction fails")
         assert len(received) == 1  # rolled back: no signal
     finally:
         signals.transfer_posted.disconnect(receiver)

@@ -15,10 +15,8 @@ from django.utils import timezone
 from accounts import facade
 from accounts.models import Account, Hold
 
-from .conftest import assert_ledger_consistent, ledger_totals
 from .factories import AccountFactory
-from .test_facade import is_transaction_control
-from .utils import ledger_time
+from .utils import assert_ledger_consistent, is_transaction_control, ledger_time, ledger_totals
 
 pytestmark = pytest.mark.django_db
 

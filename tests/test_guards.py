@@ -12,8 +12,8 @@ from django.utils import timezone
 from accounts import facade, sql
 from accounts.models import Account, Hold, Transaction, Transfer
 
-from .conftest import assert_ledger_consistent
 from .factories import AccountFactory, UserFactory
+from .utils import assert_ledger_consistent
 
 pytestmark = pytest.mark.django_db
 
@@ -126,22 +126,22 @@ def test_a_resolved_hold_cannot_be_reopened_or_changed(account, fund):
 
 
 def test_check_constraints_refuse_impossible_rows(source, account):
-    with pytest.raises(IntegrityError):
+    with pytest.raises(IntegrityError, match="accounts_transfer_amount_positive"):
         with transaction.atomic():
             sql.insert(
                 "default",
                 Transfer(source=source, destination=account, currency="GBP", amount=Decimal(0)),
             )
-    with pytest.raises(IntegrityError):
+    with pytest.raises(IntegrityError, match="accounts_transfer_source_is_not_destination"):
         with transaction.atomic():
             sql.insert(
                 "default",
                 Transfer(source=account, destination=account, currency="GBP", amount=Decimal(1)),
             )
-    with pytest.raises(IntegrityError):
+    with pytest.raises(IntegrityError, match="accounts_account_credit_limit_not_negative"):
         raw("UPDATE %s SET credit_limit = -1 WHERE id = %%s" % table(Account), account.pk)
     trans = facade.transfer(source, account, Decimal("1.00"))
-    with pytest.raises(IntegrityError):
+    with pytest.raises(IntegrityError, match="accounts_transaction_amount_not_zero"):
         with transaction.atomic():
             sql.insert_legs(
                 "default",

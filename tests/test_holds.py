@@ -30,15 +30,15 @@ from accounts.exceptions import (
 )
 from accounts.models import Account, Hold, Transfer
 
-from .conftest import (
+from .factories import AccountFactory
+from .utils import (
     TRANSFER_STATEMENTS,
     TRANSFER_WRITES,
     assert_ledger_consistent,
+    is_transaction_control,
+    ledger_time,
     ledger_totals,
 )
-from .factories import AccountFactory
-from .test_facade import is_transaction_control
-from .utils import ledger_time
 
 pytestmark = pytest.mark.django_db
 
@@ -96,18 +96,18 @@ def test_every_other_debit_sees_the_hold(wallet, sales):
 
 def test_a_hold_is_validated_like_a_transfer(wallet, sales):
     before = ledger_totals(), Hold.objects.count()
-    with pytest.raises(InvalidAmount):
+    with pytest.raises(InvalidAmount, match="has type float"):
         facade.hold(wallet, sales, 1.5)
     with pytest.raises(InvalidAmount, match="more decimal places"):
         facade.hold(wallet, sales, Decimal("1.001"))
-    with pytest.raises(SameAccount):
+    with pytest.raises(SameAccount, match="to itself"):
         facade.hold(wallet, wallet, Decimal("1.00"))
-    with pytest.raises(CurrencyMismatch):
+    with pytest.raises(CurrencyMismatch, match=r"\(GBP\) to Sales \(EUR\)"):
         facade.hold(wallet, Account.objects.sales_account("EUR"), Decimal("1.00"))
-    with pytest.raises(InsufficientFunds):
+    with pytest.raises(InsufficientFunds, match=r"only £100\.00 is available"):
         facade.hold(wallet, sales, Decimal("100.01"))
     wallet.freeze()
-    with pytest.raises(FrozenAccount):
+    with pytest.raises(FrozenAccount, match="is frozen"):
         facade.hold(wallet, sales, Decimal("1.00"))
     assert (ledger_totals(), Hold.objects.count()) == before
 
@@ -130,7 +130,7 @@ def test_hold_with_the_same_key_is_returned_again(wallet, sales):
     again = facade.hold(wallet, sales, Decimal("10.00"), idempotency_key="auth-1")
     assert again.pk == first.pk
     assert stored(wallet).held == Money("10.00", "GBP")
-    with pytest.raises(IdempotencyConflict):
+    with pytest.raises(IdempotencyConflict, match="'auth-1' was already used"):
         facade.hold(wallet, sales, Decimal("11.00"), idempotency_key="auth-1")
 
 
@@ -209,9 +209,9 @@ def test_capturing_more_than_the_hold_is_refused(wallet, sales):
     hold = facade.hold(wallet, sales, Decimal("10.00"))
     with pytest.raises(CaptureExceedsHold, match=r"Cannot capture £10.01: hold .* reserves only"):
         facade.capture(hold, Decimal("10.01"))
-    with pytest.raises(InvalidAmount):
+    with pytest.raises(InvalidAmount, match="must be greater than zero"):
         facade.capture(hold, Decimal("0"))
-    with pytest.raises(CurrencyMismatch):
+    with pytest.raises(CurrencyMismatch, match="in EUR but the account uses GBP"):
         facade.capture(hold, Money("5.00", "EUR"))
     assert Hold.objects.get(pk=hold.pk).status == Hold.Status.ACTIVE
 
@@ -219,7 +219,7 @@ def test_capturing_more_than_the_hold_is_refused(wallet, sales):
 def test_capture_does_not_need_funds_the_hold_reserved(fund, sales):
     account = AccountFactory(credit_limit=Decimal("20.00"))
     hold = facade.hold(account, sales, Decimal("20.00"))
-    with pytest.raises(InsufficientFunds):
+    with pytest.raises(InsufficientFunds, match=r"only £0\.00 is available"):
         facade.transfer(account, sales, Decimal("0.01"))
     facade.capture(hold)
     assert stored(account).balance == Money("-20.00", "GBP")
@@ -228,7 +228,7 @@ def test_capture_does_not_need_funds_the_hold_reserved(fund, sales):
 def test_capture_needs_usable_accounts(wallet, sales):
     hold = facade.hold(wallet, sales, Decimal("10.00"))
     wallet.freeze()
-    with pytest.raises(FrozenAccount):
+    with pytest.raises(FrozenAccount, match="is frozen"):
         facade.capture(hold)
     wallet.thaw()
     facade.capture(hold)
@@ -239,22 +239,22 @@ def test_capture_with_a_key_is_idempotent(wallet, sales):
     first = facade.capture(hold, Decimal("4.00"), idempotency_key="cap-1")
     again = facade.capture(hold, Decimal("4.00"), idempotency_key="cap-1")
     assert again == first
-    with pytest.raises(IdempotencyConflict):
+    with pytest.raises(IdempotencyConflict, match="'cap-1' was already used"):
         facade.capture(hold, Decimal("5.00"), idempotency_key="cap-1")
     other = facade.hold(wallet, sales, Decimal("1.00"))
-    with pytest.raises(IdempotencyConflict):
+    with pytest.raises(IdempotencyConflict, match="'cap-1' was already used"):
         facade.capture(other, idempotency_key="cap-1")
 
 
 def test_refused_captures_write_nothing(wallet, sales):
     hold = facade.hold(wallet, sales, Decimal("10.00"))
     before = ledger_totals(), list(Hold.objects.values_list("status", flat=True))
-    for call in (
-        lambda: facade.capture(hold, Decimal("11.00")),
-        lambda: facade.capture(hold, 5),
-        lambda: facade.capture("not a hold"),
+    for call, error, message in (
+        (lambda: facade.capture(hold, Decimal("11.00")), CaptureExceedsHold, "reserves only"),
+        (lambda: facade.capture(hold, 5), InvalidAmount, "has type int"),
+        (lambda: facade.capture("not a hold"), InvalidArgument, "is not a saved hold"),
     ):
-        with pytest.raises((CaptureExceedsHold, InvalidAmount, InvalidArgument)):
+        with pytest.raises(error, match=message):
             call()
     assert (ledger_totals(), list(Hold.objects.values_list("status", flat=True))) == before
 
@@ -264,7 +264,7 @@ def test_refused_captures_write_nothing(wallet, sales):
 
 def test_an_expired_hold_reserves_nothing_and_cannot_be_captured(wallet, sales):
     hold = facade.hold(wallet, sales, Decimal("60.00"), expires_at=later(minutes=5))
-    with pytest.raises(InsufficientFunds):
+    with pytest.raises(InsufficientFunds, match=r"only £40\.00 is available"):
         facade.transfer(wallet, sales, Decimal("50.00"))
     with ledger_time(later(minutes=6)):
         facade.transfer(wallet, sales, Decimal("50.00"))  # the hold no longer counts
@@ -369,7 +369,7 @@ def test_statement_lists_pending_holds_separately(wallet, sales):
     pending = facade.hold(wallet, sales, Decimal("5.00"))
     facade.release(facade.hold(wallet, sales, Decimal("6.00")))
     facade.hold(wallet, sales, Decimal("7.00"), expires_at=later(seconds=30))
-    with mock.patch("django.utils.timezone.now", return_value=later(minutes=1)):
+    with ledger_time(later(minutes=1)):
         statement = stored(wallet).statement()
         assert list(statement.pending_holds) == [pending]
     assert all(leg.transfer.source_id != wallet.pk for leg in statement)
@@ -388,23 +388,23 @@ def test_closed_destination_blocks_capture(wallet):
     shop = AccountFactory()
     hold = facade.hold(wallet, shop, Decimal("5.00"))
     shop.close()
-    with pytest.raises(ClosedAccount):
+    with pytest.raises(ClosedAccount, match="is closed"):
         facade.capture(hold)
     facade.release(hold)
 
 
 def test_holds_cannot_be_changed_around_the_facade(wallet, sales):
     hold = facade.hold(wallet, sales, Decimal("5.00"))
-    with pytest.raises(LedgerImmutable):
+    with pytest.raises(LedgerImmutable, match="Holds change state only through accounts.facade"):
         Hold.objects.filter(pk=hold.pk).update(status="released")
-    with pytest.raises(LedgerImmutable):
+    with pytest.raises(LedgerImmutable, match="Holds cannot be deleted; release them"):
         hold.delete()
-    with pytest.raises(LedgerImmutable):
+    with pytest.raises(LedgerImmutable, match="Holds cannot be deleted; release them"):
         Hold.objects.all().delete()
     hold.status = "released"
-    with pytest.raises(LedgerImmutable):
+    with pytest.raises(LedgerImmutable, match="hold rows are written only by accounts.facade"):
         hold.save()
-    with pytest.raises(LedgerImmutable):
+    with pytest.raises(LedgerImmutable, match="held can only be changed by accounts.facade"):
         Account.objects.filter(pk=wallet.pk).update(held=Decimal("0"))
     assert stored(wallet).held == Money("5.00", "GBP")
 
@@ -445,7 +445,7 @@ def test_allow_partial_with_a_key_is_idempotent(fund, sales):
 
 def test_allow_partial_is_not_for_reversals(wallet, sales):
     trans = facade.transfer(wallet, sales, Decimal("1.00"))
-    with pytest.raises(InvalidArgument):
+    with pytest.raises(InvalidArgument, match="cannot be partial-by-funds"):
         facade.transfer(sales, wallet, Decimal("1.00"), parent=trans, allow_partial=True)
 
 

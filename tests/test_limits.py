@@ -23,10 +23,14 @@ from accounts.exceptions import (
 from accounts.integrity import check_ledger
 from accounts.models import Account, AccountType, Hold, SpendingLimit, Transfer
 
-from .conftest import TRANSFER_STATEMENTS, assert_ledger_consistent, ledger_totals
 from .factories import AccountFactory
-from .test_resilience import worker
-from .utils import ledger_time
+from .utils import (
+    TRANSFER_STATEMENTS,
+    assert_ledger_consistent,
+    ledger_time,
+    ledger_totals,
+    worker,
+)
 
 pytestmark = pytest.mark.django_db
 

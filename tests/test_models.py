@@ -91,7 +91,7 @@ def test_names_and_codes_are_unique_but_optional(db):
     Account.objects.create(name="", code="")
     Account.objects.create(name="", code="")  # blanks are stored as NULL, not as ""
     Account.objects.create(name="Barry", code="GIFT-1")
-    with pytest.raises(ValidationError):
+    with pytest.raises(ValidationError, match="Account with this Name already exists"):
         Account(name="Barry").full_clean()
     assert Account.objects.filter(name__isnull=True).count() >= 2
 
@@ -111,7 +111,7 @@ def test_saving_an_account_never_writes_its_balance(source, fund):
     account.refresh_from_db()
     assert account.balance == Money("30.00", "GBP")
     assert account.description == "edited in the admin meanwhile"
-    with pytest.raises(LedgerImmutable):
+    with pytest.raises(LedgerImmutable, match="balance is changed only by accounts.facade"):
         stale.save(update_fields=["balance"])
 
 
@@ -199,7 +199,7 @@ def test_deleting_a_user_keeps_the_ledger_and_the_username(source):
 
 def test_deleting_an_account_with_transfers_is_refused(source, account):
     facade.transfer(source, account, Decimal("1.00"))
-    with pytest.raises(ProtectedError):
+    with pytest.raises(ProtectedError, match="referenced through protected foreign keys"):
         account.delete()
     assert Transaction.objects.filter(account=account).count() == 1
 
@@ -247,7 +247,7 @@ def test_transfers_and_transactions_cannot_be_changed_or_deleted(source, account
         Transaction.objects.all().update(amount=Decimal("5"))
     with pytest.raises(LedgerImmutable, match="cannot be deleted"):
         Transaction.objects.filter(pk=leg.pk).delete()
-    with pytest.raises(LedgerImmutable):
+    with pytest.raises(LedgerImmutable, match="transfer rows are append-only"):
         Transfer.objects.bulk_update([trans], ["description"])
     assert Transfer.objects.get(pk=trans.pk).description == ""
     assert Transaction.objects.count() == 2
@@ -269,7 +269,7 @@ def test_close_checks_the_stored_balance_not_the_instance(fund):
     stale = Account.objects.get(pk=account.pk)
     fund(account, "1.00")
     assert stale.balance == Money("0.00", "GBP")
-    with pytest.raises(AccountNotEmpty):
+    with pytest.raises(AccountNotEmpty, match="its balance is £1.00, not zero"):
         stale.close()
 
 
@@ -281,9 +281,9 @@ def test_close_freeze_thaw(account):
     account.close()
     assert Account.objects.get(pk=account.pk).is_closed()
     account.close()  # closing twice changes nothing
-    with pytest.raises(ClosedAccount):
+    with pytest.raises(ClosedAccount, match="is closed"):
         account.thaw()
-    with pytest.raises(ClosedAccount):
+    with pytest.raises(ClosedAccount, match="is closed"):
         account.freeze()
 
 
@@ -399,9 +399,9 @@ def test_is_debit_permitted(fund):
     fund(account, "10.00")
     assert account.is_debit_permitted(Decimal("15.00"))
     assert not account.is_debit_permitted(Money("15.01", "GBP"))
-    with pytest.raises(InvalidAmount):
+    with pytest.raises(InvalidAmount, match="has type float"):
         account.is_debit_permitted(15.0)
-    with pytest.raises(CurrencyMismatch):
+    with pytest.raises(CurrencyMismatch, match="in EUR but the account uses GBP"):
         account.is_debit_permitted(Money("1.00", "EUR"))
     assert Account(credit_limit=None).is_debit_permitted(Decimal("1000000"))
 

@@ -3,6 +3,7 @@
 import os
 import shutil
 import subprocess
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -114,3 +115,28 @@ def test_make_installs_debian_packages_and_retries_the_driver_every_run():
     assert ".mysqlclient" not in commands and "touch /nonexistent/venv/bin/.mysql" not in commands
     # The install stamp is touched only after what it stands for installed.
     assert commands.index("pip install -q -r requirements.txt") < commands.index("touch ")
+
+
+#: Files some tool would read before pyproject.toml, silently overriding it.
+OVERRIDING_CONFIG = (
+    "pytest.ini",
+    ".pytest.ini",
+    "tox.ini",
+    "setup.cfg",
+    "ruff.toml",
+    ".ruff.toml",
+    "mypy.ini",
+    ".mypy.ini",
+)
+
+
+def test_every_tool_is_configured_in_pyproject_toml_alone():
+    # runtests.py --installed copies pyproject.toml beside tests/, so this runs there too.
+    root = Path(__file__).resolve().parent.parent
+    config = tomllib.loads((root / "pyproject.toml").read_text())
+    assert config["build-system"]["build-backend"] == "setuptools.build_meta"
+    assert set(config["tool"]) == {"pytest", "ruff", "mypy", "django-stubs"}
+    assert config["tool"]["pytest"]["ini_options"]["DJANGO_SETTINGS_MODULE"] == "tests.settings"
+    assert config["tool"]["pytest"]["ini_options"]["filterwarnings"] == ["error"]
+    assert "project" not in config  # the metadata is setup.py's
+    assert [name for name in OVERRIDING_CONFIG if (root / name).exists()] == []

@@ -17,8 +17,7 @@ from djmoney.money import Money
 
 from sandbox import settings as sandbox_settings
 
-from .conftest import assert_ledger_consistent
-from .utils import README, paste_readme, python_blocks
+from .utils import README, assert_ledger_consistent, paste_readme, python_blocks
 
 SANDBOX_ACCOUNTS_SETTINGS = {
     name: getattr(sandbox_settings, name)

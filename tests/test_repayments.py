@@ -19,9 +19,8 @@ from accounts.exceptions import (
 )
 from accounts.models import Account, Repayment, SpendingLimit, Transfer
 
-from .conftest import assert_ledger_consistent, ledger_totals, needs_row_locks
 from .factories import AccountFactory, UserFactory
-from .utils import run_concurrently
+from .utils import assert_ledger_consistent, ledger_totals, needs_row_locks, run_concurrently
 
 pytestmark = pytest.mark.django_db
 

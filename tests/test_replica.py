@@ -36,9 +36,8 @@ from accounts.models import Account, Hold, Transfer
 from .cluster.harness import ReadsOnlyRouter, unavailable
 from .cluster.standby import PostgresStandby
 from .cluster.system import Unavailable
-from .conftest import assert_ledger_consistent
 from .factories import AccountFactory, UserFactory
-from .utils import ledger_time
+from .utils import assert_ledger_consistent, ledger_time
 
 pytestmark = [
     pytest.mark.cluster,

@@ -8,35 +8,28 @@ The soak runs for ACCOUNTS_SOAK_SECONDS (a few seconds in the normal suite;
 import json
 import os
 import signal
-import subprocess
-import sys
-import time
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 
 from accounts import facade
 from accounts.models import Account, Transfer
 
-from .conftest import assert_ledger_consistent, needs_row_locks
 from .factories import AccountFactory
+from .utils import assert_ledger_consistent, needs_row_locks, worker
 
 pytestmark = [needs_row_locks, pytest.mark.django_db(transaction=True)]
 
-ROOT = Path(__file__).resolve().parent.parent
 
-
-def worker(*args):
-    return subprocess.Popen(
-        [sys.executable, "-m", "tests.workers", *map(str, args)],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
+def wait_for_row_lock(account):
+    """Block until this connection can lock ``account``'s row, i.e. until no other
+    transaction holds it (at most 30 s on PostgreSQL; MariaDB's lock wait timeout)."""
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL lock_timeout = '30s'")
+        Account.objects.select_for_update().get(pk=account.pk)
 
 
 def test_kill_9_in_the_middle_of_transfers_loses_nothing_reported_and_breaks_nothing():
@@ -55,8 +48,9 @@ def test_kill_9_in_the_middle_of_transfers_loses_nothing_reported_and_breaks_not
         process.stdout.close()
         process.stderr.close()
     assert process.returncode == -signal.SIGKILL
-    # The server notices the dead connection and rolls its transaction back.
-    time.sleep(0.5)
+    # The server notices the dead connection and ends its transaction (a
+    # rollback, or the commit it was sent): until then it holds the lock.
+    wait_for_row_lock(destination)
     stored = set(Transfer.objects.values_list("reference", flat=True))
     assert set(reported) <= stored
     assert len(stored) >= len(reported)

@@ -20,7 +20,6 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 from django.db import (
-    DatabaseError,
     IntegrityError,
     OperationalError,
     connection,
@@ -37,9 +36,16 @@ from accounts.exceptions import AccountException, InsufficientFunds, RetryableCo
 from accounts.models import Account, Hold, Transfer
 
 from .cluster.harness import retry_log
-from .conftest import assert_ledger_consistent, ledger_totals
 from .factories import AccountFactory
-from .utils import CONFLICT_SQL, OTHER_ERROR_SQL, conflicts, ledger_time, raise_from_database
+from .utils import (
+    CONFLICT_SQL,
+    OTHER_ERROR_SQL,
+    assert_ledger_consistent,
+    conflicts,
+    ledger_time,
+    ledger_totals,
+    raise_from_database,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -69,21 +75,22 @@ def posted():
 # What counts as a conflict ---------------------------------------------------------------
 
 
-def database_error(sql):
-    with pytest.raises(DatabaseError) as raised:
+def database_error(sql, error, match):
+    """The ``error`` (matching ``match``) the database raises when it runs ``sql``."""
+    with pytest.raises(error, match=match) as raised:
         with transaction.atomic():
             raise_from_database(sql)
     return raised.value
 
 
 def test_the_databases_conflict_error_is_a_conflict():
-    error = database_error(CONFLICT_SQL)
+    error = database_error(CONFLICT_SQL, OperationalError, "injected write conflict")
     assert isinstance(error, OperationalError)
     assert retry.is_conflict(error)
 
 
 def test_other_database_errors_and_other_exceptions_are_not():
-    error = database_error(OTHER_ERROR_SQL)
+    error = database_error(OTHER_ERROR_SQL, IntegrityError, "injected other error")
     assert isinstance(error, IntegrityError)
     assert not retry.is_conflict(error)
     assert not retry.is_conflict(ValueError("injected write conflict"))
@@ -102,7 +109,7 @@ def test_a_busy_lock_is_not_a_conflict():
         ),
         "mysql": "SIGNAL SQLSTATE 'HY000' SET MYSQL_ERRNO = 1205, MESSAGE_TEXT = 'injected busy'",
     }
-    assert not retry.is_conflict(database_error(busy))
+    assert not retry.is_conflict(database_error(busy, OperationalError, "injected busy"))
 
 
 @pytest.mark.skipif(VENDOR != "postgresql", reason="SQLSTATE 40P01 is PostgreSQL's")
@@ -112,7 +119,7 @@ def test_a_postgresql_deadlock_is_a_conflict():
             "DO $$ BEGIN RAISE EXCEPTION 'injected deadlock' USING ERRCODE = '40P01'; END $$"
         )
     }
-    assert retry.is_conflict(database_error(deadlock))
+    assert retry.is_conflict(database_error(deadlock, OperationalError, "injected deadlock"))
 
 
 # Every operation runs again --------------------------------------------------------------

@@ -26,10 +26,14 @@ from sandbox.shop.basket import Basket
 from sandbox.shop.models import Order
 from sandbox.shop.payments import place_order
 
-from .conftest import assert_ledger_consistent, ledger_totals, needs_row_locks
 from .factories import AccountFactory, UserFactory
-from .test_concurrency import run_concurrently
-from .utils import ledger_time
+from .utils import (
+    assert_ledger_consistent,
+    ledger_time,
+    ledger_totals,
+    needs_row_locks,
+    run_concurrently,
+)
 
 SHOP = reverse("shop:shop")
 CHECKOUT = reverse("shop:checkout")

@@ -263,7 +263,7 @@ def test_simultaneous_attempts_cannot_exceed_the_limit(db):
         throttle.start()
     with pytest.raises(CodeLookupBlocked, match="try again in 15 minute"):
         throttles[5].start()
-    with pytest.raises(CodeLookupBlocked):
+    with pytest.raises(CodeLookupBlocked, match="try again in 15 minute"):
         LookupThrottle("192.0.2.1").start()
 
 

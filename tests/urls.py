@@ -5,7 +5,6 @@ from django.urls import include, path
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("gift-cards/", include("accounts.urls")),
-    path("shop/", include("sandbox.shop.urls")),
 ]
 
 if settings.API_INSTALLED:

@@ -1,6 +1,8 @@
-"""Helpers shared by the tests (never imported from conftest.py): the ledger's clock,
-the README's examples, the REST API's extra and its schema, threads released
-together, and write conflicts injected the way databases raise them.
+"""Helpers shared by the tests (conftest.py holds only fixtures and hooks, and no
+test module imports another): the backend and its statement counts, the
+ledger's invariants, the browser, the ledger's clock, the README's examples,
+the REST API's extra and its schema, threads released together, worker
+processes, and write conflicts injected the way databases raise them.
 
 A conflict is made by the database itself where it can: PostgreSQL raises
 SQLSTATE 40001 from a ``DO`` block, MariaDB error 1213 from ``SIGNAL``, both
@@ -17,7 +19,9 @@ import functools
 import json
 import os
 import re
+import shutil
 import sqlite3
+import subprocess
 import sys
 import threading
 import traceback
@@ -31,6 +35,158 @@ import pytest
 from django.conf import settings
 from django.db import connection
 from django.utils import timezone
+
+#: "sqlite", "postgresql" or "mysql": the backend this run tests.
+BACKEND = connection.vendor
+
+#: Statements a transfer's writes take on the generic locked path (captures,
+#: reversals, sweeps): one data-modifying WITH on PostgreSQL, three elsewhere.
+TRANSFER_WRITES = 1 if BACKEND == "postgresql" else 3
+#: A whole plain transfer: on PostgreSQL one statement that locks, checks and
+#: writes (accounts.pg_transfer); elsewhere the locking SELECT, then the writes.
+TRANSFER_STATEMENTS = 1 if BACKEND == "postgresql" else 1 + TRANSFER_WRITES
+
+needs_row_locks = pytest.mark.skipif(
+    BACKEND == "sqlite",
+    reason="SQLite has no row locks; concurrency is tested on PostgreSQL and MariaDB",
+)
+
+#: The checkout's root (the working directory of the worker processes).
+ROOT = Path(__file__).resolve().parent.parent
+
+
+#: The demo shop's test modules. The library's tests run without the shop
+#: (tests/settings.py); these run as their own set, with tests/demo_settings.py,
+#: which installs it. tests/conftest.py leaves each set's modules out of the
+#: other's run.
+DEMO_TESTS = frozenset(
+    {
+        "test_api_sandbox.py",
+        "test_browser_shop.py",
+        "test_sandbox.py",
+        "test_shop.py",
+        "test_shop_charts.py",
+    }
+)
+
+
+# The ledger's invariants ------------------------------------------------------------
+
+
+def ledger_totals() -> tuple[int, int, list[tuple[Any, Any]]]:
+    """Counts and sums that must not change when an operation is refused."""
+    from accounts.models import Account, Transaction, Transfer
+
+    return (
+        Transfer.objects.count(),
+        Transaction.objects.count(),
+        sorted(Account.objects.values_list("pk", "balance")),
+    )
+
+
+def assert_ledger_consistent() -> None:
+    """The ledger checker finds nothing; and, checked again here in Python as
+    an independent oracle (summing exactly, where SQLite's SUM adds floats):
+    every currency sums to zero, every balance equals the sum of its legs,
+    every transfer has two legs summing to zero, and balance_after is a
+    running sum."""
+    from decimal import Decimal
+
+    from accounts.integrity import check_ledger
+    from accounts.models import Account, Transaction, Transfer
+
+    report = check_ledger()
+    assert report.ok, report.problems
+    by_currency: dict[Any, Decimal] = {}
+    by_account: dict[Any, Decimal] = {}
+    by_transfer: dict[Any, Decimal] = {}
+    legs_of: dict[Any, int] = {}
+    running: dict[Any, Decimal] = {}
+    # Primary keys are assigned at insert, under the account's lock: posting order.
+    for transfer_id, account_id, currency, amount, after in Transaction.objects.order_by(
+        "pk"
+    ).values_list("transfer", "account", "currency", "amount", "balance_after"):
+        by_currency[currency] = by_currency.get(currency, Decimal(0)) + amount
+        by_account[account_id] = by_account.get(account_id, Decimal(0)) + amount
+        by_transfer[transfer_id] = by_transfer.get(transfer_id, Decimal(0)) + amount
+        legs_of[transfer_id] = legs_of.get(transfer_id, 0) + 1
+        running[account_id] = running.get(account_id, Decimal(0)) + amount
+        assert running[account_id] == after, (account_id, running[account_id], after)
+    assert all(total == 0 for total in by_currency.values()), by_currency
+    assert all(total == 0 for total in by_transfer.values()), by_transfer
+    assert set(legs_of.values()) <= {2}
+    assert len(legs_of) == Transfer.objects.count()
+    for pk, balance in Account.objects.values_list("pk", "balance"):
+        assert balance == by_account.get(pk, Decimal(0)), (pk, balance, by_account.get(pk))
+
+
+#: What support staff who edit accounts have in the admin (see the admin tests).
+CLERK_PERMISSIONS = [
+    "accounts.view_account",
+    "accounts.add_account",
+    "accounts.change_account",
+    "accounts.view_transfer",
+    "accounts.view_transaction",
+]
+
+
+# The browser tests ---------------------------------------------------------------
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+#: Where the browser tests leave their screenshots.
+ARTIFACTS = Path(os.environ.get("ACCOUNTS_TEST_ARTIFACTS") or ROOT / "artifacts")
+
+
+def browser_missing() -> str | None:
+    """Why the browser test cannot run here, or None."""
+    if not shutil.which(CHROMIUM):
+        return "Debian's chromium is not installed at %s (run make system-packages)" % CHROMIUM
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "playwright is not installed (pip install -r requirements.txt)"
+    return None
+
+
+def check_readable(page, chart, labels):
+    """The chart is drawn, fits the window, and its ``labels`` are legible and apart."""
+    box = chart.bounding_box()
+    assert box is not None and box["width"] >= 600 and box["height"] >= 150, box
+    assert box["x"] >= 0 and box["x"] + box["width"] <= 1280, box
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1280
+    boxes = [label.bounding_box() for label in chart.locator(labels).all()]
+    assert boxes, labels
+    for found in boxes:
+        assert found["height"] >= 11, found
+    for i, one in enumerate(boxes):
+        for other in boxes[i + 1 :]:
+            apart = (
+                one["x"] + one["width"] <= other["x"]
+                or other["x"] + other["width"] <= one["x"]
+                or one["y"] + one["height"] <= other["y"]
+                or other["y"] + other["height"] <= one["y"]
+            )
+            assert apart, (one, other)
+
+
+def screenshot(page, name):
+    """Save a full-page screenshot of ``page`` to ARTIFACTS, named for the backend too."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / ("%s-%s.png" % (name, connection.vendor))
+    page.screenshot(path=str(path), full_page=True)
+    assert path.stat().st_size > 0
+
+
+# The ledger's clock -------------------------------------------------------------------
 
 
 @contextmanager
@@ -190,7 +346,7 @@ def confirmed_data(page: Any) -> dict[str, Any]:
 
 # The README, pasted into a shell ----------------------------------------------------
 
-README = Path(__file__).resolve().parent.parent / "README.rst"
+README = ROOT / "README.rst"
 
 #: A claim in a comment that the line's value can be checked against.
 MONEY_CLAIM = re.compile(r'Money\("(-?[0-9.]+)", "([A-Z]{3})"\)')
@@ -292,11 +448,14 @@ def moment(year: int, month: int, day: int, hour: int = 12, minute: int = 0) -> 
     return timezone.make_aware(datetime.datetime(year, month, day, hour, minute))
 
 
+def is_transaction_control(sql: str) -> bool:
+    """BEGIN, COMMIT, ROLLBACK, SAVEPOINT or RELEASE: a statement that moves no data."""
+    return sql.split(None, 1)[0].upper() in {"BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE"}
+
+
 def data_statements(queries: Any) -> list[str]:
     """The SQL of captured queries, without transaction control (BEGIN, SAVEPOINT, ...)."""
-    control = {"BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE"}
-    return [q["sql"] for q in queries.captured_queries if q["sql"].split(None, 1)[0].upper()
-            not in control]  # fmt: skip
+    return [q["sql"] for q in queries.captured_queries if not is_transaction_control(q["sql"])]
 
 
 def run_concurrently(count: int, work: Any) -> tuple[list[Any], list[Any], list[Any]]:
@@ -339,6 +498,18 @@ def run_concurrently(count: int, work: Any) -> tuple[list[Any], list[Any], list[
         thread.join(timeout=120)
     assert not any(thread.is_alive() for thread in threads), "a worker hung"
     return results, refusals, unexpected
+
+
+def worker(*args: Any) -> subprocess.Popen[str]:
+    """Start ``python -m tests.workers <args>`` (a separate process with its own connection)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.workers", *map(str, args)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
 
 
 # Write conflicts, made by the database itself (tests/test_retry.py) -------------------
