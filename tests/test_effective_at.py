@@ -421,7 +421,7 @@ def test_the_one_statement_transfer_writes_metadata_and_effective_at():
             metadata=metadata,
             effective_at=paid_at,
         )
-    assert [q["sql"].split()[0] for q in data_statements(queries)] == ["EXECUTE"]
+    assert [statement.split()[0] for statement in data_statements(queries)] == ["EXECUTE"]
     assert Transfer.objects.values_list("effective_at", "metadata").get(pk=paid.pk) == (
         paid_at,
         metadata,
@@ -432,3 +432,55 @@ def test_the_one_statement_transfer_writes_metadata_and_effective_at():
         default.created,
         default.created,
     )
+
+
+# The migration ---------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_gives_rows_posted_before_it_their_posting_time():
+    from django.core.management import call_command
+    from django.db.migrations.executor import MigrationExecutor
+
+    bank, wallet = Account.objects.source_account(), AccountFactory()
+    MigrationExecutor(connection).migrate([("accounts", "0012_declines")])
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(
+                "INSERT INTO accounts_transfer (reference, source_id, destination_id, currency, "
+                "amount, description, username, created) "
+                "VALUES ('OLD1', %s, %s, 'GBP', 5, '', '', %s)",
+                [bank.pk, wallet.pk, POSTED],
+            )
+            cursor.execute("SELECT id FROM accounts_transfer WHERE reference = 'OLD1'")
+            (transfer_id,) = cursor.fetchone()
+            cursor.execute(
+                "INSERT INTO accounts_transaction (transfer_id, account_id, currency, amount, "
+                "balance_after, created) VALUES (%s, %s, 'GBP', -5, -5, %s), "
+                "(%s, %s, 'GBP', 5, 5, %s)",
+                [transfer_id, bank.pk, POSTED, transfer_id, wallet.pk, POSTED],
+            )
+            cursor.execute(
+                "INSERT INTO accounts_hold (reference, source_id, destination_id, currency, "
+                "amount, status, description, username, resolved_by, created) "
+                "VALUES ('OLDHOLD', %s, %s, 'GBP', 1, 'active', '', '', '', %s)",
+                [wallet.pk, bank.pk, POSTED - DAY],
+            )
+        executor = MigrationExecutor(connection)
+        executor.migrate([("accounts", "0013_metadata_and_effective_at")])
+    finally:
+        call_command("migrate", "accounts", verbosity=0)
+    assert Transfer.objects.values_list("created", "effective_at", "metadata").get(
+        reference="OLD1"
+    ) == (POSTED, POSTED, {})
+    assert Hold.objects.values_list("created", "effective_at", "metadata").get(
+        reference="OLDHOLD"
+    ) == (POSTED - DAY, POSTED - DAY, {})
+    assert Account.objects.get(pk=wallet.pk).metadata == {}
+    # Then fixed, like every other ledger column.
+    with pytest.raises(DatabaseError, match="UPDATE of accounts_transfer .*append-only"):
+        raw(
+            "UPDATE accounts_transfer SET effective_at = %s WHERE id = %s",
+            POSTED - DAY,
+            transfer_id,
+        )
