@@ -17,10 +17,13 @@ writes, or writes nothing:
   statement's snapshot was taken before it waited for the account locks,
   and only a locking read re-checks a hold that the transaction it waited
   for resolved (reading them plainly would count such a hold twice);
-* ``decision``: the rules of ``accounts.rules.decide_transfer``, in the same
-  order, as SQL over the locked rows; the first that refuses names itself;
-* the writes (the transfer, its two legs, both balances and held amounts,
-  the lapsed holds) happen only when no rule refused. ``ON CONFLICT DO
+* ``decision``: a given ``effective_at`` no later than that clock (bad
+  input, judged first, as the generic path does), then the rules of
+  ``accounts.rules.decide_transfer``, in the same order, as SQL over the
+  locked rows; the first that refuses names itself;
+* the writes (the transfer with its metadata and effective date, its two
+  legs, both balances and held amounts, the lapsed holds) happen only when
+  no rule refused. ``ON CONFLICT DO
   NOTHING`` on the transfer: a key another request committed first writes
   nothing here either.
 
