@@ -23,9 +23,8 @@ writes, or writes nothing:
   locked rows; the first that refuses names itself;
 * the writes (the transfer with its metadata and effective date, its two
   legs, both balances and held amounts, the lapsed holds) happen only when
-  no rule refused. ``ON CONFLICT DO
-  NOTHING`` on the transfer: a key another request committed first writes
-  nothing here either.
+  no rule refused. ``ON CONFLICT DO NOTHING`` on the transfer: a key
+  another request committed first writes nothing here either.
 
 Outside a transaction the statement runs in autocommit mode: it is a
 transaction of its own, committed when it returns, so a transfer is one
