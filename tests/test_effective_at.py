@@ -410,16 +410,13 @@ def test_the_export_ledger_command_takes_a_date_field(wallet, card_payments, tmp
 @pytest.mark.django_db(transaction=True)
 def test_the_one_statement_transfer_writes_metadata_and_effective_at():
     bank, wallet = Account.objects.source_account(), AccountFactory()
+    sales = Account.objects.sales_account()
     facade.transfer(bank, wallet, Decimal("10.00"))  # prepares the statement
     paid_at = datetime.datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC)
     metadata = {"mcc": "5411", "merchant": "Teapot & Grinder", "n": [1, 2.5, None, True]}
     with CaptureQueriesContext(connection) as queries:
         paid = facade.transfer(
-            wallet,
-            Account.objects.sales_account(),
-            Decimal("1.00"),
-            metadata=metadata,
-            effective_at=paid_at,
+            wallet, sales, Decimal("1.00"), metadata=metadata, effective_at=paid_at
         )
     assert [statement.split()[0] for statement in data_statements(queries)] == ["EXECUTE"]
     assert Transfer.objects.values_list("effective_at", "metadata").get(pk=paid.pk) == (
@@ -427,7 +424,7 @@ def test_the_one_statement_transfer_writes_metadata_and_effective_at():
         metadata,
     )
     assert (paid.effective_at, paid.metadata) == (paid_at, metadata)
-    default = facade.transfer(wallet, Account.objects.sales_account(), Decimal("1.00"))
+    default = facade.transfer(wallet, sales, Decimal("1.00"))
     assert Transfer.objects.values_list("effective_at", "created").get(pk=default.pk) == (
         default.created,
         default.created,
