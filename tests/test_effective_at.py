@@ -5,6 +5,7 @@ import csv
 import datetime
 import io
 from decimal import Decimal
+from unittest import mock
 
 import pytest
 from django.db import DatabaseError, connection, transaction
@@ -128,8 +129,6 @@ def test_an_effective_date_later_than_the_databases_clock_is_refused_and_writes_
 def test_the_future_is_judged_by_the_databases_clock_not_the_callers(wallet, shop):
     # The application thinks it is a day later; the database's clock decides.
     with ledger_time(POSTED):
-        from unittest import mock
-
         with mock.patch("django.utils.timezone.now", return_value=POSTED + DAY):
             with pytest.raises(InvalidArgument, match="in the future"):
                 facade.transfer(wallet, shop, Decimal("1.00"), effective_at=POSTED + DAY / 2)
@@ -207,12 +206,15 @@ def raw(statement, *params):
 def test_the_orm_refuses_to_change_an_effective_date(wallet, shop):
     paid = facade.transfer(wallet, shop, Decimal("1.00"))
     held = facade.hold(wallet, shop, Decimal("1.00"))
-    for model, pk in ((Transfer, paid.pk), (Hold, held.pk)):
+    for model, pk, saving, updating in (
+        (Transfer, paid.pk, "Transfers are append-only", "transfer rows are append-only"),
+        (Hold, held.pk, "hold rows are written only by", "Holds change state only through"),
+    ):
         row = model.objects.get(pk=pk)
         row.effective_at = POSTED
-        with pytest.raises(LedgerImmutable):
+        with pytest.raises(LedgerImmutable, match=saving):
             row.save()
-        with pytest.raises(LedgerImmutable):
+        with pytest.raises(LedgerImmutable, match=updating):
             model.objects.filter(pk=pk).update(effective_at=POSTED)
 
 

@@ -10,7 +10,12 @@ from django.db import DatabaseError, connection, transaction
 from django.test.utils import override_settings
 
 from accounts import facade, sql
-from accounts.exceptions import IdempotencyConflict, InvalidArgument, LedgerImmutable
+from accounts.exceptions import (
+    IdempotencyConflict,
+    InsufficientFunds,
+    InvalidArgument,
+    LedgerImmutable,
+)
 from accounts.models import Account, Batch, Decline, Hold, Transfer
 
 from .factories import AccountFactory
@@ -107,7 +112,7 @@ def test_a_callers_dict_changed_afterwards_changes_nothing_stored(wallet, shop):
 
 def test_a_decline_keeps_the_refused_requests_metadata(settings, wallet, shop):
     settings.ACCOUNTS_RECORD_DECLINES = True
-    with pytest.raises(Exception, match="available"):
+    with pytest.raises(InsufficientFunds, match="available"):
         facade.transfer(wallet, shop, Decimal("1000.00"), metadata=CARD)
     assert Decline.objects.get().metadata == CARD
 
@@ -260,12 +265,16 @@ def test_the_orm_refuses_to_change_a_ledger_rows_metadata(wallet, shop):
     paid = facade.transfer(wallet, shop, Decimal("1.00"), metadata=CARD)
     held = facade.hold(wallet, shop, Decimal("1.00"), metadata=CARD)
     batch = facade.transfer_many([facade.TransferRequest(wallet, shop, Decimal("1.00"))])
-    for model, pk in ((Transfer, paid.pk), (Hold, held.pk), (Batch, batch.pk)):
+    for model, pk, saving, updating in (
+        (Transfer, paid.pk, "Transfers are append-only", "transfer rows are append-only"),
+        (Hold, held.pk, "hold rows are written only by", "Holds change state only through"),
+        (Batch, batch.pk, "batch rows are written only by", "batch rows are append-only"),
+    ):
         row = model.objects.get(pk=pk)
         row.metadata = {"forged": True}
-        with pytest.raises(LedgerImmutable):
+        with pytest.raises(LedgerImmutable, match=saving):
             row.save()
-        with pytest.raises(LedgerImmutable):
+        with pytest.raises(LedgerImmutable, match=updating):
             model.objects.filter(pk=pk).update(metadata={"forged": True})
     assert Transfer.objects.get(pk=paid.pk).metadata == CARD
 
@@ -296,7 +305,7 @@ def test_the_database_refuses_a_change_of_case_in_metadata(wallet, shop):
 
 def test_the_database_refuses_to_change_a_declines_metadata(settings, wallet, shop):
     settings.ACCOUNTS_RECORD_DECLINES = True
-    with pytest.raises(Exception, match="available"):
+    with pytest.raises(InsufficientFunds, match="available"):
         facade.transfer(wallet, shop, Decimal("1000.00"), metadata=CARD)
     decline = Decline.objects.get()
     with pytest.raises(DatabaseError, match="UPDATE of accounts_decline .*append-only"):
