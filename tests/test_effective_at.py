@@ -177,8 +177,6 @@ def test_same_key_and_effective_date_is_a_replay_another_is_a_conflict(wallet, s
         first = facade.transfer(
             wallet, shop, Decimal("1.00"), effective_at=paid_at, idempotency_key="e1"
         )
-        # The same instant in another time zone is the same datetime to Python, but a
-        # different request as given: only an identical request is a replay.
         again = facade.transfer(
             wallet, shop, Decimal("1.00"), effective_at=paid_at, idempotency_key="e1"
         )
