@@ -23,6 +23,7 @@ them (a hold can be released, through the facade).
 
 from __future__ import annotations
 
+import json
 from functools import partial
 from typing import Any, cast
 
@@ -228,7 +229,7 @@ class AccountAdmin(admin.ModelAdmin):
         ),
         (_("Users"), {"fields": ("primary_user", "secondary_users")}),
         (_("Status"), {"fields": ("status", "start_date", "end_date", "role", "created")}),
-        (_("Notes"), {"fields": ("description",)}),
+        (_("Notes"), {"fields": ("description", "metadata")}),
         (None, {"fields": ("shown",), "classes": ("hidden",)}),
     )
     #: Rows per statement page.
@@ -528,9 +529,11 @@ class AccountAdmin(admin.ModelAdmin):
             return forbidden(self, request, NO_VIEW)
         filter_form = StatementFilterForm(request.GET)
         start = end = None
+        date_field = "created"
         if filter_form.is_valid():
             start, end = filter_form.cleaned_data["start"], filter_form.cleaned_data["end"]
-        statement = account.statement(start, end)
+            date_field = filter_form.cleaned_data["date_field"]
+        statement = account.statement(start, end, date_field=date_field)
         # Newest first; the counterparty comes in the same query, never per row.
         rows = statement.transactions.reverse().select_related(
             "transfer__source", "transfer__destination"
@@ -714,6 +717,20 @@ class LedgerAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
+    @admin.display(description=_("metadata"))
+    def metadata_shown(self, obj: Any) -> Any:
+        return metadata_html(obj.metadata)
+
+
+def metadata_html(value: Any) -> Any:
+    """Metadata as indented JSON, escaped, or a dash when there is none."""
+    if not value:
+        return "-"
+    return format_html(
+        '<pre class="accounts-metadata">{}</pre>',
+        json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True),
+    )
+
 
 class ReadOnlyInline(admin.TabularInline):
     extra = 0
@@ -784,6 +801,8 @@ class TransferAdmin(LedgerAdmin):
         "batch_link",
         "merchant_reference",
         "description",
+        "effective_at",
+        "metadata_shown",
         "username",
         "idempotency_key",
     )
@@ -926,6 +945,7 @@ class BatchAdmin(LedgerAdmin):
         "size",
         "reverses",
         "description",
+        "metadata_shown",
         "username",
         "idempotency_key",
     )
@@ -988,6 +1008,8 @@ class HoldAdmin(LedgerAdmin):
         "expires_at",
         "merchant_reference",
         "description",
+        "effective_at",
+        "metadata_shown",
         "username",
         "idempotency_key",
         "resolved_at",

@@ -287,16 +287,21 @@ def statement_csv(
         raise PermissionDenied
     dates = StatementFilterForm(request.GET)
     start = end = None
+    date_field = "created"
     if dates.is_valid():
         start, end = dates.cleaned_data["start"], dates.cleaned_data["end"]
-    name = "statement-%s%s.csv" % (
+        date_field = dates.cleaned_data["date_field"]
+    name = "statement-%s%s%s.csv" % (
         account.pk,
         "".join("-%s" % value for value in (start, end) if value),
+        "-effective" if date_field == "effective_at" else "",
     )
     return cast(
         StreamingHttpResponse,
         exports.streaming_csv(
-            name, exports.STATEMENT_COLUMNS, exports.statement_rows(account, start, end)
+            name,
+            exports.STATEMENT_COLUMNS,
+            exports.statement_rows(account, start, end, date_field=date_field),
         ),
     )
 

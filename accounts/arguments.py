@@ -11,6 +11,8 @@ MariaDB.
 
 from __future__ import annotations
 
+import json
+import math
 from datetime import datetime
 from typing import TYPE_CHECKING, TypeAlias, cast
 
@@ -117,3 +119,113 @@ def expiry(expires_at: object) -> datetime | None:
             expires_at=expires_at,
         )
     return expires_at
+
+
+#: The JSON values metadata may hold, besides lists and objects.
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def metadata(value: Any, what: Any = None) -> dict[str, Any]:
+    """``value`` as metadata: a JSON object of JSON values, within ``ACCOUNTS_METADATA_MAX_BYTES``.
+
+    ``None`` is ``{}``. Keys are strings; values are strings, integers,
+    finite floats, booleans, ``None``, and lists and objects of those (no
+    ``Decimal``, tuple, set, bytes or datetime: each would come back from
+    the database as something else, or not at all). Text is checked as all
+    text is (:func:`storable`). The size is that of the compact JSON
+    encoding in UTF-8, the form the fingerprint and the databases see.
+    Returns a copy, so that a caller changing its dict later changes
+    nothing stored. Raises ``InvalidArgument`` naming what is wrong.
+    """
+    from .conf import conf
+
+    what = what if what is not None else _("Metadata")
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidArgument(
+            _("%(what)s must be a JSON object (a dict with string keys), got %(value)r."),
+            what=what,
+            value=value,
+        )
+    checked = _json_value(value, what, "metadata")
+    encoded = json.dumps(checked, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    size = len(encoded.encode("utf-8"))
+    if size > conf.METADATA_MAX_BYTES:
+        raise InvalidArgument(
+            _(
+                "%(what)s is %(size)s bytes as JSON; the most is %(max)s "
+                "(ACCOUNTS_METADATA_MAX_BYTES)."
+            ),
+            what=what,
+            size=size,
+            max=conf.METADATA_MAX_BYTES,
+        )
+    assert isinstance(checked, dict)
+    return checked
+
+
+def _json_value(value: Any, what: Any, path: str) -> Any:
+    """A checked copy of one JSON value at ``path`` (``metadata["items"][0]``)."""
+    if isinstance(value, dict):
+        found = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise InvalidArgument(
+                    _("%(what)s: key %(key)r in %(path)s is not a string."),
+                    what=what,
+                    key=key,
+                    path=path,
+                )
+            storable(key, what)
+            found[key] = _json_value(item, what, "%s[%r]" % (path, key))
+        return found
+    if isinstance(value, list):
+        return [_json_value(item, what, "%s[%d]" % (path, n)) for n, item in enumerate(value)]
+    if isinstance(value, float) and not math.isfinite(value):
+        raise InvalidArgument(
+            _("%(what)s: %(path)s is %(value)r; JSON has no NaN or Infinity."),
+            what=what,
+            path=path,
+            value=value,
+        )
+    if not isinstance(value, _SCALARS):
+        raise InvalidArgument(
+            _(
+                "%(what)s: %(path)s is %(value)r (%(type)s), which is not a JSON value: "
+                "use a string, number, true/false, null, a list or an object."
+            ),
+            what=what,
+            path=path,
+            value=value,
+            type=type(value).__name__,
+        )
+    if isinstance(value, str):
+        storable(value, what)
+    return value
+
+
+def effective_at(value: Any) -> datetime | None:
+    """``None``, or an aware datetime (whether it is in the past is judged under the lock)."""
+    if value is not None and (not isinstance(value, datetime) or timezone.is_naive(value)):
+        raise InvalidArgument(
+            _(
+                "effective_at %(effective_at)r must be an aware datetime no later than the "
+                "posting time, or None."
+            ),
+            effective_at=value,
+        )
+    return value
+
+
+def check_effective_at(value: datetime | None, now: datetime) -> None:
+    """Refuse an ``effective_at`` later than ``now``, the database's clock under the lock."""
+    if value is not None and value > now:
+        raise InvalidArgument(
+            _(
+                "effective_at %(effective_at)s is in the future: the database's clock says "
+                "%(now)s; a movement takes effect no later than it is posted."
+            ),
+            effective_at=value,
+            now=now,
+        )

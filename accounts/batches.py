@@ -28,14 +28,15 @@ the locks, and the stored batch with the same idempotency key.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from django.db import IntegrityError
 from django.utils.translation import gettext_lazy as _
 
-from . import limits, posting, rules, signals, sql, transfers
+from . import arguments, limits, posting, rules, signals, sql, transfers
 from .exceptions import AccountException, InvalidReversal
 from .idempotency import Request, after_race
 from .models import Account, Batch, Hold, Transfer, generate_reference
@@ -55,6 +56,12 @@ class Planned:
     description: str
     #: A reversal of a batch leaves out a transfer that has nothing left to reverse.
     skip_when_reversed: bool = False
+    #: The transfer's metadata, and when it took effect (``None``: when posted).
+    metadata: dict[str, Any] = field(default_factory=dict)
+    effective_at: datetime | None = None
+    #: Both as the request gave them (its fingerprint).
+    given_metadata: dict[str, Any] | None = None
+    given_effective_at: datetime | None = None
 
 
 def post(
@@ -66,6 +73,7 @@ def post(
     user: Any,
     description: str,
     reverses: Batch | None = None,
+    metadata: dict[str, Any] | None = None,
 ) -> Batch:
     """Post the planned transfers as one batch; see ``facade.transfer_many``."""
     ids = {p.source_id for p in planned} | {p.destination_id for p in planned}
@@ -74,6 +82,9 @@ def post(
             existing = request.find(Batch, using)
             if existing is not None:
                 return _replay(request, existing)
+            for item in planned:
+                # Bad input, before any rule: nothing takes effect after it is posted.
+                arguments.check_effective_at(item.effective_at, lock.now)
             rows = lock.rows
             # Holds past their expiry stop reserving money, for good (the
             # caller's atomic block undoes it with everything else).
@@ -148,6 +159,7 @@ def post(
                 idempotency_key=request.key,
                 request_fingerprint=request.fingerprint(),
                 created=lock.now,
+                metadata=metadata or {},
             )
             _write(using, batch, legs, rows, lapsed, lock.now)
     except IntegrityError as error:
@@ -188,6 +200,8 @@ def _apply(
         "user_id": user.pk if user is not None else None,
         "username": posting.username(user),
         "created": now,
+        "effective_at": item.effective_at or now,
+        "metadata": item.metadata,
     }
     # Positional: a batch builds hundreds of these, and Django's keyword
     # arguments path costs several times more per instance.

@@ -26,6 +26,7 @@ Ids are stable; never reuse a retired one.
 * accounts.E019 ACCOUNTS_COLLECTION_SOURCES names a currency not in ACCOUNTS_CURRENCIES.
 * accounts.E020 ACCOUNTS_TIME_ZONE is not a time zone name (IANA, e.g. "Europe/London").
 * accounts.E021 ACCOUNTS_RECORD_DECLINES is not True or False.
+* accounts.E022 ACCOUNTS_METADATA_MAX_BYTES is not a positive integer.
 * accounts.W001 A MySQL/MariaDB database runs at REPEATABLE READ: reversal
   checks could read a stale snapshot.
 * accounts.W002 ACCOUNTS_CODE_LOOKUP_CACHE is a DummyCache: the lookup
@@ -362,7 +363,7 @@ def check_retry_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.
 
 
 def check_wallet_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    """The settings of spending limits and declined payments."""
+    """The settings of spending limits, declined payments and metadata."""
     from zoneinfo import ZoneInfo
 
     errors: list[checks.CheckMessage] = []
@@ -386,6 +387,15 @@ def check_wallet_settings(app_configs: Any = None, **kwargs: Any) -> list[checks
                 "ACCOUNTS_RECORD_DECLINES is %r; it must be True or False."
                 % (conf.RECORD_DECLINES,),
                 id="accounts.E021",
+            )
+        )
+    size = conf.METADATA_MAX_BYTES
+    if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+        errors.append(
+            checks.Error(
+                "ACCOUNTS_METADATA_MAX_BYTES is %r; it must be a positive integer." % (size,),
+                hint="The largest metadata allowed, in bytes of compact JSON; default 4096.",
+                id="accounts.E022",
             )
         )
     return errors

@@ -180,6 +180,11 @@ class Settings:
     # Collecting debts (accounts.collections) -------------------------------------
 
     @property
+    def METADATA_MAX_BYTES(self) -> int:
+        """The largest ``metadata`` allowed, as compact JSON in UTF-8 (bytes)."""
+        return self._get("ACCOUNTS_METADATA_MAX_BYTES", 4096)
+
+    @property
     def COLLECTION_SOURCES(self) -> dict[str, str] | None:
         """Names of the accounts collected money comes from, by currency.
 

@@ -172,6 +172,7 @@ def write(using: str, declines: list[tuple[str, AccountException, dict[str, Any]
                         user=user,
                         username=user.get_username() if user is not None else "",
                         idempotency_key=request.get("idempotency_key") or "",
+                        metadata=request.get("metadata") or {},
                         created=now,
                     )
                 )

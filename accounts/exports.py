@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import csv
 import datetime
+import json
 from collections.abc import Callable, Iterable, Iterator
 from decimal import Decimal
 from typing import Any
@@ -37,7 +38,7 @@ from django.utils import timezone
 
 from . import amounts
 from .fields import window_bound
-from .models import Account, AccountType, Transaction, Transfer
+from .models import Account, AccountType, Transaction, Transfer, check_date_field
 from .reports import Report
 
 #: Rows read per query.
@@ -77,21 +78,42 @@ def text(value: Any) -> str:
     return "'" + value if value.startswith(_FORMULA) else value
 
 
-def pages(queryset: QuerySet[Any], *, descending: bool = False, size: int = PAGE) -> Iterator[Any]:
-    """The rows of ``queryset`` by (created, id), read ``size`` at a time by keyset."""
-    queryset = queryset.order_by(*(("-created", "-pk") if descending else ("created", "pk")))
+def pages(
+    queryset: QuerySet[Any], *, descending: bool = False, size: int = PAGE, by: str = "created"
+) -> Iterator[Any]:
+    """The rows of ``queryset`` by (``by``, id), read ``size`` at a time by keyset.
+
+    ``by`` is a date lookup of the rows: ``"created"``, ``"effective_at"``,
+    or one through a relation (``"transfer__effective_at"``, selected with
+    the rows).
+    """
+    queryset = queryset.order_by(*(("-" + by, "-pk") if descending else (by, "pk")))
     page = queryset
     while True:
         rows = list(page[:size])
         yield from rows
         if len(rows) < size:
             return
-        created, pk = rows[-1].created, rows[-1].pk
+        moment, pk = _follow(rows[-1], by), rows[-1].pk
         if descending:
-            later = Q(created__lt=created) | Q(created=created, pk__lt=pk)
+            later = Q(**{by + "__lt": moment}) | Q(**{by: moment, "pk__lt": pk})
         else:
-            later = Q(created__gt=created) | Q(created=created, pk__gt=pk)
+            later = Q(**{by + "__gt": moment}) | Q(**{by: moment, "pk__gt": pk})
         page = queryset.filter(later)
+
+
+def _follow(row: Any, lookup: str) -> Any:
+    """The value of ``lookup`` (``"transfer__effective_at"``) on a row."""
+    for name in lookup.split("__"):
+        row = getattr(row, name)
+    return row
+
+
+def metadata_text(value: Any) -> str:
+    """Metadata as compact JSON text (empty for none), safe to open in a spreadsheet."""
+    if not value:
+        return ""
+    return text(json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True))
 
 
 class _Echo:
@@ -119,13 +141,15 @@ def streaming_csv(filename: str, header: list[str], rows: Iterable[list[str]]) -
 
 
 def _bounds(
-    start: datetime.datetime | datetime.date | None, end: datetime.datetime | datetime.date | None
+    start: datetime.datetime | datetime.date | None,
+    end: datetime.datetime | datetime.date | None,
+    by: str = "created",
 ) -> Q:
     found = Q()
     if start is not None:
-        found &= Q(created__gte=window_bound(start, end=False))
+        found &= Q(**{by + "__gte": window_bound(start, end=False)})
     if end is not None:
-        found &= Q(created__lte=window_bound(end, end=True))
+        found &= Q(**{by + "__lte": window_bound(end, end=True)})
     return found
 
 
@@ -142,6 +166,8 @@ STATEMENT_COLUMNS = [
     "currency",
     "amount",
     "balance_after",
+    "effective_at",
+    "metadata",
 ]
 
 
@@ -149,12 +175,22 @@ def statement_rows(
     account: Account,
     start: datetime.datetime | datetime.date | None = None,
     end: datetime.datetime | datetime.date | None = None,
+    *,
+    date_field: str = "created",
 ) -> Iterator[list[str]]:
-    """An account's legs from ``start`` to ``end`` (dates are whole days), oldest first."""
-    legs = Transaction.objects.filter(_bounds(start, end), account=account.pk).select_related(
+    """An account's legs from ``start`` to ``end`` (dates are whole days), oldest first.
+
+    ``date_field``: the date the range applies to and the rows are sorted
+    by, ``"created"`` (posted) or ``"effective_at"`` (the transfer's
+    effective date); ``balance_after`` is always the balance after the
+    posting (see ``Account.statement``). Raises ``InvalidArgument`` for
+    another ``date_field``.
+    """
+    by = "created" if check_date_field(date_field) == "created" else "transfer__effective_at"
+    legs = Transaction.objects.filter(_bounds(start, end, by), account=account.pk).select_related(
         "transfer__parent", "transfer__source", "transfer__destination"
     )
-    for leg in pages(legs):
+    for leg in pages(legs, by=by):
         transfer = leg.transfer
         other = transfer.destination if transfer.source_id == leg.account_id else transfer.source
         yield [
@@ -168,6 +204,8 @@ def statement_rows(
             leg.currency,
             money_text(amounts.raw(leg, "amount"), leg.currency),
             money_text(amounts.raw(leg, "balance_after"), leg.currency),
+            moment_text(transfer.effective_at),
+            metadata_text(transfer.metadata),
         ]
 
 
@@ -186,13 +224,19 @@ TRANSFER_COLUMNS = [
     "merchant_reference",
     "description",
     "username",
+    "effective_at",
+    "metadata",
 ]
 
 
-def transfer_rows(queryset: QuerySet[Transfer]) -> Iterator[list[str]]:
-    """The transfers of ``queryset`` (its filters kept), newest first."""
+def transfer_rows(
+    queryset: QuerySet[Transfer], *, date_field: str = "created"
+) -> Iterator[list[str]]:
+    """The transfers of ``queryset`` (its filters kept), newest first by ``date_field``."""
     for transfer in pages(
-        queryset.select_related("source", "destination", "parent"), descending=True
+        queryset.select_related("source", "destination", "parent"),
+        descending=True,
+        by=check_date_field(date_field),
     ):
         yield [
             moment_text(transfer.created),
@@ -207,6 +251,8 @@ def transfer_rows(queryset: QuerySet[Transfer]) -> Iterator[list[str]]:
             text(transfer.merchant_reference),
             text(transfer.description),
             text(transfer.username),
+            moment_text(transfer.effective_at),
+            metadata_text(transfer.metadata),
         ]
 
 
@@ -251,6 +297,7 @@ JOURNAL_COLUMNS = [
     "credit",
     "description",
     "merchant_reference",
+    "effective_at",
 ]
 
 
@@ -261,6 +308,7 @@ def journal_rows(
     account_types: Iterable[AccountType] | None = None,
     using: str | None = None,
     progress: Callable[[int], None] | None = None,
+    date_field: str = "created",
 ) -> Iterator[list[str]]:
     """The ledger as a journal: one row per leg, the two legs of a transfer together.
 
@@ -270,10 +318,13 @@ def journal_rows(
     transfer still balances). A leg taking money out of its account is a
     debit, one putting money in a credit: customer balances, which the
     business owes, are credit balances. ``progress(rows)`` is called after
-    each page.
+    each page. ``date_field="effective_at"`` takes the transfers whose
+    effective date is in the range, in that order, and dates each row
+    (``date``) by it; ``created`` stays the posting time.
     """
+    by = check_date_field(date_field)
     transfers = Transfer.objects.using(using) if using else Transfer.objects.all()
-    transfers = transfers.filter(_bounds(start, end)).select_related("parent")
+    transfers = transfers.filter(_bounds(start, end, by)).select_related("parent")
     if account_types is not None:
         manager = AccountType.objects.using(using) if using else AccountType.objects
         ids = manager.descendant_ids(t.pk for t in account_types)
@@ -297,7 +348,7 @@ def journal_rows(
                 assert amount is not None
                 account = leg.account
                 yield [
-                    date_text(transfer.created),
+                    date_text(getattr(transfer, by)),
                     moment_text(transfer.created),
                     transfer.reference,
                     transfer.parent.reference if transfer.parent else "",
@@ -311,9 +362,10 @@ def journal_rows(
                     money_text(amount, leg.currency) if amount > 0 else "",
                     text(transfer.description),
                     text(transfer.merchant_reference),
+                    moment_text(transfer.effective_at),
                 ]
 
-    for transfer in pages(transfers):
+    for transfer in pages(transfers, by=by):
         batch.append(transfer)
         if len(batch) == PAGE:
             for row in flush():

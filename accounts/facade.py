@@ -91,6 +91,8 @@ def transfer(
     description: str | None = None,
     idempotency_key: str | None = None,
     allow_partial: bool = False,
+    metadata: dict[str, Any] | None = None,
+    effective_at: datetime | None = None,
 ) -> Transfer:
     """Move ``amount`` from ``source`` to ``destination`` and return the ``Transfer``.
 
@@ -104,6 +106,12 @@ def transfer(
     ``allow_partial=True`` the transfer moves as much of ``amount`` as the
     source can cover right now (at least one minor unit) and records what
     it moved.
+
+    ``metadata`` (a JSON object, default ``{}``) is stored on the transfer
+    and never changes; ``effective_at`` (an aware datetime, default the
+    posting time) says when the movement happened in the world, and may not
+    be later than the posting time (the database's clock under the lock).
+    Both are part of the request an ``idempotency_key`` names.
 
     On success the ``Account`` instances passed in get their new
     ``balance`` and ``held``. The ``transfer_posted`` signal is sent once
@@ -120,6 +128,8 @@ def transfer(
         raise InvalidArgument(_("A reversal cannot be partial-by-funds (allow_partial)."))
     source_id, destination_id = _pair(source, destination)
     value, currency = amounts.parse_amount(amount)
+    metadata = arguments.metadata(metadata)
+    effective_at = arguments.effective_at(effective_at)
     using = router.db_for_write(Transfer)
     original = None
     if parent is not None:
@@ -138,6 +148,7 @@ def transfer(
         user=text.user(user),
         merchant_reference=text.merchant_reference,
         description=text.description,
+        **_extra(metadata, effective_at),
     )
     with declines.recorded(
         using,
@@ -150,6 +161,7 @@ def transfer(
         description=text.description,
         user=arguments.saved_user(user),
         idempotency_key=text.key,
+        metadata=metadata,
     ):
         return transfers.post(
             using,
@@ -164,6 +176,8 @@ def transfer(
             merchant_reference=text.merchant_reference,
             description=text.description or "",
             instances=(source, destination),
+            metadata=metadata,
+            effective_at=effective_at,
         )
 
 
@@ -176,6 +190,8 @@ def reverse(
     merchant_reference: str | None = None,
     description: str | None = None,
     idempotency_key: str | None = None,
+    metadata: dict[str, Any] | None = None,
+    effective_at: datetime | None = None,
 ) -> Transfer:
     """Move (part of) a transfer's amount back, from its destination to its source.
 
@@ -183,7 +199,8 @@ def reverse(
     reversals are allowed until the original is fully reversed. The reversal
     is a transfer with ``parent`` set to the original; the same account
     rules apply (the money must still be on the destination, both accounts
-    usable). ``merchant_reference`` defaults to the original's. Everything
+    usable). ``merchant_reference`` and ``metadata`` default to the
+    original's; ``effective_at`` to the reversal's posting time. Everything
     about the original is read from the database: only the primary key of
     ``transfer`` is used.
 
@@ -196,6 +213,8 @@ def reverse(
     rules.check_reversal_shape(original, original.destination_id, original.source_id)
     value, currency = (None, None) if amount is None else amounts.parse_amount(amount)
     text = _Texts(merchant_reference, description, idempotency_key)
+    given = None if metadata is None else arguments.metadata(metadata)
+    effective_at = arguments.effective_at(effective_at)
     request = Request(
         "reverse",
         text.key,
@@ -205,6 +224,8 @@ def reverse(
         user=text.user(user),
         merchant_reference=text.merchant_reference,
         description=text.description,
+        # None: the original's (a column that never changes).
+        **_extra(given, effective_at, inherits=True),
     )
     return transfers.post(
         using,
@@ -221,6 +242,8 @@ def reverse(
             else text.merchant_reference
         ),
         description=text.description or "",
+        metadata=original.metadata if given is None else given,
+        effective_at=effective_at,
     )
 
 
@@ -234,6 +257,8 @@ def repay(
     merchant_reference: str | None = None,
     description: str | None = None,
     idempotency_key: str | None = None,
+    metadata: dict[str, Any] | None = None,
+    effective_at: datetime | None = None,
 ) -> Transfer | None:
     """Repay the destination's debt from ``source``: move ``amount``, or less if it owes less.
 
@@ -246,12 +271,15 @@ def repay(
     exactly the same call returns the same outcome, ``None`` included, even
     if the debt has changed since; the same key with any other argument
     raises ``IdempotencyConflict``. The source is debited as by
-    :func:`transfer` (funds, credit limit, spending limits).
+    :func:`transfer` (funds, credit limit, spending limits). ``metadata``
+    and ``effective_at`` are the transfer's, as for :func:`transfer`.
 
     Raises what :func:`transfer` raises (but ``InvalidReversal``).
     """
     source_id, destination_id = _pair(source, destination)
     value, currency = amounts.parse_amount(amount)
+    metadata = arguments.metadata(metadata)
+    effective_at = arguments.effective_at(effective_at)
     text = _Texts(merchant_reference, description, idempotency_key)
     request = Request(
         "repay",
@@ -263,6 +291,7 @@ def repay(
         user=text.user(user),
         merchant_reference=text.merchant_reference,
         description=text.description,
+        **_extra(metadata, effective_at),
     )
     using = router.db_for_write(Transfer)
     with declines.recorded(
@@ -276,6 +305,7 @@ def repay(
         description=text.description,
         user=arguments.saved_user(user),
         idempotency_key=text.key,
+        metadata=metadata,
     ):
         return repayments.repay(
             using,
@@ -288,6 +318,8 @@ def repay(
             merchant_reference=text.merchant_reference,
             description=text.description or "",
             instances=(source, destination),
+            metadata=metadata,
+            effective_at=effective_at,
         )
 
 
@@ -295,8 +327,10 @@ def repay(
 class TransferRequest:
     """One transfer of a batch (:func:`transfer_many`): what :func:`transfer` takes per transfer.
 
-    ``description`` defaults to the batch's. ``parent`` makes it a reversal
-    of that transfer (``amount=None``: what is left of it).
+    ``description`` and ``effective_at`` default to the batch's. ``parent``
+    makes it a reversal of that transfer (``amount=None``: what is left of
+    it). ``metadata`` is the transfer's (default ``{}``; a reversal's: the
+    original's), not the batch's.
     """
 
     source: Account | int
@@ -306,6 +340,8 @@ class TransferRequest:
     description: str | None = None
     allow_partial: bool = False
     parent: Transfer | None = None
+    metadata: dict[str, Any] | None = None
+    effective_at: datetime | None = None
 
 
 @retry_on_conflict
@@ -316,6 +352,8 @@ def transfer_many(
     description: str | None = None,
     idempotency_key: str | None = None,
     atomic: bool = True,
+    metadata: dict[str, Any] | None = None,
+    effective_at: datetime | None = None,
 ) -> Batch:
     """Post many transfers as one ``Batch``: one set of locks, one commit.
 
@@ -333,7 +371,9 @@ def transfer_many(
     with the same arguments return the same batch; anything else raises
     ``IdempotencyConflict``. Signals: ``transfer_posted`` for each transfer,
     then ``batch_posted``, once committed. ``ACCOUNTS_BATCH_MAX_SIZE``
-    (default 1000) caps the number of requests.
+    (default 1000) caps the number of requests. ``metadata`` is the
+    batch's own (each request has its own too); ``effective_at`` is the
+    default of requests that give none (default: the posting time).
     """
     requests = list(requests)
     if not requests or len(requests) > conf.BATCH_MAX_SIZE:
@@ -344,10 +384,12 @@ def transfer_many(
         )
     using = router.db_for_write(Transfer)
     text = _Texts(None, description, idempotency_key)
+    metadata = arguments.metadata(metadata)
+    effective_at = arguments.effective_at(effective_at)
     planned = []
     for index, item in enumerate(requests):
         try:
-            planned.append(_plan(using, item, text.description))
+            planned.append(_plan(using, item, text.description, effective_at))
         except AccountException as exc:
             exc.index = index  # type: ignore[attr-defined]
             raise
@@ -358,6 +400,7 @@ def transfer_many(
         user=text.user(user),
         description=text.description,
         requests=[_described(p) for p in planned],
+        **_extra(metadata, effective_at),
     )
     try:
         posted = batches.post(
@@ -367,6 +410,7 @@ def transfer_many(
             atomic=bool(atomic),
             user=arguments.saved_user(user),
             description=text.description or "",
+            metadata=metadata,
         )
     except declines.DECLINED as exc:
         if conf.RECORD_DECLINES:
@@ -399,6 +443,7 @@ def _declined(
             "description": planned.description,
             "user": arguments.saved_user(user),
             "idempotency_key": text.key,
+            "metadata": planned.metadata or {},
         },
     )
 
@@ -410,14 +455,20 @@ def reverse_batch(
     user: Any = None,
     description: str | None = None,
     idempotency_key: str | None = None,
+    metadata: dict[str, Any] | None = None,
+    effective_at: datetime | None = None,
 ) -> Batch:
     """Reverse what is left of every transfer of ``batch``, all or nothing, as one new batch.
 
     Transfers already fully reversed are left out (``None`` in the new
     batch's ``results``); the new batch's ``reverses`` is ``batch``. Only the
-    primary key of ``batch`` is used. Raises ``InvalidReversal`` when
-    nothing is left to reverse, and what :func:`reverse` raises.
+    primary key of ``batch`` is used. ``metadata`` is the new batch's; each
+    reversal carries its original's metadata and ``effective_at`` (default:
+    the posting time). Raises ``InvalidReversal`` when nothing is left to
+    reverse, and what :func:`reverse` raises.
     """
+    metadata = arguments.metadata(metadata)
+    effective_at = arguments.effective_at(effective_at)
     using = router.db_for_write(Transfer)
     batch_id = arguments.saved_pk(batch, Batch, _("batch"))
     original = Batch.objects.using(using).filter(pk=batch_id).first()
@@ -439,6 +490,8 @@ def reverse_batch(
                 merchant_reference=transfer.merchant_reference,
                 description=default,
                 skip_when_reversed=True,
+                metadata=transfer.metadata,
+                effective_at=effective_at,
             )
         )
     if not planned:
@@ -449,6 +502,7 @@ def reverse_batch(
         batch=original.pk,
         user=text.user(user),
         description=text.description,
+        **_extra(metadata, effective_at),
     )
     return batches.post(
         using,
@@ -458,10 +512,13 @@ def reverse_batch(
         user=arguments.saved_user(user),
         description=default,
         reverses=original,
+        metadata=metadata,
     )
 
 
-def _plan(using: str, item: Any, description: str | None) -> batches.Planned:
+def _plan(
+    using: str, item: Any, description: str | None, effective_at: datetime | None
+) -> batches.Planned:
     """Check one request of a batch as :func:`transfer` checks its arguments."""
     if not isinstance(item, TransferRequest):
         raise InvalidArgument(_("A batch takes TransferRequest objects, not %(item)r."), item=item)
@@ -479,6 +536,8 @@ def _plan(using: str, item: Any, description: str | None) -> batches.Planned:
         )
         rules.check_reversal_shape(parent, source_id, destination_id)
     text = _Texts(item.merchant_reference, item.description, None)
+    given = None if item.metadata is None else arguments.metadata(item.metadata)
+    own = arguments.effective_at(item.effective_at)
     return batches.Planned(
         source_id=source_id,
         destination_id=destination_id,
@@ -488,6 +547,10 @@ def _plan(using: str, item: Any, description: str | None) -> batches.Planned:
         allow_partial=bool(item.allow_partial),
         merchant_reference=text.merchant_reference,
         description=(text.description if text.description is not None else description) or "",
+        metadata=given if given is not None else parent.metadata if parent is not None else {},
+        effective_at=own if own is not None else effective_at,
+        given_metadata=given,
+        given_effective_at=own,
     )
 
 
@@ -502,6 +565,11 @@ def _described(planned: batches.Planned) -> dict[str, Any]:
         "allow_partial": planned.allow_partial,
         "merchant_reference": planned.merchant_reference,
         "description": planned.description,
+        **_extra(
+            planned.given_metadata,
+            planned.given_effective_at,
+            inherits=planned.parent is not None,
+        ),
     }
 
 
@@ -516,6 +584,8 @@ def hold(
     description: str | None = None,
     user: Any = None,
     idempotency_key: str | None = None,
+    metadata: dict[str, Any] | None = None,
+    effective_at: datetime | None = None,
 ) -> Hold:
     """Reserve ``amount`` on ``source`` for a later capture to ``destination``.
 
@@ -524,7 +594,9 @@ def hold(
     ``expires_at`` (an aware datetime, later than the database's clock;
     ``None``: never) the hold no longer reserves anything and cannot be
     captured. With an ``idempotency_key``, repeating exactly the same call
-    returns the original hold.
+    returns the original hold. ``metadata`` and ``effective_at`` (when the
+    card was authorised, default the posting time, never later) are the
+    hold's, as for :func:`transfer`.
 
     Raises the same errors as :func:`transfer` (``InsufficientFunds`` when the
     source cannot cover it), and ``InvalidArgument`` for an ``expires_at``
@@ -533,6 +605,8 @@ def hold(
     source_id, destination_id = _pair(source, destination)
     value, currency = amounts.parse_amount(amount)
     expires_at = arguments.expiry(expires_at)
+    metadata = arguments.metadata(metadata)
+    effective_at = arguments.effective_at(effective_at)
     text = _Texts(merchant_reference, description, idempotency_key)
     request = Request(
         "hold",
@@ -545,6 +619,7 @@ def hold(
         user=text.user(user),
         merchant_reference=text.merchant_reference,
         description=text.description,
+        **_extra(metadata, effective_at),
     )
     using = router.db_for_write(Hold)
     with declines.recorded(
@@ -558,6 +633,7 @@ def hold(
         description=text.description,
         user=arguments.saved_user(user),
         idempotency_key=text.key,
+        metadata=metadata,
     ):
         return holds.place(
             using,
@@ -571,6 +647,8 @@ def hold(
             merchant_reference=text.merchant_reference,
             description=text.description or "",
             instances=(source, destination),
+            metadata=metadata,
+            effective_at=effective_at,
         )
 
 
@@ -582,6 +660,8 @@ def capture(
     user: Any = None,
     description: str | None = None,
     idempotency_key: str | None = None,
+    metadata: dict[str, Any] | None = None,
+    effective_at: datetime | None = None,
 ) -> Transfer:
     """Turn an active hold into a transfer of ``amount`` (default: all of it).
 
@@ -589,7 +669,9 @@ def capture(
     released at once. The capture never fails for lack of funds (the hold
     reserved them), but both accounts must still be usable (not closed,
     frozen or outside their dates). The transfer carries the hold's
-    merchant reference. With an ``idempotency_key``, repeating exactly the
+    merchant reference, and its ``metadata`` unless given one. Its
+    ``effective_at`` is its own (default: the capture's posting time, never
+    later), not the hold's. With an ``idempotency_key``, repeating exactly the
     same capture returns the same transfer. Only the primary key of
     ``hold`` is used; its amount, accounts, status and expiry are read from
     its locked row, and the instance gets its resolution.
@@ -602,6 +684,8 @@ def capture(
     hold_id = arguments.saved_pk(hold, Hold, _("hold"))
     value, currency = (None, None) if amount is None else amounts.parse_amount(amount)
     text = _Texts(None, description, idempotency_key)
+    given = None if metadata is None else arguments.metadata(metadata)
+    effective_at = arguments.effective_at(effective_at)
     request = Request(
         "capture",
         text.key,
@@ -610,6 +694,8 @@ def capture(
         currency=currency,
         user=text.user(user),
         description=text.description,
+        # None: the hold's (read under the lock).
+        **_extra(given, effective_at, inherits=True),
     )
     using = router.db_for_write(Hold)
     with declines.recorded(
@@ -621,6 +707,7 @@ def capture(
         description=text.description,
         user=arguments.saved_user(user),
         idempotency_key=text.key,
+        metadata=given or {},
     ):
         captured, locked = holds.capture(
             using,
@@ -630,6 +717,8 @@ def capture(
             currency=currency,
             user=arguments.saved_user(user),
             description=text.description,
+            metadata=given,
+            effective_at=effective_at,
         )
     _copy_resolution(locked, hold)
     return captured
@@ -761,6 +850,25 @@ class _Texts:
         """The user as part of a request: the primary key of a saved user, or ``None``."""
         saved = arguments.saved_user(user)
         return saved.pk if saved is not None else None
+
+
+def _extra(
+    metadata: dict[str, Any] | None, effective_at: datetime | None, *, inherits: bool = False
+) -> dict[str, Any]:
+    """``metadata`` and ``effective_at`` as part of a request's fingerprint.
+
+    Left out when not given (``None``, or ``{}`` where that is the
+    default), so that requests made before they existed keep their
+    fingerprints: a retry of one still replays. Where ``None`` means "the
+    original's" (``inherits``: a reversal, a capture), an explicit ``{}`` is
+    another request and is kept.
+    """
+    extra: dict[str, Any] = {}
+    if metadata or (metadata is not None and inherits):
+        extra["metadata"] = metadata
+    if effective_at is not None:
+        extra["effective_at"] = effective_at
+    return extra
 
 
 def _pair(source: Any, destination: Any) -> tuple[int, int]:

@@ -289,6 +289,7 @@ EDITABLE_FIELDS = [
     "credit_limit",
     "start_date",
     "end_date",
+    "metadata",
 ]
 
 
@@ -303,6 +304,10 @@ def account_snapshot(account: Account) -> dict[str, Any]:
             )
             continue
         value = getattr(account, field.attname)
+        if isinstance(value, (dict, list)):
+            # JSON (metadata): key order is not kept by every database.
+            snapshot[name] = json.dumps(value, sort_keys=True)
+            continue
         value = getattr(value, "amount", value)  # a Money, in its currency's places
         snapshot[name] = None if value is None else str(value)
     return snapshot
@@ -342,7 +347,10 @@ class AccountForm(forms.ModelForm):
     class Meta:
         model = Account
         fields = EDITABLE_FIELDS
-        widgets = {"description": forms.Textarea(attrs={"rows": 3})}
+        widgets = {
+            "description": forms.Textarea(attrs={"rows": 3}),
+            "metadata": forms.Textarea(attrs={"rows": 3}),
+        }
 
     def __init__(self, *args: Any, user: Any = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -787,7 +795,12 @@ class ReverseForm(MoveMoneyForm):
 
 
 class StatementFilterForm(forms.Form):
-    """The date range of a statement; both ends are whole days and optional."""
+    """The date range of a statement; both ends are whole days and optional.
+
+    ``date_field``: the date the range applies to and the rows are sorted by
+    (``Account.statement``): when posted (the default) or when the movement
+    happened (a card payment's transaction date).
+    """
 
     start = forms.DateField(
         label=_("From"),
@@ -799,9 +812,15 @@ class StatementFilterForm(forms.Form):
         required=False,
         widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
     )
+    date_field = forms.ChoiceField(
+        label=_("By"),
+        required=False,
+        choices=[("created", _("Posting date")), ("effective_at", _("Transaction date"))],
+    )
 
     def clean(self) -> dict[str, Any]:
         super().clean()
+        self.cleaned_data["date_field"] = self.cleaned_data.get("date_field") or "created"
         start, end = self.cleaned_data.get("start"), self.cleaned_data.get("end")
         if start and end and start > end:
             raise ValidationError(_("The start date is after the end date."), code="bad_range")

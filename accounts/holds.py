@@ -25,7 +25,7 @@ from typing import Any
 from django.db import IntegrityError
 from django.utils.translation import gettext_lazy as _
 
-from . import amounts, limits, posting, rules
+from . import amounts, arguments, limits, posting, rules
 from .exceptions import InvalidArgument
 from .idempotency import Request, after_race
 from .models import Account, Hold, Transfer
@@ -57,6 +57,8 @@ def place(
     merchant_reference: str | None = None,
     description: str = "",
     instances: tuple[Any, ...] = (),
+    metadata: dict[str, Any] | None = None,
+    effective_at: datetime | None = None,
 ) -> Hold:
     """Reserve ``value`` on the source for the destination; see ``facade.hold``."""
     try:
@@ -74,6 +76,7 @@ def place(
                     expires_at=expires_at,
                     now=lock.now,
                 )
+            arguments.check_effective_at(effective_at, lock.now)
             rules.check_pair(src, dst, currency, lock.now)
             amounts.check_places(value, src.currency)
             spending_limits = lock.limits.get(source_id)
@@ -99,6 +102,8 @@ def place(
                 idempotency_key=request.key,
                 request_fingerprint=request.fingerprint(),
                 created=lock.now,
+                effective_at=effective_at or lock.now,
+                metadata=metadata or {},
             )
             posting.write_hold(using, src, placed)
     except IntegrityError as error:
@@ -117,6 +122,8 @@ def capture(
     currency: str | None,
     user: Any = None,
     description: str | None = None,
+    metadata: dict[str, Any] | None = None,
+    effective_at: datetime | None = None,
 ) -> tuple[Transfer, Hold]:
     """Turn an active hold into a transfer; see ``facade.capture``. Returns it and the hold."""
     source_id, destination_id = accounts_of(using, hold_id)
@@ -127,6 +134,7 @@ def capture(
             existing = request.find(Transfer, using)
             if existing is not None:
                 return _replay_capture(request, existing, locked, value), locked
+            arguments.check_effective_at(effective_at, lock.now)
             value = rules.check_capturable(locked, value, currency, lock.now)
             rules.check_pair(src, dst, None, lock.now)
             # No funds check: the hold kept this money out of every other
@@ -152,6 +160,10 @@ def capture(
                 source_columns={
                     "held": posting.amount(src, "held") - posting.amount(locked, "amount")
                 },
+                # The hold's metadata unless the capture gives its own; its
+                # own effective date (default: now), not the hold's.
+                metadata=locked.metadata if metadata is None else metadata,
+                effective_at=effective_at,
             )
             posting.resolve_holds(
                 using, [locked], Hold.Status.CAPTURED, user, lock.now, capture=captured

@@ -3,7 +3,8 @@ Idempotency keys: only an identical request is a replay.
 
 A key names one request *as it was asked*: the operation and every argument
 the caller gave (accounts, amount as requested, ``allow_partial``, the hold
-or transfer acted on, references, description, user, expiry). The row the
+or transfer acted on, references, description, user, expiry, metadata,
+effective date). The row the
 request wrote stores a fingerprint of that request
 (``request_fingerprint``, a SHA-256 of its canonical form). A later call with
 the same key is answered from that row only if its fingerprint is the same;
@@ -45,7 +46,8 @@ def _canonical(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, models.Model):
         return value.pk
-    if value is None or isinstance(value, (str, int, bool)):
+    if value is None or isinstance(value, (str, int, bool, float)):
+        # Floats only in metadata, finite (accounts.arguments.metadata).
         return value
     if isinstance(value, (list, tuple)):
         return [_canonical(item) for item in value]

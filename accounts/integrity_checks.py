@@ -251,6 +251,20 @@ def ledger_checks(connection: BaseDatabaseWrapper) -> list[Check]:
             ),
         ),
         (
+            "effective-date",
+            "SELECT 'transfer', id, created, effective_at FROM %s WHERE effective_at > created "
+            "UNION ALL "
+            "SELECT 'hold', id, created, effective_at FROM %s WHERE effective_at > created"
+            % (transfer, hold),
+            lambda r: Problem(
+                "effective-date",
+                "%s #%s takes effect after it was posted" % (r[0], r[1]),
+                transfer=r[1] if r[0] == "transfer" else None,
+                expected="at most %s" % r[2],
+                found=r[3],
+            ),
+        ),
+        (
             "batch-position",
             "SELECT id FROM %s WHERE (batch_id IS NULL AND batch_position IS NOT NULL) "
             "OR (batch_id IS NOT NULL AND batch_position IS NULL)" % transfer,

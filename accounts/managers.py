@@ -18,6 +18,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from .arguments import metadata as checked_metadata
 from .arguments import storable
 from .clock import DatabaseNow
 from .codes import normalize_code
@@ -145,7 +146,7 @@ class AccountQuerySet(models.QuerySet):
     def update(self, **kwargs: Any) -> int:
         """Update columns of many accounts; never a balance, held amount, currency or status.
 
-        Codes are normalized and text checked as by ``save()``; a new credit
+        Codes are normalized and text and metadata checked as by ``save()``; a new credit
         limit is stamped with the database's time (``credit_limit_changed_at``).
         """
         if isinstance(kwargs.get("code"), str):
@@ -153,6 +154,8 @@ class AccountQuerySet(models.QuerySet):
         for name in ("name", "code", "description"):
             if isinstance(kwargs.get(name), str):
                 storable(kwargs[name], self.model._meta.get_field(name).verbose_name)
+        if "metadata" in kwargs:
+            kwargs["metadata"] = checked_metadata(kwargs["metadata"])
         if "credit_limit" in kwargs:
             kwargs["credit_limit_changed_at"] = DatabaseNow()
         refused = LEDGER_FIELDS.intersection(kwargs)

@@ -16,6 +16,7 @@ Only ``accounts.facade`` writes transfers, transactions and balances.
 
 from __future__ import annotations
 
+import copy
 import secrets
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -35,6 +36,7 @@ from .conf import conf
 from .exceptions import (
     CurrencyMismatch,
     InvalidAmount,
+    InvalidArgument,
     LedgerImmutable,
     ProtectedAccount,
 )
@@ -74,13 +76,64 @@ def default_currency() -> str:
     return conf.DEFAULT_CURRENCY
 
 
+#: The dates statements and exports can be filtered and sorted by.
+DATE_FIELDS = ("created", "effective_at")
+
+
+def check_date_field(date_field: Any) -> str:
+    """``date_field`` if it is one of :data:`DATE_FIELDS`, else ``InvalidArgument``."""
+    if date_field not in DATE_FIELDS:
+        raise InvalidArgument(
+            _("date_field %(date_field)r is not one of %(choices)s."),
+            date_field=date_field,
+            choices=", ".join(DATE_FIELDS),
+        )
+    return str(date_field)
+
+
 def _verbose_name(instance: models.Model, name: str) -> Any:
     return getattr(instance._meta.get_field(name), "verbose_name", name)
 
 
 def _stored(value: Any) -> Any:
-    """A field's value as the database stores it, for comparison (money as its amount)."""
+    """A field's value as the database stores it, for comparison (money as its amount).
+
+    JSON (metadata) is copied: a dict changed in place must still differ
+    from what was loaded.
+    """
+    if isinstance(value, (dict, list)):
+        return copy.deepcopy(value)
     return value.amount if isinstance(value, amounts.MONEY_TYPES) else value
+
+
+def metadata_field() -> models.JSONField:
+    """The ``metadata`` column of accounts and ledger rows: a JSON object, ``{}`` by default.
+
+    Checked by ``accounts.arguments.metadata`` before it is written (a JSON
+    object of JSON values, at most ``ACCOUNTS_METADATA_MAX_BYTES``).
+    """
+    return models.JSONField(
+        _("metadata"),
+        default=dict,
+        blank=True,
+        help_text=_(
+            "Your own facts about the row, as a JSON object: for example "
+            '{"mcc": "5411", "merchant": "Teapot & Grinder", "city": "Leeds"}.'
+        ),
+    )
+
+
+def effective_at_field() -> models.DateTimeField:
+    """``effective_at`` of transfers and holds: when the movement happened in the world."""
+    return models.DateTimeField(
+        _("effective at"),
+        default=timezone.now,
+        help_text=_(
+            "When the movement happened in the world (a card payment's transaction date), "
+            "given by the caller; by default when it was posted, never later. Balances "
+            "follow the posting order (created)."
+        ),
+    )
 
 
 class AccountType(models.Model):
@@ -214,6 +267,7 @@ class Account(models.Model):
     start_date = WindowDateTimeField(_("start date"), null=True, blank=True)
     end_date = WindowDateTimeField(_("end date"), null=True, blank=True, end=True)
     created = models.DateTimeField(_("created"), default=timezone.now, editable=False)
+    metadata = metadata_field()
     # What the account spent in its latest day, week and month (calendar
     # periods in ACCOUNTS_TIME_ZONE, each named by its first day), written
     # with the balance under the row lock: see accounts.limits.
@@ -403,6 +457,8 @@ class Account(models.Model):
             value = self.__dict__.get(name)
             if isinstance(value, str):
                 arguments.storable(value, _verbose_name(self, name))
+        if "metadata" in self.__dict__:
+            self.metadata = arguments.metadata(self.metadata)
         self._check_money()
 
     def _refuse_money_on_creation(self) -> None:
@@ -572,6 +628,7 @@ class Account(models.Model):
         end: datetime | date | None = None,
         *,
         using: str | None = None,
+        date_field: str = "created",
     ) -> Statement:
         """The account's transactions from ``start`` to ``end`` (inclusive) with balances.
 
@@ -580,12 +637,39 @@ class Account(models.Model):
         queries (opening balance, closing balance, the rows when iterated),
         whatever the length of the history. Like ``balance_at``, it reads
         where the router sends reads, or from ``using``.
+
+        ``date_field`` picks the date the range applies to and the rows are
+        sorted by: ``"created"`` (when posted, the default) or
+        ``"effective_at"`` (when the transfer happened in the world, e.g. a
+        card payment's transaction date; ties by id, the posting order). Balances
+        always follow the posting order: ``balance_after`` is the balance
+        after the posting, and the opening and closing balances are those
+        at the range's bounds by posting time, so a statement by effective
+        date does not necessarily run from one to the other. Raises
+        ``InvalidArgument`` for another ``date_field``.
         """
+        check_date_field(date_field)
         first: datetime | None = window_bound(start, end=False)
         last: datetime = window_bound(end, end=True) or timezone.now()
-        rows = Transaction.objects.using(using).filter(account=self.pk, created__lte=last)
+        legs = Transaction.objects.using(using).filter(account=self.pk)
+        if date_field == "created":
+            rows = legs.filter(created__lte=last)
+            if first is not None:
+                rows = rows.filter(created__gte=first)
+            order = ("created", "pk")
+        else:
+            # The account's transfers out and in by effective date (an index
+            # on each: accounts_transfer_src_eff and _dst_eff), then their legs
+            # on this account (the one-leg-per-account unique index).
+            moved = Transfer.objects.using(using).filter(effective_at__lte=last)
+            if first is not None:
+                moved = moved.filter(effective_at__gte=first)
+            rows = legs.filter(
+                Q(transfer__in=moved.filter(source=self.pk).values("pk"))
+                | Q(transfer__in=moved.filter(destination=self.pk).values("pk"))
+            )
+            order = ("transfer__effective_at", "pk")
         if first is not None:
-            rows = rows.filter(created__gte=first)
             opening = self._balance_after(using, created__lt=first)
         else:
             opening = amounts.money(Decimal(0), self.currency)
@@ -595,7 +679,8 @@ class Account(models.Model):
             end=last,
             opening_balance=opening,
             closing_balance=self.balance_at(last, using=using),
-            transactions=rows.select_related("transfer").order_by("created", "pk"),
+            transactions=rows.select_related("transfer").order_by(*order),
+            date_field=date_field,
             pending_holds=Hold.objects.using(using)
             .filter(source=self.pk)
             .pending()
@@ -673,6 +758,8 @@ class Statement:
     #: Holds on the account that still reserve money now (not in the period:
     #: pending is a state, not an event), oldest first.
     pending_holds: HoldQuerySet
+    #: The date the period applies to and the rows follow: "created" or "effective_at".
+    date_field: str = "created"
 
     def __iter__(self) -> Any:
         return iter(self.transactions)
@@ -724,6 +811,7 @@ class Batch(models.Model):
         _("request fingerprint"), max_length=64, null=True, blank=True, editable=False
     )
     created = models.DateTimeField(_("created"), default=timezone.now, db_index=True)
+    metadata = metadata_field()
 
     objects = BatchQuerySet.as_manager()
 
@@ -843,6 +931,8 @@ class Transfer(models.Model):
         ),
     )
     created = models.DateTimeField(_("created"), default=timezone.now, db_index=True)
+    effective_at = effective_at_field()
+    metadata = metadata_field()
 
     objects = TransferQuerySet.as_manager()
 
@@ -850,6 +940,12 @@ class Transfer(models.Model):
         ordering = ["-created", "-pk"]
         verbose_name = _("transfer")
         verbose_name_plural = _("transfers")
+        indexes = [
+            # Statements by effective date: an account's transfers, out or in,
+            # in a range of effective_at (Account.statement(date_field=...)).
+            models.Index(fields=["source", "effective_at"], name="accounts_transfer_src_eff"),
+            models.Index(fields=["destination", "effective_at"], name="accounts_transfer_dst_eff"),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=Q(amount__gt=0), name="accounts_transfer_amount_positive"
@@ -1021,6 +1117,8 @@ class Hold(models.Model):
         ),
     )
     created = models.DateTimeField(_("created"), default=timezone.now, db_index=True)
+    effective_at = effective_at_field()
+    metadata = metadata_field()
     resolved_at = models.DateTimeField(_("resolved at"), null=True, blank=True)
     resolved_by = models.CharField(
         _("resolved by"),

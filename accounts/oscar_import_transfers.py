@@ -137,6 +137,8 @@ class TransfersStep(ImportJob):
             user_id=self.users.get(row.user_id) if row.user_id is not None else None,
             username=username,
             created=row.date_created,
+            # Oscar has no effective dates: a transfer took effect when posted.
+            effective_at=row.date_created,
         )
         # The legs of a transfer sum to zero; each records its account's new
         # balance. Both take the transfer's moment.

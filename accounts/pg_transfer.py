@@ -17,12 +17,14 @@ writes, or writes nothing:
   statement's snapshot was taken before it waited for the account locks,
   and only a locking read re-checks a hold that the transaction it waited
   for resolved (reading them plainly would count such a hold twice);
-* ``decision``: the rules of ``accounts.rules.decide_transfer``, in the same
-  order, as SQL over the locked rows; the first that refuses names itself;
-* the writes (the transfer, its two legs, both balances and held amounts,
-  the lapsed holds) happen only when no rule refused. ``ON CONFLICT DO
-  NOTHING`` on the transfer: a key another request committed first writes
-  nothing here either.
+* ``decision``: a given ``effective_at`` no later than that clock (bad
+  input, judged first, as the generic path does), then the rules of
+  ``accounts.rules.decide_transfer``, in the same order, as SQL over the
+  locked rows; the first that refuses names itself;
+* the writes (the transfer with its metadata and effective date, its two
+  legs, both balances and held amounts, the lapsed holds) happen only when
+  no rule refused. ``ON CONFLICT DO NOTHING`` on the transfer: a key
+  another request committed first writes nothing here either.
 
 Outside a transaction the statement runs in autocommit mode: it is a
 transaction of its own, committed when it returns, so a transfer is one
@@ -50,7 +52,9 @@ an account in a currency the settings no longer list.
 from __future__ import annotations
 
 import hashlib
+import json
 import weakref
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -58,7 +62,7 @@ from django.db import DatabaseError, connections, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from . import amounts, clock, limits, posting, rules, signals, sql
+from . import amounts, arguments, clock, limits, posting, rules, signals, sql
 from .conf import conf
 from .exceptions import InvalidAccount
 from .idempotency import Request
@@ -81,6 +85,8 @@ def post(
     merchant_reference: str | None,
     description: str,
     instances: tuple[Any, ...],
+    metadata: dict[str, Any],
+    effective_at: datetime | None,
 ) -> Transfer | None:
     """Post a plain transfer in one statement; ``None``: run the generic path instead."""
     connection = connections[using]
@@ -104,11 +110,14 @@ def post(
         "username": username,
         "key": request.key,
         "fingerprint": fingerprint,
+        # Checked (accounts.arguments.metadata): JSON text, cast to jsonb.
+        "metadata": json.dumps(metadata, ensure_ascii=False, separators=(",", ":")),
+        "effective_at": effective_at,
         "travelled": clock.travelled(),
         **_period_parameters(),
     }
     rows = _execute(using, statement, params)
-    width = len(Account._meta.concrete_fields)
+    width = len(sql.LOCKED_FIELDS)
     ids = {row[0] for row in rows}
     missing = {source_id, destination_id} - ids
     if missing:
@@ -124,6 +133,7 @@ def post(
             return None
         found = sql.accounts_from_rows(using, rows)
         spending_limits = sql.limits_from_rows(using, rows, width + 6)[source_id]
+        arguments.check_effective_at(effective_at, now)
         _explain(found[source_id], found[destination_id], value, currency, now, allow_partial,
                  lapsed_total, spending_limits, usage)  # fmt: skip
     # Success: no Account objects are built, only the figures the caller's
@@ -143,6 +153,8 @@ def post(
         idempotency_key=request.key,
         request_fingerprint=fingerprint,
         created=now,
+        effective_at=effective_at or now,
+        metadata=metadata,
     )
     posted.pk = transfer_id
     posted._state.adding, posted._state.db = False, using
@@ -209,7 +221,7 @@ def _period_parameters() -> dict[str, Any]:
 
 
 #: Where an account's columns stand in the rows the statement returns.
-COLUMN = {f.attname: n for n, f in enumerate(Account._meta.concrete_fields)}
+COLUMN = {f.attname: n for n, f in enumerate(sql.LOCKED_FIELDS)}
 assert COLUMN["id"] == 0
 
 #: The parameters of the statement, in the order of its prepared form, with their types.
@@ -229,6 +241,8 @@ PARAMETERS = [
     ("username", "text"),
     ("key", "text"),
     ("fingerprint", "text"),
+    ("metadata", "jsonb"),
+    ("effective_at", "timestamptz"),
     ("travelled", "timestamptz"),
     ("day_from", "date"),
     ("week_from", "date"),
@@ -392,6 +406,8 @@ def _build(connection: Any, places: tuple[tuple[str, int], ...]) -> str:
             "idempotency_key",
             "request_fingerprint",
             "created",
+            "effective_at",
+            "metadata",
         )
     )
     leg_columns = ", ".join(
@@ -449,6 +465,11 @@ def _build(connection: Any, places: tuple[tuple[str, int], ...]) -> str:
         (
             FALLBACK,
             "c.now < %(day_start)s::timestamptz OR c.now >= %(day_end)s::timestamptz",
+        ),
+        # Bad input judged on the clock: effective no later than posted.
+        (
+            "effective",
+            "%(effective_at)s::timestamptz IS NOT NULL AND %(effective_at)s::timestamptz > c.now",
         ),
         ("currency", "s.currency <> d.currency"),
         ("currency", "%(currency)s::text IS NOT NULL AND %(currency)s::text <> s.currency"),
@@ -531,7 +552,8 @@ decision AS MATERIALIZED (
 new_transfer AS (
     INSERT INTO {qn(Transfer._meta.db_table)} ({transfer_columns})
     SELECT %(reference)s, s.id, d.id, s.currency, decision.moved, %(merchant_reference)s,
-           %(description)s, %(user)s, %(username)s, %(key)s, %(fingerprint)s, c.now
+           %(description)s, %(user)s, %(username)s, %(key)s, %(fingerprint)s, c.now,
+           coalesce(%(effective_at)s::timestamptz, c.now), %(metadata)s::jsonb
     FROM s, d, c, decision WHERE decision.refused IS NULL
     ON CONFLICT DO NOTHING
     RETURNING id

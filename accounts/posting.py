@@ -121,6 +121,8 @@ def write_transfer(
     key: str | None = None,
     fingerprint: str | None = None,
     source_columns: dict[str, Any] | None = None,
+    metadata: dict[str, Any] | None = None,
+    effective_at: datetime | None = None,
 ) -> Transfer:
     """Write a transfer, its two legs and both balances. Call only inside :func:`locked`.
 
@@ -128,7 +130,9 @@ def write_transfer(
     source's other ``source_columns``, e.g. ``held``, written in the same
     statement) are updated in memory to what was written. The rows are
     stamped with ``now``, the database's time read under the lock, so on
-    each account ``created`` follows the posting order.
+    each account ``created`` follows the posting order; ``effective_at``
+    defaults to it (the caller checked a given one is not later:
+    ``arguments.check_effective_at``).
     """
     new_source = amount(src, "balance") - value
     new_destination = amount(dst, "balance") + value
@@ -146,6 +150,8 @@ def write_transfer(
         idempotency_key=key,
         request_fingerprint=fingerprint,
         created=now,
+        effective_at=effective_at or now,
+        metadata=metadata or {},
     )
     if parent is not None:
         posted.parent = parent

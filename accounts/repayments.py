@@ -15,13 +15,14 @@ What it decides on, and where it reads it (the trust boundary):
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from django.db import IntegrityError
 from django.utils.translation import gettext_lazy as _
 
-from . import amounts, limits, posting, rules, sql
+from . import amounts, arguments, limits, posting, rules, sql
 from .idempotency import Request, after_race
 from .models import Transfer
 from .wallet_models import Repayment
@@ -39,6 +40,8 @@ def repay(
     merchant_reference: str | None,
     description: str,
     instances: tuple[Any, ...],
+    metadata: dict[str, Any] | None = None,
+    effective_at: datetime | None = None,
 ) -> Transfer | None:
     """Move ``min(value, debt)`` to the destination; ``None`` when it owes nothing."""
     try:
@@ -52,6 +55,7 @@ def repay(
                 rules.check_pair(src, dst, currency, lock.now)
             amounts.check_same_currency(currency, dst.currency, what=_("The amount"))
             amounts.check_places(value, dst.currency)
+            arguments.check_effective_at(effective_at, lock.now)
             debt = max(-posting.amount(dst, "balance"), Decimal(0))
             posted = None
             if debt:
@@ -73,6 +77,8 @@ def repay(
                     merchant_reference=merchant_reference,
                     description=description,
                     source_columns={"held": posting.amount(src, "held")},
+                    metadata=metadata,
+                    effective_at=effective_at,
                 )
             if posted is not None or request.key is not None:
                 # Without a key and a debt there is nothing to remember.

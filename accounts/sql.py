@@ -26,6 +26,7 @@ Only the locked path (``accounts.posting``) calls these, inside its atomic block
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
@@ -86,10 +87,16 @@ def _insertable(model: type[models.Model]) -> list[Any]:
 # Reading ----------------------------------------------------------------------------
 
 
+#: The account columns the locking read returns: all but ``metadata``, which
+#: no rule reads (up to ``ACCOUNTS_METADATA_MAX_BYTES`` per row, under the lock,
+#: for nothing). Locked accounts have it deferred.
+LOCKED_FIELDS = [f for f in Account._meta.concrete_fields if f.name != "metadata"]
+
+
 def account_columns(connection: Any) -> str:
     """The account table's columns, quoted, in the order :func:`accounts_from_rows` reads."""
     qn = connection.ops.quote_name
-    return ", ".join(qn(f.column) for f in Account._meta.concrete_fields)
+    return ", ".join(qn(f.column) for f in LOCKED_FIELDS)
 
 
 def accounts_from_rows(using: str, rows: list[Any]) -> dict[int, Account]:
@@ -99,7 +106,7 @@ def accounts_from_rows(using: str, rows: list[Any]) -> dict[int, Account]:
     would do it; columns after the account's own are ignored.
     """
     connection = connections[using]
-    fields = Account._meta.concrete_fields
+    fields = LOCKED_FIELDS
 
     def build() -> list[tuple[Any, list[Any]]]:
         converters = []
@@ -241,7 +248,7 @@ def lock_accounts(
         params = [array_literal(params)]
     else:
         sql = _cached((using, "lock", len(ids), wait, limits), build, rows=len(ids))
-    width = len(Account._meta.concrete_fields)
+    width = len(LOCKED_FIELDS)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
@@ -419,6 +426,10 @@ def array_literal(values: Sequence[Any]) -> str:
             parts.append(str(value))
         elif isinstance(value, datetime):
             parts.append('"%s"' % value.isoformat())
+        elif isinstance(value, (dict, list)):
+            # JSON (metadata), for a jsonb[] array.
+            text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+            parts.append('"%s"' % text.replace("\\", "\\\\").replace('"', '\\"'))
         else:
             parts.append('"%s"' % str(value).replace("\\", "\\\\").replace('"', '\\"'))
     return "{%s}" % ",".join(parts)

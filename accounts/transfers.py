@@ -14,6 +14,8 @@ What :func:`post` decides on, and where it reads it (the trust boundary):
   it spent in the current periods: its locked row;
 * when a reversed debit counted against its source's limits: its stored
   ``created``, or its hold's when it is a capture;
+* a given ``effective_at``: compared with the database's clock, read with
+  the locks (never later);
 * a repeated idempotency key: the stored row and its request fingerprint.
 """
 
@@ -27,7 +29,7 @@ from django.db import IntegrityError, connections
 from django.db.models import F
 from django.utils.translation import gettext_lazy as _
 
-from . import limits, pg_transfer, posting, rules
+from . import arguments, limits, pg_transfer, posting, rules
 from .exceptions import InvalidArgument
 from .idempotency import Request, after_race
 from .models import Account, Hold, Transfer
@@ -64,6 +66,8 @@ def post(
     merchant_reference: str | None = None,
     description: str = "",
     instances: tuple[Any, ...] = (),
+    metadata: dict[str, Any] | None = None,
+    effective_at: datetime | None = None,
 ) -> Transfer:
     """Post one transfer, or a reversal of ``parent`` (read from the database).
 
@@ -83,6 +87,8 @@ def post(
             merchant_reference=merchant_reference,
             description=description,
             instances=instances,
+            metadata=metadata or {},
+            effective_at=effective_at,
         )
         if posted is not None:
             return posted
@@ -92,6 +98,8 @@ def post(
             existing = request.find(Transfer, using)
             if existing is not None:
                 return replay(request, existing, source_id, destination_id, value, parent)
+            # Bad input, before any rule (as the PostgreSQL statement does).
+            arguments.check_effective_at(effective_at, lock.now)
             held = posting.amount(src, "held")
             spending_limits = lock.limits.get(source_id)
             if posting.credit_limit(src) is not None or spending_limits:
@@ -127,6 +135,8 @@ def post(
                 key=request.key,
                 fingerprint=request.fingerprint(),
                 source_columns={"held": posting.amount(src, "held")} if lapsed else None,
+                metadata=metadata,
+                effective_at=effective_at,
             )
     except IntegrityError as error:
         # A concurrent call with the same key committed first (the unique

@@ -343,6 +343,12 @@ class Decline(models.Model):
     username = models.CharField(_("username"), max_length=150, blank=True)
     idempotency_key = models.CharField(_("idempotency key"), max_length=128, blank=True)
     created = models.DateTimeField(_("created"), default=timezone.now, db_index=True)
+    metadata = models.JSONField(
+        _("metadata"),
+        default=dict,
+        blank=True,
+        help_text=_("The metadata of the refused request, as the caller gave it."),
+    )
 
     objects = DeclineQuerySet.as_manager()
 

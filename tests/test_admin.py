@@ -1282,6 +1282,41 @@ def test_a_stale_edit_form_cannot_write_back_what_someone_else_changed(clerk_cli
     assert refreshed(account).description == "New"
 
 
+def test_an_accounts_metadata_is_edited_as_json_and_checked(clerk_client):
+    account = AccountFactory()
+    response = clerk_client.post(
+        url("account_change", account.pk),
+        change_data(account, metadata='{"tier": "gold", "since": 2019}'),
+    )
+    assert response.status_code == 302
+    assert refreshed(account).metadata == {"tier": "gold", "since": 2019}
+    page = clerk_client.get(url("account_change", account.pk)).content.decode()
+    assert "&quot;tier&quot;: &quot;gold&quot;" in page
+    response = clerk_client.post(
+        url("account_change", account.pk), change_data(account, metadata='["gold"]')
+    )
+    assert response.status_code == 200
+    assert "Metadata must be a JSON object" in response.content.decode()
+    assert refreshed(account).metadata == {"tier": "gold", "since": 2019}
+
+
+def test_ledger_pages_show_the_effective_date_and_metadata_read_only(admin_client, fund):
+    wallet = AccountFactory()
+    fund(wallet, "10.00")
+    sales = Account.objects.sales_account()
+    card = {"merchant": "Teapot & Grinder", "city": "Leeds"}
+    paid = facade.transfer(wallet, sales, Decimal("1.00"), metadata=card)
+    held = facade.hold(wallet, sales, Decimal("1.00"), metadata=card)
+    batch = facade.transfer_many(
+        [facade.TransferRequest(wallet, sales, Decimal("1.00"))], metadata=card
+    )
+    for name, pk in (("transfer", paid.pk), ("hold", held.pk), ("batch", batch.pk)):
+        page = admin_client.get(url("%s_change" % name, pk)).content.decode()
+        assert '<pre class="accounts-metadata">{\n  &quot;city&quot;: &quot;Leeds&quot;' in page
+        assert 'name="metadata"' not in page
+    assert "Effective at" in admin_client.get(url("transfer_change", paid.pk)).content.decode()
+
+
 # Finding cards and reading the lists ---------------------------------------------------
 
 

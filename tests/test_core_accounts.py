@@ -82,7 +82,9 @@ def test_the_database_refuses_a_second_core_account_of_a_role_and_currency():
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(
                 "INSERT INTO accounts_account (name, description, role, status, currency, "
-                "balance, held, credit_limit, created, spent_day, spent_week, spent_month) "
-                "VALUES ('Second bank', '', 'source', 'open', 'GBP', 0, 0, NULL, %s, 0, 0, 0)",
+                "balance, held, credit_limit, created, spent_day, spent_week, spent_month, "
+                "metadata) "
+                "VALUES ('Second bank', '', 'source', 'open', 'GBP', 0, 0, NULL, %s, 0, 0, 0, "
+                "'{}')",
                 [Account.objects.source_account().created],
             )

@@ -114,6 +114,25 @@ def test_a_held_amount_that_is_not_the_sum_of_active_holds(books):
     assert (problem.account, problem.expected) == (wallet.pk, Decimal("4.0000"))
 
 
+def test_a_hold_that_takes_effect_after_it_was_posted(books):
+    import datetime
+
+    wallet, shop = books
+    now = timezone.now()
+    # Around the facade, which refuses it (and the guards refuse changing one later).
+    late = Hold(
+        source=wallet,
+        destination=shop,
+        currency="GBP",
+        amount=Decimal("1.00"),
+        created=now,
+        effective_at=now + datetime.timedelta(seconds=1),
+    )
+    sql.insert("default", late)
+    (problem,) = found(check_ledger(), "effective-date")
+    assert "hold #%s takes effect after it was posted" % late.pk in str(problem)
+
+
 def test_unbalanced_legs_and_a_currency_that_does_not_sum_to_zero(books, forged):
     wallet, shop = books
     bad = forged(wallet, shop, "1.00", [(wallet, "-1.00", "30.00"), (shop, "2.00", "2.00")])

@@ -23,6 +23,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 from django.db import connection, connections
+from django.db.models import F
 
 from accounts import reports
 from accounts.integrity import check_ledger
@@ -480,6 +481,8 @@ def test_transfers_keep_their_references_times_users_and_reversals(oscar_ledger)
         users["barry"],
     )
     assert redemption.created == at("01-10", 14, 30)
+    # Oscar has no effective dates: every transfer took effect when posted.
+    assert not Transfer.objects.exclude(effective_at=F("created")).exists()
     assert {leg.created for leg in redemption.transactions.all()} == {at("01-10", 14, 30)}
     refunds = by_reference[oscar_reference(5)], by_reference[oscar_reference(6)]
     assert [r.parent for r in refunds] == [redemption, redemption]

@@ -26,6 +26,8 @@ from accounts.exceptions import AccountException, InsufficientFunds
 from accounts.limits import USAGE_COLUMNS
 from accounts.models import Account, Hold, SpendingLimit, Transaction, Transfer
 
+from .utils import ledger_time
+
 pytestmark = [
     pytest.mark.django_db,
     pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's one statement"),
@@ -101,8 +103,9 @@ def account(state, shop, *, may_be_source=True):
             if amount:
                 cursor.execute(
                     "INSERT INTO accounts_hold (reference, source_id, destination_id, currency, "
-                    "amount, status, expires_at, description, username, resolved_by, created) "
-                    "VALUES (%s, %s, %s, %s, %s, 'active', %s, '', '', '', %s)",
+                    "amount, status, expires_at, description, username, resolved_by, created, "
+                    "effective_at, metadata) "
+                    "VALUES (%s, %s, %s, %s, %s, 'active', %s, '', '', '', %s, %s, '{}')",
                     [
                         "H%d%s" % (created.pk, amount),
                         created.pk,
@@ -110,6 +113,7 @@ def account(state, shop, *, may_be_source=True):
                         state["currency"],
                         amount,
                         expires,
+                        NOW - datetime.timedelta(days=2),
                         NOW - datetime.timedelta(days=2),
                     ],
                 )
@@ -156,6 +160,12 @@ def outcome(call):
                         "account", "amount", "balance_after"
                     )
                 ),
+                # What the statement wrote besides the money: the instance
+                # returned and the row stored agree.
+                (posted.effective_at, posted.metadata),
+                Transfer.objects.filter(pk=posted.pk)
+                .values_list("effective_at", "metadata")
+                .get(),
             )
         transaction.set_rollback(True)
     return found
@@ -179,9 +189,22 @@ def generic(call):
     money=st.sampled_from([None] * 6 + ["GBP", "EUR"]),
     partial=st.booleans(),
     bounds=st.sampled_from([(None, None), (Decimal("10"), Decimal("400"))]),
+    metadata=st.sampled_from([None, {}, {"mcc": "5411", "city": "Leeds", "n": [1, 2.5, None]}]),
+    effective=st.sampled_from([None, None, "now", "earlier", "later"]),
 )
-def test_both_paths_decide_the_same(source, destination, cents, places, money, partial, bounds):
+def test_both_paths_decide_the_same(
+    source, destination, cents, places, money, partial, bounds, metadata, effective
+):
     shop = Account.objects.sales_account()
+    # Both paths read the same clock: effective_at is judged against it, and
+    # a refusal's message names it.
+    clock = timezone.now()
+    effective_at = {
+        None: None,
+        "now": clock,
+        "earlier": clock - datetime.timedelta(days=1, microseconds=1),
+        "later": clock + datetime.timedelta(microseconds=1),
+    }[effective]
     with transaction.atomic():
         src, dst = account(source, shop), account(destination, shop, may_be_source=False)
         if destination["to_expired"]:
@@ -191,10 +214,20 @@ def test_both_paths_decide_the_same(source, destination, cents, places, money, p
         minimum, maximum = bounds
 
         def call():
-            return facade.transfer(src.pk, dst.pk, value, allow_partial=partial)
+            return facade.transfer(
+                src.pk,
+                dst.pk,
+                value,
+                allow_partial=partial,
+                metadata=metadata,
+                effective_at=effective_at,
+            )
 
-        with override_settings(
-            ACCOUNTS_MIN_INITIAL_VALUE=minimum, ACCOUNTS_MAX_INITIAL_VALUE=maximum
+        with (
+            override_settings(
+                ACCOUNTS_MIN_INITIAL_VALUE=minimum, ACCOUNTS_MAX_INITIAL_VALUE=maximum
+            ),
+            ledger_time(clock),
         ):
             found = outcome(call)
             event(found[0] if found[0] == "posted" else found[1])

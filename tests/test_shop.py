@@ -214,6 +214,31 @@ def test_a_statement_for_a_date_range(shopper, barry, fund):
     assert "The start date is after the end date." in bad.content.decode()
 
 
+def test_a_statement_shows_card_payments_merchant_and_transaction_date(shopper, barry):
+    account = AccountFactory(primary_user=barry)
+    bank, shop = Account.objects.source_account(), Account.objects.sales_account()
+    posted = timezone.make_aware(datetime.datetime(2026, 1, 10, 12))
+    with ledger_time(posted):
+        facade.transfer(bank, account, Decimal("20.00"))
+        facade.transfer(
+            account,
+            shop,
+            Decimal("4.50"),
+            description="Card payment: Teapot & Grinder",
+            metadata={"mcc": "5814", "merchant": "Teapot & Grinder", "city": "Leeds"},
+            effective_at=posted - datetime.timedelta(days=2),
+        )
+    url = reverse("shop:statement", args=[account.pk])
+    page = shopper.get(url).content.decode()
+    assert "Teapot &amp; Grinder, Leeds" in page
+    assert "paid %s" % date_format(datetime.date(2026, 1, 8)) in page
+    by_payment = shopper.get(
+        url, {"start": "2026-01-08", "end": "2026-01-08", "date_field": "effective_at"}
+    )
+    assert [r.amount for r in by_payment.context["page"].object_list] == [gbp("-4.50")]
+    assert "posted %s" % date_format(datetime.date(2026, 1, 10)) in by_payment.content.decode()
+
+
 def test_a_long_statement_is_paginated_without_counting(shopper, barry):
     account = AccountFactory(primary_user=barry)
     bank = Account.objects.source_account()

@@ -68,6 +68,15 @@ CLERK_PERMISSIONS = [
 ]
 CASHIER_PERMISSIONS = [*CLERK_PERMISSIONS, ("accounts", "move_money")]
 
+#: The card wallet's merchants: (merchant category code, city).
+MERCHANTS = {
+    "Teapot & Grinder": ("5814", "Leeds"),
+    "Leeds Station Café": ("5812", "Leeds"),
+    "Kirkgate Market": ("5411", "Leeds"),
+    "Northern Rail": ("4112", "York"),
+    "Kirkgate Electronics": ("5732", "Leeds"),
+}
+
 
 @contextmanager
 def back_in_time(moment: datetime) -> Iterator[None]:
@@ -355,14 +364,20 @@ class Demo:
                 )
 
         self.on(month_before + timedelta(days=1), open_card_wallet, hour=9)
-        for day, amount, merchant in (
-            (month_before + timedelta(days=2), "42.50", "Teapot & Grinder"),
-            (month_before + timedelta(days=11), "18.90", "Leeds Station Café"),
-            (month_before + timedelta(days=20), "27.35", "Kirkgate Market"),
-            (last_month + timedelta(days=3), "12.40", "Teapot & Grinder"),
-            (last_month + timedelta(days=14), "31.00", "Northern Rail"),
+        # (posted on, amount, merchant, hours between the payment and its posting)
+        for day, amount, merchant, late in (
+            (month_before + timedelta(days=2), "42.50", "Teapot & Grinder", 0),
+            (month_before + timedelta(days=11), "18.90", "Leeds Station Café", 26),
+            (month_before + timedelta(days=20), "27.35", "Kirkgate Market", 0),
+            (last_month + timedelta(days=3), "12.40", "Teapot & Grinder", 20),
+            (last_month + timedelta(days=14), "31.00", "Northern Rail", 49),
         ):
-            self.on(day, lambda a=amount, m=merchant: self.card_payment(accounts["card"], a, m))
+            self.on(
+                day,
+                lambda a=amount, m=merchant, h=late: self.card_payment(
+                    accounts["card"], a, m, late=h
+                ),
+            )
 
         def collect_month_before() -> None:
             run = self.monthly_run(accounts["card"], month_before, last_month)
@@ -386,13 +401,23 @@ class Demo:
         self.on(last_month + timedelta(days=5), money_came_back, hour=10)
         self.card_wallet = accounts
 
-    def card_payment(self, account: Account, amount: str, merchant: str) -> Any:
+    def card_payment(self, account: Account, amount: str, merchant: str, late: int = 0) -> Any:
+        """A card payment, posted ``late`` hours after it was made (its transaction date).
+
+        It carries the merchant's category code, name and city as metadata,
+        as a card scheme reports them.
+        """
+        mcc, city = MERCHANTS[merchant]
         return facade.transfer(
             account,
             Account.objects.sales_account(account.currency),
             Decimal(amount),
             merchant_reference="CARD-%s" % self.random.randrange(10**6, 10**7),
             description="Card payment: %s" % merchant,
+            metadata={"mcc": mcc, "merchant": merchant, "city": city},
+            # timezone.now() is the moment being replayed (back_in_time): the
+            # database's clock under the lock is the same, or later.
+            effective_at=timezone.now() - timedelta(hours=late) if late else None,
         )
 
     def monthly_run(self, card: Account, first: date, next_first: date) -> CollectionRun:
@@ -419,7 +444,7 @@ class Demo:
             user=self.alice,
         )
         card = self.card_wallet["card"]
-        self.card_payment(card, "320.00", "Kirkgate Electronics")
+        self.card_payment(card, "320.00", "Kirkgate Electronics", late=22)
         try:
             # 320.00 spent today: the daily limit of 400.00 declines this one (kept as
             # a Decline, shown on Alice's statement and the card's admin page).

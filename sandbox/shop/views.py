@@ -154,9 +154,11 @@ def statement(request: HttpRequest, pk: int) -> HttpResponse:
     account = get_object_or_404(Account.objects.for_user(request.user), pk=pk)
     dates = StatementFilterForm(request.GET)
     start = end = None
+    date_field = "created"
     if dates.is_valid():
         start, end = dates.cleaned_data["start"], dates.cleaned_data["end"]
-    statement = account.statement(start, end)
+        date_field = dates.cleaned_data["date_field"]
+    statement = account.statement(start, end, date_field=date_field)
     # Read a page and one row more; a long history is never counted.
     page = UncountedPage(
         statement.transactions.reverse(), request.GET.get("page"), STATEMENT_PAGE_SIZE

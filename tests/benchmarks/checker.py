@@ -35,10 +35,10 @@ def build(legs: int) -> None:
         cursor.execute("SET session_replication_role = replica")
         cursor.execute(
             "INSERT INTO accounts_transfer (id, reference, source_id, destination_id, currency, "
-            "amount, description, username, created) "
-            "SELECT i, 'BENCH' || i, %s, %s + (i - 1) %% %s, 'GBP', 1, '', '', %s "
+            "amount, description, username, created, effective_at, metadata) "
+            "SELECT i, 'BENCH' || i, %s, %s + (i - 1) %% %s, 'GBP', 1, '', '', %s, %s, '{}' "
             "FROM generate_series(1, %s) AS i",
-            [bank.pk, first, ACCOUNTS, now, transfers],
+            [bank.pk, first, ACCOUNTS, now, now, transfers],
         )
         cursor.execute(
             "INSERT INTO accounts_transaction (transfer_id, account_id, currency, amount, "

@@ -489,8 +489,8 @@ BEGIN
         RAISE EXCEPTION 'insufficient funds';
     END IF;
     INSERT INTO accounts_transfer (reference, source_id, destination_id, currency, amount,
-        description, username, created)
-    VALUES (ref, src, dst, s.currency, amt, '', '', now_) RETURNING id INTO new_id;
+        description, username, created, effective_at, metadata)
+    VALUES (ref, src, dst, s.currency, amt, '', '', now_, now_, '{}') RETURNING id INTO new_id;
     INSERT INTO accounts_transaction
         (transfer_id, account_id, currency, amount, balance_after, created)
     VALUES (new_id, src, s.currency, -amt, s.balance - amt, now_),
@@ -547,9 +547,9 @@ def floors(repeat: int) -> dict[str, Any]:
                 raise ValueError("insufficient funds")
             cursor.execute(
                 "INSERT INTO accounts_transfer (reference, source_id, destination_id, currency, "
-                "amount, description, username, created) VALUES (%s, %s, %s, %s, %s, '', '', %s) "
-                "RETURNING id",
-                (generate_reference(), source, destination, s[1], amount, now),
+                "amount, description, username, created, effective_at, metadata) "
+                "VALUES (%s, %s, %s, %s, %s, '', '', %s, %s, '{}') RETURNING id",
+                (generate_reference(), source, destination, s[1], amount, now, now),
             )
             transfer_id = cursor.fetchone()[0]
             cursor.execute(

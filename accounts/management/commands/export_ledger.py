@@ -74,6 +74,16 @@ class Command(BaseCommand):
                 "legs of each). Repeat for several types."
             ),
         )
+        parser.add_argument(
+            "--date-field",
+            choices=["created", "effective_at"],
+            default="created",
+            help=(
+                "The date --start and --end apply to, the rows are sorted by and the date "
+                "column shows: created (posted, the default) or effective_at (when the "
+                "movement happened in the world)."
+            ),
+        )
         parser.add_argument("--format", choices=["csv"], default="csv")
         parser.add_argument(
             "--output", required=True, metavar="FILE", help='The file to write; "-" for stdout.'
@@ -113,6 +123,7 @@ class Command(BaseCommand):
             account_types=types,
             using=using,
             progress=self._progress(options),
+            date_field=options["date_field"],
         )
         try:
             if output == "-":
