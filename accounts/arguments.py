@@ -124,8 +124,11 @@ def expiry(expires_at: object) -> datetime | None:
 #: The JSON values metadata may hold, besides lists and objects.
 _SCALARS = (str, int, float, bool, type(None))
 
+#: A JSON value, as metadata holds it.
+JSON: TypeAlias = "str | int | float | bool | None | list[JSON] | dict[str, JSON]"
 
-def metadata(value: Any, what: Any = None) -> dict[str, Any]:
+
+def metadata(value: object, what: StrOrPromise | None = None) -> dict[str, JSON]:
     """``value`` as metadata: a JSON object of JSON values, within ``ACCOUNTS_METADATA_MAX_BYTES``.
 
     ``None`` is ``{}``. Keys are strings; values are strings, integers,
@@ -165,10 +168,10 @@ def metadata(value: Any, what: Any = None) -> dict[str, Any]:
     return checked
 
 
-def _json_value(value: Any, what: Any, path: str) -> Any:
+def _json_value(value: object, what: StrOrPromise, path: str) -> JSON:
     """A checked copy of one JSON value at ``path`` (``metadata["items"][0]``)."""
     if isinstance(value, dict):
-        found = {}
+        found: dict[str, JSON] = {}
         for key, item in value.items():
             if not isinstance(key, str):
                 raise InvalidArgument(
@@ -205,7 +208,7 @@ def _json_value(value: Any, what: Any, path: str) -> Any:
     return value
 
 
-def effective_at(value: Any) -> datetime | None:
+def effective_at(value: object) -> datetime | None:
     """``None``, or an aware datetime (whether it is in the past is judged under the lock)."""
     if value is not None and (not isinstance(value, datetime) or timezone.is_naive(value)):
         raise InvalidArgument(
