@@ -39,6 +39,7 @@ from .exceptions import (
     ProtectedAccount,
 )
 from .fields import ExactCharField, LedgerMoneyField, WindowDateTimeField, window_bound, zero
+from .indexes import PartialIndex
 from .managers import (
     LEDGER_FIELDS,
     AccountQuerySet,
@@ -68,6 +69,19 @@ def generate_reference() -> str:
         number, digit = divmod(number, len(REFERENCE_ALPHABET))
         characters.append(REFERENCE_ALPHABET[digit])
     return "".join(characters)
+
+
+def unnotified_index(name: str) -> PartialIndex:
+    """The index ``unnotified()`` reads: the rows with no ``notified_at``, in ``id`` order.
+
+    PostgreSQL and SQLite: a partial index on ``(id)`` of the rows where
+    ``notified_at IS NULL``, as small as the backlog. MariaDB/MySQL have no
+    partial indexes: an index on ``(notified_at, id)``, whose NULL entries
+    come first, in ``id`` order.
+    """
+    return PartialIndex(
+        fields=["id"], where=Q(notified_at__isnull=True), fallback=["notified_at", "id"], name=name
+    )
 
 
 def default_currency() -> str:
@@ -843,6 +857,16 @@ class Transfer(models.Model):
         ),
     )
     created = models.DateTimeField(_("created"), default=timezone.now, db_index=True)
+    notified_at = models.DateTimeField(
+        _("notified at"),
+        null=True,
+        blank=True,
+        editable=False,
+        help_text=_(
+            "When the notification of this transfer was sent; empty: not yet. Set once, "
+            "by mark_notified(), and never changed or cleared."
+        ),
+    )
 
     objects = TransferQuerySet.as_manager()
 
@@ -850,6 +874,10 @@ class Transfer(models.Model):
         ordering = ["-created", "-pk"]
         verbose_name = _("transfer")
         verbose_name_plural = _("transfers")
+        permissions = [
+            ("mark_notified", _("Can mark transfers and holds as notified")),
+        ]
+        indexes = [unnotified_index("accounts_transfer_unnotified")]
         constraints = [
             models.CheckConstraint(
                 condition=Q(amount__gt=0), name="accounts_transfer_amount_positive"
@@ -1036,6 +1064,16 @@ class Hold(models.Model):
         on_delete=models.PROTECT,
         related_name="hold",
     )
+    notified_at = models.DateTimeField(
+        _("notified at"),
+        null=True,
+        blank=True,
+        editable=False,
+        help_text=_(
+            "When the notification of this hold was sent; empty: not yet. Set once, "
+            "by mark_notified(), and never changed or cleared."
+        ),
+    )
 
     objects = HoldQuerySet.as_manager()
 
@@ -1056,6 +1094,7 @@ class Hold(models.Model):
             # The source's active holds past their expiry (funds check, sweep).
             models.Index(fields=["source", "status", "expires_at"], name="accounts_hold_active"),
             models.Index(fields=["status", "expires_at"], name="accounts_hold_expiry"),
+            unnotified_index("accounts_hold_unnotified"),
         ]
 
     def __str__(self) -> str:
