@@ -202,12 +202,14 @@ def test_balanced_transfers_commit():
 
 
 @pytest.fixture
-def ledger_row(request, transfer, account, fund):
+def ledger_row(request, transfer, account, fund, user):
     """A transfer or (parametrized with "hold") a hold, not yet notified."""
     if request.param == "transfer":
         return transfer
     fund(account, "5.00")
-    return facade.hold(account, Account.objects.sales_account(), Decimal("1.00"))
+    return facade.hold(
+        account, Account.objects.sales_account(), Decimal("1.00"), user=user, description="Tea"
+    )
 
 
 NOTIFIED_ONCE = "UPDATE of accounts_(transfer|hold) .*notified_at is set once"
@@ -228,9 +230,47 @@ def test_raw_sql_may_set_notified_at_once(ledger_row):
 
 
 @pytest.mark.parametrize("ledger_row", ["transfer", "hold"], indirect=True)
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [("username", "someone else"), ("description", ""), ("user_id", None)],
+)
+def test_marking_changes_nothing_else_not_even_personal_data(ledger_row, column, value):
+    model = type(ledger_row)
+    with pytest.raises(DatabaseError, match=NOTIFIED_ONCE):
+        raw(
+            "UPDATE %s SET notified_at = %%s, %s = %%s WHERE id = %%s" % (table(model), column),
+            timezone.now(),
+            value,
+            ledger_row.pk,
+        )
+    row = model.objects.get(pk=ledger_row.pk)
+    assert row.notified_at is None
+    assert getattr(row, column) == getattr(ledger_row, column)
+
+
+def test_marking_a_hold_does_not_resolve_it(account, fund):
+    fund(account, "5.00")
+    hold = facade.hold(account, Account.objects.sales_account(), Decimal("1.00"))
+    with pytest.raises(DatabaseError, match=NOTIFIED_ONCE):
+        raw(
+            "UPDATE %s SET notified_at = %%s, status = 'released', resolved_at = %%s "
+            "WHERE id = %%s" % table(Hold),
+            timezone.now(),
+            timezone.now(),
+            hold.pk,
+        )
+    row = Hold.objects.get(pk=hold.pk)
+    assert (row.status, row.notified_at) == ("active", None)
+
+
+@pytest.mark.parametrize("ledger_row", ["transfer", "hold"], indirect=True)
 def test_marking_carries_no_change_to_fixed_columns(ledger_row):
     model = type(ledger_row)
-    with pytest.raises(DatabaseError, match="UPDATE of accounts_(transfer|hold) .*append-only"):
+    # Refused by the fixed columns' trigger or by the mark's: whichever fires first.
+    with pytest.raises(
+        DatabaseError,
+        match="UPDATE of accounts_(transfer|hold) .*(append-only|notified_at is set once)",
+    ):
         raw(
             "UPDATE %s SET notified_at = %%s, amount = %%s WHERE id = %%s" % table(model),
             timezone.now(),

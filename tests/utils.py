@@ -544,9 +544,12 @@ def wait_for_lock_wait(statement_like: str) -> bool:
                     [statement_like],
                 )
             else:
+                # A statement still running after a while: InnoDB does not
+                # always list a transaction waiting for a row as "LOCK WAIT".
                 cursor.execute(
-                    "SELECT count(*) FROM information_schema.innodb_trx"
-                    " WHERE trx_state = 'LOCK WAIT' AND trx_query LIKE %s",
+                    "SELECT count(*) FROM information_schema.processlist"
+                    " WHERE id != CONNECTION_ID() AND db = DATABASE() AND info LIKE %s"
+                    " AND time_ms > 200",
                     [statement_like],
                 )
             if cursor.fetchone()[0]:

@@ -11,12 +11,18 @@ Notification marks: ``notified_at`` on transfers and holds.
   ``(notified_at, id)``.
 * The permission ``accounts.mark_notified`` (the admin's "Mark as notified").
 * Guards: the one change the database allows to ``notified_at`` is from NULL
-  to a time. Setting another time on a marked row, or clearing its mark, is
-  refused by a trigger on each table, on all three databases (SQLite
-  included: these are UPDATE triggers). The triggers of migrations 0005,
-  0007, 0008 still keep every other ledger column as it was; they do not
-  name ``notified_at``, so they are left as they are. Adding a nullable
-  column does not rebuild the table on SQLite, so no trigger is lost.
+  to a time, by a statement that changes no other column of the row.
+  Setting another time on a marked row, clearing its mark, or marking it
+  while changing anything else (even a column of personal data, which
+  stays erasable on its own) is refused by a trigger on each table, on all
+  three databases (SQLite included: these are UPDATE triggers). The
+  triggers of migrations 0005, 0007, 0008 still keep the fixed ledger
+  columns as they were; they do not name ``notified_at``, so they are left
+  as they are. Adding a nullable column does not rebuild the table on
+  SQLite, so no trigger is lost. A later migration that rebuilds these
+  tables on SQLite (a new NOT NULL column, say) drops every trigger on them
+  and must create these again (``notified_guards``), as 0007 and 0008 do
+  for the earlier ones.
 """
 
 import importlib
@@ -27,13 +33,66 @@ from django.db import migrations, models
 guards = importlib.import_module("accounts.migrations.0005_ledger_guards")
 
 TABLES = ("accounts_transfer", "accounts_hold")
-#: A marked row whose mark changes: set again to another time, or cleared.
-REMARKED = {
-    "postgresql": "OLD.notified_at IS NOT NULL AND OLD.notified_at IS DISTINCT FROM NEW.notified_at",
-    "mysql": "OLD.notified_at IS NOT NULL AND NOT (OLD.notified_at <=> NEW.notified_at)",
-    "sqlite": "OLD.notified_at IS NOT NULL AND OLD.notified_at IS NOT NEW.notified_at",
+#: Every other column of each table when this migration was written: a
+#: statement that marks a row changes none of them.
+OTHER_COLUMNS = {
+    "accounts_transfer": [
+        "reference",
+        "source_id",
+        "destination_id",
+        "currency",
+        "amount",
+        "parent_id",
+        "batch_id",
+        "batch_position",
+        "merchant_reference",
+        "description",
+        "user_id",
+        "username",
+        "idempotency_key",
+        "request_fingerprint",
+        "created",
+    ],
+    "accounts_hold": [
+        "reference",
+        "source_id",
+        "destination_id",
+        "currency",
+        "amount",
+        "status",
+        "expires_at",
+        "merchant_reference",
+        "description",
+        "user_id",
+        "username",
+        "idempotency_key",
+        "request_fingerprint",
+        "created",
+        "resolved_at",
+        "resolved_by",
+        "capture_id",
+    ],
 }
-REFUSED = "accounts: UPDATE of %s refused: notified_at is set once, from empty to a time"
+CHANGED = {
+    "postgresql": "OLD.%(c)s IS DISTINCT FROM NEW.%(c)s",
+    "mysql": "NOT (OLD.%(c)s <=> NEW.%(c)s)",
+    "sqlite": "OLD.%(c)s IS NOT NEW.%(c)s",
+}
+REFUSED = "accounts: UPDATE of %s refused: notified_at is set once, from empty to a time, alone"
+
+
+def refused_when(vendor, table):
+    """A marked row whose mark changes (set again to another time, or cleared), or a
+    row being marked by a statement that changes anything else too."""
+    changed = CHANGED[vendor]
+    return (
+        "(OLD.notified_at IS NOT NULL AND %(mark)s) "
+        "OR (OLD.notified_at IS NULL AND NEW.notified_at IS NOT NULL AND (%(others)s))"
+        % {
+            "mark": changed % {"c": "notified_at"},
+            "others": guards._changed(OTHER_COLUMNS[table], changed),
+        }
+    )
 
 
 def trigger_name(table):
@@ -48,7 +107,7 @@ def notified_guards(vendor):
             LANGUAGE plpgsql AS $$
             BEGIN
                 RAISE EXCEPTION 'accounts: UPDATE of % row % refused: notified_at is set '
-                    'once, from empty to a time', TG_TABLE_NAME, OLD.id
+                    'once, from empty to a time, alone', TG_TABLE_NAME, OLD.id
                     USING ERRCODE = 'integrity_constraint_violation',
                           HINT = 'Mark rows with mark_notified(); a mark is never changed '
                                  'or cleared.';
@@ -60,21 +119,21 @@ def notified_guards(vendor):
             statements.append(
                 "CREATE TRIGGER %s BEFORE UPDATE ON %s FOR EACH ROW WHEN (%s) "
                 "EXECUTE FUNCTION accounts_refuse_notified_change()"
-                % (trigger_name(table), table, REMARKED[vendor])
+                % (trigger_name(table), table, refused_when(vendor, table))
             )
         return statements
     if vendor == "mysql":
         return [
             "CREATE TRIGGER %s BEFORE UPDATE ON %s FOR EACH ROW BEGIN IF %s THEN "
             "SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = '%s'; END IF; END"
-            % (trigger_name(table), table, REMARKED[vendor], REFUSED % table)
+            % (trigger_name(table), table, refused_when(vendor, table), REFUSED % table)
             for table in TABLES
         ]
     if vendor == "sqlite":
         return [
             "CREATE TRIGGER %s BEFORE UPDATE ON %s FOR EACH ROW WHEN %s "
             "BEGIN SELECT RAISE(ABORT, '%s'); END"
-            % (trigger_name(table), table, REMARKED[vendor], REFUSED % table)
+            % (trigger_name(table), table, refused_when(vendor, table), REFUSED % table)
             for table in TABLES
         ]
     return []
