@@ -109,8 +109,8 @@ def notified_guards(vendor):
                 RAISE EXCEPTION 'accounts: UPDATE of % row % refused: notified_at is set '
                     'once, from empty to a time, alone', TG_TABLE_NAME, OLD.id
                     USING ERRCODE = 'integrity_constraint_violation',
-                          HINT = 'Mark rows with mark_notified(); a mark is never changed '
-                                 'or cleared.';
+                          HINT = 'Mark rows with mark_notified(): a mark is set on its own, '
+                                 'and never changed or cleared.';
             END
             $$
             """
