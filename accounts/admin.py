@@ -18,7 +18,10 @@ confirmation moves the money once. Releasing holds, one or many, is
 confirmed the same way.
 
 Transfers, transactions and holds are append-only: their admins only show
-them (a hold can be released, through the facade).
+them (a hold can be released, through the facade). The one change staff can
+make to a transfer or hold is "Mark as notified" (``notified_at``, set once;
+see ``NotificationMarks``), which needs ``accounts.mark_notified``: it moves
+no money, but it stops the customer's notification from being sent.
 """
 
 from __future__ import annotations
@@ -67,6 +70,10 @@ def has_move_money_permission(request: HttpRequest) -> bool:
     return request.user.has_perm(MOVE_MONEY_PERMISSION)
 
 
+#: Who may mark transfers and holds as notified (the admin's action, the sandbox's page).
+MARK_NOTIFIED_PERMISSION = "accounts.mark_notified"
+
+
 def forbidden(model_admin: admin.ModelAdmin, request: HttpRequest, reason: Any) -> HttpResponse:
     """A 403 page in the admin's layout, saying which permission is missing."""
     request.current_app = model_admin.admin_site.name
@@ -112,6 +119,23 @@ class ActivityFilter(admin.SimpleListFilter):
             return queryset.expired()
         if self.value() == "not_started":
             return queryset.filter(start_date__gt=timezone.now())
+        return queryset
+
+
+class NotifiedFilter(admin.SimpleListFilter):
+    """Transfers or holds whose notification was sent (``notified_at`` set), or not yet."""
+
+    title = _("notified")
+    parameter_name = "notified"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> Any:
+        return [("yes", _("Yes")), ("no", _("No"))]
+
+    def queryset(self, request: HttpRequest, queryset: Any) -> Any:
+        if self.value() == "yes":
+            return queryset.filter(notified_at__isnull=False)
+        if self.value() == "no":
+            return queryset.filter(notified_at__isnull=True)
         return queryset
 
 
@@ -708,6 +732,25 @@ class LedgerAdmin(admin.ModelAdmin):
     actions: Any = None
     show_full_result_count = False  # no second COUNT(*) over the whole ledger
 
+    def has_mark_notified_permission(self, request: HttpRequest) -> bool:
+        """Whether the user may mark rows as notified (``accounts.mark_notified``)."""
+        return request.user.has_perm(MARK_NOTIFIED_PERMISSION)
+
+    @admin.action(description=_("Mark as notified"), permissions=["mark_notified"])
+    def mark_as_notified(self, request: HttpRequest, queryset: QuerySet) -> None:
+        """Set ``notified_at`` (the database's time) on the selected rows that have none."""
+        selected = queryset.count()
+        marked = queryset.mark_notified()  # type: ignore[attr-defined]
+        self.message_user(
+            request,
+            _(
+                "Marked %(marked)s of the %(selected)s selected %(name)s as notified; "
+                "the others already were."
+            )
+            % {"marked": marked, "selected": selected, "name": self.opts.verbose_name_plural},
+            messages.SUCCESS,
+        )
+
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
@@ -788,7 +831,8 @@ class TransferAdmin(LedgerAdmin):
     )
     list_select_related = ("source", "destination", "parent", "batch")
     search_fields = ("^reference", "^merchant_reference")
-    list_filter = ("created", ReversalFilter)
+    list_filter = ("created", ReversalFilter, NotifiedFilter)
+    actions = ["mark_as_notified"]
     fields = (
         "reference",
         "created",
@@ -805,6 +849,7 @@ class TransferAdmin(LedgerAdmin):
         "metadata_shown",
         "username",
         "idempotency_key",
+        "notified_at",
     )
     readonly_fields = fields
     inlines = [LegInline, ReversalInline]
@@ -995,9 +1040,9 @@ class HoldAdmin(LedgerAdmin):
         "username",
     )
     list_select_related = ("source", "destination")
-    list_filter = ("status", "created", "expires_at")
+    list_filter = ("status", "created", "expires_at", NotifiedFilter)
     search_fields = ("^reference", "^merchant_reference")
-    actions = ["release_holds"]
+    actions = ["release_holds", "mark_as_notified"]
     fields = (
         "reference",
         "created",
@@ -1015,6 +1060,7 @@ class HoldAdmin(LedgerAdmin):
         "resolved_at",
         "resolved_by",
         "capture",
+        "notified_at",
     )
     readonly_fields = fields
 

@@ -13,16 +13,17 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from django.db import models
+from django.conf import settings
+from django.db import models, router
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from .arguments import metadata as checked_metadata
 from .arguments import storable
-from .clock import DatabaseNow
+from .clock import DatabaseNow, database_now
 from .codes import normalize_code
-from .exceptions import LedgerImmutable, ProtectedAccount
+from .exceptions import InvalidArgument, LedgerImmutable, ProtectedAccount
 
 if TYPE_CHECKING:
     from .models import Account
@@ -197,6 +198,86 @@ def refuse_ledger_write(model: Any) -> NoReturn:
     )
 
 
+def refuse_notified_update(model: Any, kwargs: dict[str, Any]) -> None:
+    """``update(notified_at=...)`` is refused: ``mark_notified()`` never overwrites a mark."""
+    if "notified_at" in kwargs:
+        raise LedgerImmutable(
+            _(
+                "%(model)s notification marks are set with mark_notified(), which never "
+                "overwrites one; update(notified_at=...) is refused."
+            ),
+            model=model._meta.verbose_name,
+        )
+
+
+class NotificationMarks:
+    """``unnotified()`` and ``mark_notified()``: a mixin for the QuerySets of ledger rows
+    with ``notified_at`` (transfers and holds).
+
+    ``notified_at`` is the one column of a transfer or hold that may change
+    after it was written, once: from empty (NULL) to a time. The database
+    refuses any other change of it (migration 0013's triggers).
+    """
+
+    def unnotified(self: Any) -> Any:
+        """The rows with no notification mark, oldest (lowest id) first.
+
+        Read through the index ``accounts_<model>_unnotified``: its size
+        follows the backlog, not the ledger (see the README, "Notification
+        marks", for what each database does).
+        """
+        return self.filter(notified_at__isnull=True).order_by("pk")
+
+    def mark_notified(self: Any, when: datetime | None = None) -> int:
+        """Set ``notified_at`` on the rows of this QuerySet that have none; return how many.
+
+        A row already marked keeps its mark. ``when`` defaults to the
+        database's clock (``accounts.clock``); an explicit ``when`` must be
+        an aware datetime that is not in the future by that clock. One
+        ``UPDATE ... WHERE notified_at IS NULL``: of two workers marking the
+        same row at once, the row lock makes one wait, and the waiting one
+        finds the row marked and leaves it; so each row is marked, and
+        counted, once. A sliced QuerySet (``unnotified()[:100]``) reads its
+        ids first (one more query). An explicit ``when`` costs one query
+        more too (the database's clock), but on SQLite.
+
+        Raises ``InvalidArgument`` for a ``when`` that is not an aware
+        datetime, or is in the future; nothing is written then.
+        """
+        using: str = self._db or router.db_for_write(self.model, **self._hints)
+        value: Any = DatabaseNow() if when is None else self._checked_mark(when, using)
+        rows: models.QuerySet = self
+        if self.query.is_sliced:
+            rows = models.QuerySet(self.model, using=using).filter(
+                pk__in=list(self.values_list("pk", flat=True))
+            )
+        # models.QuerySet.update: the ledger QuerySets' own update() refuses.
+        # Ordered by id: MariaDB then locks the rows in one order for every
+        # marker (the other databases ignore an UPDATE's order).
+        rows = rows.using(using).filter(notified_at__isnull=True).order_by("pk")
+        return models.QuerySet.update(rows, notified_at=value)
+
+    mark_notified.alters_data = True  # type: ignore[attr-defined]
+
+    @staticmethod
+    def _checked_mark(when: Any, using: str) -> datetime:
+        if not isinstance(when, datetime) or timezone.is_naive(when):
+            raise InvalidArgument(
+                _("when %(when)r must be an aware datetime, or None for the database's clock."),
+                when=when,
+            )
+        now = database_now(using)
+        if not settings.USE_TZ:
+            when = timezone.make_naive(when, timezone.get_default_timezone())
+        if when > now:
+            raise InvalidArgument(
+                _("when %(when)s is in the future (the database's clock says %(now)s)."),
+                when=when,
+                now=now,
+            )
+        return when
+
+
 class LedgerQuerySet(models.QuerySet):
     """QuerySet of append-only ledger rows: created only by the facade, never changed."""
 
@@ -211,6 +292,7 @@ class LedgerQuerySet(models.QuerySet):
     bulk_update.alters_data = True  # type: ignore[attr-defined]
 
     def update(self, **kwargs: Any) -> int:
+        refuse_notified_update(self.model, kwargs)
         raise LedgerImmutable(
             _("%(model)s rows are append-only and cannot be updated."),
             model=self.model._meta.verbose_name,
@@ -234,7 +316,7 @@ def erase_personal_data(queryset: models.QuerySet, **columns: Any) -> int:
     return models.QuerySet.update(queryset, **columns)
 
 
-class TransferQuerySet(LedgerQuerySet):
+class TransferQuerySet(NotificationMarks, LedgerQuerySet):
     def erase_personal_data(self) -> int:
         """Erase who made these transfers and why (user, username, description).
 
@@ -269,7 +351,7 @@ class TransactionQuerySet(LedgerQuerySet):
         return self.filter(account=account)
 
 
-class HoldQuerySet(models.QuerySet):
+class HoldQuerySet(NotificationMarks, models.QuerySet):
     """Holds change state only through the facade: no update, no delete."""
 
     def erase_personal_data(self) -> int:
@@ -290,6 +372,7 @@ class HoldQuerySet(models.QuerySet):
         return self.filter(status="active", expires_at__lte=at or timezone.now())
 
     def update(self, **kwargs: Any) -> int:
+        refuse_notified_update(self.model, kwargs)
         raise LedgerImmutable(_("Holds change state only through accounts.facade."))
 
     update.alters_data = True  # type: ignore[attr-defined]

@@ -41,6 +41,7 @@ from .exceptions import (
     ProtectedAccount,
 )
 from .fields import ExactCharField, LedgerMoneyField, WindowDateTimeField, window_bound, zero
+from .indexes import PartialIndex
 from .managers import (
     LEDGER_FIELDS,
     AccountQuerySet,
@@ -70,6 +71,19 @@ def generate_reference() -> str:
         number, digit = divmod(number, len(REFERENCE_ALPHABET))
         characters.append(REFERENCE_ALPHABET[digit])
     return "".join(characters)
+
+
+def unnotified_index(name: str) -> PartialIndex:
+    """The index ``unnotified()`` reads: the rows with no ``notified_at``, in ``id`` order.
+
+    PostgreSQL and SQLite: a partial index on ``(id)`` of the rows where
+    ``notified_at IS NULL``, as small as the backlog. MariaDB/MySQL have no
+    partial indexes: an index on ``(notified_at, id)``, whose NULL entries
+    come first, in ``id`` order.
+    """
+    return PartialIndex(
+        fields=["id"], where=Q(notified_at__isnull=True), fallback=["notified_at", "id"], name=name
+    )
 
 
 def default_currency() -> str:
@@ -933,6 +947,16 @@ class Transfer(models.Model):
     created = models.DateTimeField(_("created"), default=timezone.now, db_index=True)
     effective_at = effective_at_field()
     metadata = metadata_field()
+    notified_at = models.DateTimeField(
+        _("notified at"),
+        null=True,
+        blank=True,
+        editable=False,
+        help_text=_(
+            "When the notification of this transfer was sent; empty: not yet. Set once, "
+            "by mark_notified(), and never changed or cleared."
+        ),
+    )
 
     objects = TransferQuerySet.as_manager()
 
@@ -940,11 +964,15 @@ class Transfer(models.Model):
         ordering = ["-created", "-pk"]
         verbose_name = _("transfer")
         verbose_name_plural = _("transfers")
+        permissions = [
+            ("mark_notified", _("Can mark transfers and holds as notified")),
+        ]
         indexes = [
             # Statements by effective date: an account's transfers, out or in,
             # in a range of effective_at (Account.statement(date_field=...)).
             models.Index(fields=["source", "effective_at"], name="accounts_transfer_src_eff"),
             models.Index(fields=["destination", "effective_at"], name="accounts_transfer_dst_eff"),
+            unnotified_index("accounts_transfer_unnotified"),
         ]
         constraints = [
             models.CheckConstraint(
@@ -1134,6 +1162,16 @@ class Hold(models.Model):
         on_delete=models.PROTECT,
         related_name="hold",
     )
+    notified_at = models.DateTimeField(
+        _("notified at"),
+        null=True,
+        blank=True,
+        editable=False,
+        help_text=_(
+            "When the notification of this hold was sent; empty: not yet. Set once, "
+            "by mark_notified(), and never changed or cleared."
+        ),
+    )
 
     objects = HoldQuerySet.as_manager()
 
@@ -1154,6 +1192,7 @@ class Hold(models.Model):
             # The source's active holds past their expiry (funds check, sweep).
             models.Index(fields=["source", "status", "expires_at"], name="accounts_hold_active"),
             models.Index(fields=["status", "expires_at"], name="accounts_hold_expiry"),
+            unnotified_index("accounts_hold_unnotified"),
         ]
 
     def __str__(self) -> str:

@@ -81,6 +81,10 @@ GUARDS = {
 }
 
 
+#: Migration 0014's: a notification mark (notified_at) is set once.
+GUARDS |= {"accounts_transfer_notified_once", "accounts_hold_notified_once"}
+
+
 @pytest.fixture(scope="module")
 def galera():
     cluster = GaleraCluster()

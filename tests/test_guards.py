@@ -3,6 +3,7 @@ The database's own guards (migration 0005 and the models' check constraints):
 SQL that goes around the facade and the ORM is refused by the database.
 """
 
+import datetime
 from decimal import Decimal
 
 import pytest
@@ -195,3 +196,96 @@ def test_a_commit_with_unbalanced_legs_is_refused(legs):
 def test_balanced_transfers_commit():
     facade.transfer(Account.objects.source_account(), AccountFactory(), Decimal("5.00"))
     assert Transfer.objects.count() == 1
+
+
+# Notification marks: notified_at goes from NULL to a time, once ----------------------
+
+
+@pytest.fixture
+def ledger_row(request, transfer, account, fund, user):
+    """A transfer or (parametrized with "hold") a hold, not yet notified."""
+    if request.param == "transfer":
+        return transfer
+    fund(account, "5.00")
+    return facade.hold(
+        account, Account.objects.sales_account(), Decimal("1.00"), user=user, description="Tea"
+    )
+
+
+NOTIFIED_ONCE = "UPDATE of accounts_(transfer|hold) .*notified_at is set once"
+
+
+@pytest.mark.parametrize("ledger_row", ["transfer", "hold"], indirect=True)
+def test_raw_sql_may_set_notified_at_once(ledger_row):
+    model = type(ledger_row)
+    first = timezone.now()
+    statement = "UPDATE %s SET notified_at = %%s WHERE id = %%s" % table(model)
+    assert raw(statement, first, ledger_row.pk) == 1
+    assert model.objects.get(pk=ledger_row.pk).notified_at == first
+    # Setting it again, to another time, or clearing it: refused.
+    for value in (first + datetime.timedelta(seconds=1), first - datetime.timedelta(days=1), None):
+        with pytest.raises(DatabaseError, match=NOTIFIED_ONCE):
+            raw(statement, value, ledger_row.pk)
+    assert model.objects.get(pk=ledger_row.pk).notified_at == first
+
+
+@pytest.mark.parametrize("ledger_row", ["transfer", "hold"], indirect=True)
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [("username", "someone else"), ("description", ""), ("user_id", None)],
+)
+def test_marking_changes_nothing_else_not_even_personal_data(ledger_row, column, value):
+    model = type(ledger_row)
+    with pytest.raises(DatabaseError, match=NOTIFIED_ONCE):
+        raw(
+            "UPDATE %s SET notified_at = %%s, %s = %%s WHERE id = %%s" % (table(model), column),
+            timezone.now(),
+            value,
+            ledger_row.pk,
+        )
+    row = model.objects.get(pk=ledger_row.pk)
+    assert row.notified_at is None
+    assert getattr(row, column) == getattr(ledger_row, column)
+
+
+def test_marking_a_hold_does_not_resolve_it(account, fund):
+    fund(account, "5.00")
+    hold = facade.hold(account, Account.objects.sales_account(), Decimal("1.00"))
+    with pytest.raises(DatabaseError, match=NOTIFIED_ONCE):
+        raw(
+            "UPDATE %s SET notified_at = %%s, status = 'released', resolved_at = %%s "
+            "WHERE id = %%s" % table(Hold),
+            timezone.now(),
+            timezone.now(),
+            hold.pk,
+        )
+    row = Hold.objects.get(pk=hold.pk)
+    assert (row.status, row.notified_at) == ("active", None)
+
+
+@pytest.mark.parametrize("ledger_row", ["transfer", "hold"], indirect=True)
+def test_marking_carries_no_change_to_fixed_columns(ledger_row):
+    model = type(ledger_row)
+    # Refused by the fixed columns' trigger or by the mark's: whichever fires first.
+    with pytest.raises(
+        DatabaseError,
+        match="UPDATE of accounts_(transfer|hold) .*(append-only|notified_at is set once)",
+    ):
+        raw(
+            "UPDATE %s SET notified_at = %%s, amount = %%s WHERE id = %%s" % table(model),
+            timezone.now(),
+            Decimal("99.00"),
+            ledger_row.pk,
+        )
+    row = model.objects.get(pk=ledger_row.pk)
+    assert (row.notified_at, row.amount) == (None, ledger_row.amount)
+
+
+@pytest.mark.parametrize("ledger_row", ["transfer", "hold"], indirect=True)
+def test_a_marked_row_still_refuses_changes_and_still_erases_personal_data(ledger_row):
+    model = type(ledger_row)
+    assert model.objects.filter(pk=ledger_row.pk).mark_notified() == 1
+    with pytest.raises(DatabaseError, match="UPDATE of accounts_(transfer|hold) .*append-only"):
+        raw("UPDATE %s SET amount = 2 WHERE id = %%s" % table(model), ledger_row.pk)
+    assert model.objects.filter(pk=ledger_row.pk).erase_personal_data() == 1
+    assert model.objects.get(pk=ledger_row.pk).notified_at is not None

@@ -21,12 +21,12 @@ from accounts import facade
 from accounts.codes import check_character, format_code, generate_code
 from accounts.exceptions import AccountException
 from accounts.integrity import check_ledger
-from accounts.models import Account, Transfer
+from accounts.models import Account, Hold, Transfer
 from sandbox.shop.basket import Basket
 from sandbox.shop.models import Order
 from sandbox.shop.payments import place_order
 
-from .factories import AccountFactory, UserFactory
+from .factories import AccountFactory, StaffFactory, UserFactory
 from .utils import (
     assert_ledger_consistent,
     ledger_time,
@@ -768,3 +768,54 @@ def test_every_paid_order_is_paid_in_full_and_charges_no_account_twice(
             assert order.card_amount >= gbp("0")
             assert check_ledger().ok
         transaction.set_rollback(True)
+
+
+# Staff: sending the notifications ----------------------------------------------------
+
+NOTIFICATIONS = reverse("shop:notifications")
+
+
+def test_sending_notifications_needs_the_mark_notified_permission(client, barry, wallet):
+    assert client.get(NOTIFICATIONS).status_code == 302  # to the login page
+    client.force_login(barry)
+    assert client.get(NOTIFICATIONS).status_code == 403
+    assert client.post(NOTIFICATIONS).status_code == 403
+    client.force_login(StaffFactory(permissions=["accounts.move_money"]))
+    assert client.post(NOTIFICATIONS).status_code == 403
+    assert "Send notifications" not in client.get(SHOP).content.decode()
+    assert Transfer.objects.unnotified().count() == Transfer.objects.count()
+
+
+def test_staff_see_the_unnotified_transactions_and_send_them_once(client, wallet, caplog):
+    sales = Account.objects.sales_account()
+    old = Transfer.objects.get(destination=wallet)
+    Transfer.objects.filter(pk=old.pk).mark_notified()
+    paid = facade.transfer(wallet, sales, Decimal("4.50"), description="Flat white and a bun")
+    held = facade.hold(wallet, sales, Decimal("12.00"), description="Click & collect")
+    client.force_login(StaffFactory(permissions=["accounts.mark_notified"]))
+    assert "Send notifications" in client.get(SHOP).content.decode()  # linked for staff
+
+    page = client.get(NOTIFICATIONS)
+    assert page.context["transfers"] == [paid] and page.context["holds"] == [held]
+    text = page.content.decode()
+    assert "Barry&#x27;s wallet" in text and "£4.50" in text and "Flat white and a bun" in text
+    assert "£12.00" in text and "Click &amp; collect" in text
+    assert old.reference not in text
+
+    with caplog.at_level("INFO", logger="sandbox.shop.notifications"):
+        response = client.post(NOTIFICATIONS, follow=True)
+    assert "Sent 2 notification(s)." in response.content.decode()
+    assert [r.getMessage() for r in caplog.records] == [
+        "Notification sent: Transfer of £4.50 from Barry's wallet to %s: Flat white and a bun"
+        % sales,
+        "Notification sent: Payment on hold of £12.00 from Barry's wallet to %s: "
+        "Click & collect" % sales,
+    ]
+    assert Transfer.objects.unnotified().count() == 0
+    assert Hold.objects.unnotified().count() == 0
+    page = client.get(NOTIFICATIONS)
+    assert (page.context["transfers"], page.context["holds"]) == ([], [])
+    assert "Every transfer has been notified." in page.content.decode()
+    caplog.clear()
+    assert "Sent 0 notification(s)." in client.post(NOTIFICATIONS, follow=True).content.decode()
+    assert caplog.records == []  # nothing is sent twice

@@ -24,6 +24,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -691,3 +692,38 @@ def build_report_ledger():
     for account in accounts.values():
         account.refresh_from_db()
     return accounts, done
+
+
+def wait_for_lock_wait(statement_like: str) -> bool:
+    """Block until another connection's statement (SQL ``LIKE statement_like``) waits for a
+    row lock on the test database; False after about 30 s without one.
+
+    Polled from this thread's connection, inside a transaction or not
+    (PostgreSQL's snapshot of its activity view is cleared before each
+    look). PostgreSQL and MariaDB only.
+    """
+    from django.db import connections
+
+    connection = connections["default"]
+    with connection.cursor() as cursor:
+        for _ in range(600):
+            if connection.vendor == "postgresql":
+                cursor.execute("SELECT pg_stat_clear_snapshot()")
+                cursor.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                    " AND datname = current_database() AND query LIKE %s",
+                    [statement_like],
+                )
+            else:
+                # A statement still running after a while: InnoDB does not
+                # always list a transaction waiting for a row as "LOCK WAIT".
+                cursor.execute(
+                    "SELECT count(*) FROM information_schema.processlist"
+                    " WHERE id != CONNECTION_ID() AND db = DATABASE() AND info LIKE %s"
+                    " AND time_ms > 200",
+                    [statement_like],
+                )
+            if cursor.fetchone()[0]:
+                return True
+            time.sleep(0.05)
+    return False

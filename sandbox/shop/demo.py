@@ -30,7 +30,15 @@ from accounts import collections, facade
 from accounts.codes import format_code, generate_code
 from accounts.exceptions import CollectionRunNotDue, SpendingLimitExceeded
 from accounts.forms import new_token
-from accounts.models import Account, AccountType, CollectionRun, Debt, SpendingLimit
+from accounts.models import (
+    Account,
+    AccountType,
+    CollectionRun,
+    Debt,
+    Hold,
+    SpendingLimit,
+    Transfer,
+)
 
 from .basket import Basket
 from .models import Order
@@ -39,7 +47,7 @@ from .payments import place_order
 #: (username, password, who they are): printed by rebuild_sandbox.
 LOGINS = [
     ("admin", "admin", "superuser"),
-    ("cashier", "cashier", "staff who may move money (accounts.move_money)"),
+    ("cashier", "cashier", "staff who may move money and send notifications"),
     ("clerk", "clerk", "staff who edit accounts but may not move money"),
     ("barry", "barry", "customer: store credit and the household wallet"),
     ("alice", "alice", "customer: a euro wallet, a card wallet on credit; shares barry's"),
@@ -66,7 +74,12 @@ CLERK_PERMISSIONS = [
     ("accounts", "view_repayment"),
     ("shop", "view_order"),
 ]
-CASHIER_PERMISSIONS = [*CLERK_PERMISSIONS, ("accounts", "move_money")]
+#: Cashiers move money, and send the customers' notifications (shop:notifications).
+CASHIER_PERMISSIONS = [
+    *CLERK_PERMISSIONS,
+    ("accounts", "move_money"),
+    ("accounts", "mark_notified"),
+]
 
 #: The card wallet's merchants: (merchant category code, city).
 MERCHANTS = {
@@ -121,6 +134,10 @@ class Demo:
         for moment, action in sorted(self.events, key=lambda event: event[0]):
             with back_in_time(moment):
                 action()
+        # The history's notifications went out long ago; today's are waiting
+        # for the cashier's "Send notifications" page.
+        Transfer.objects.all().mark_notified()
+        Hold.objects.all().mark_notified()
         self.today()
 
     # People ---------------------------------------------------------------------

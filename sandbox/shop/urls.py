@@ -14,6 +14,7 @@ urlpatterns = [
     path("orders/<str:number>/refund/<int:payment_id>/", views.refund, name="refund"),
     path("my-accounts/", views.my_accounts, name="my_accounts"),
     path("my-accounts/<int:pk>/statement/", views.statement, name="statement"),
+    path("staff/notifications/", views.send_notifications, name="notifications"),
     path(
         "login/",
         auth_views.LoginView.as_view(

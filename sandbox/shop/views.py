@@ -11,7 +11,7 @@ account or owns the order.
 """
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
+from django.contrib.auth.decorators import login_required, permission_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
@@ -23,6 +23,7 @@ from accounts.forms import StatementFilterForm
 from accounts.models import Account, Decline, Transfer
 from accounts.pagination import UncountedPage
 
+from . import notifications
 from .basket import Basket
 from .catalogue import PRODUCTS
 from .forms import PaymentForm, RefundForm
@@ -179,3 +180,29 @@ def statement(request: HttpRequest, pk: int) -> HttpResponse:
         "declines": declines.order_by("-created", "-pk")[:STATEMENT_PAGE_SIZE],
     }
     return render(request, "shop/statement.html", context)
+
+
+@login_required
+@permission_required("accounts.mark_notified", raise_exception=True)
+def send_notifications(request: HttpRequest) -> HttpResponse:
+    """Staff: the transactions whose notification is not sent yet, and a button to send them.
+
+    Needs ``accounts.mark_notified`` (the cashier has it). Each press sends
+    the oldest ones, a batch of transfers and one of holds, each claimed
+    with ``mark_notified()`` first (see ``notifications``).
+    """
+    if request.method == "POST":
+        sent = notifications.send()
+        for row in sent:
+            messages.info(request, notifications.describe(row))
+        messages.success(request, _("Sent %(count)s notification(s).") % {"count": len(sent)})
+        return redirect("shop:notifications")
+    waiting = notifications.waiting()
+    batch = notifications.BATCH
+    context = {
+        "transfers": waiting["transfers"][:batch],
+        "holds": waiting["holds"][:batch],
+        "more": any(len(rows) > batch for rows in waiting.values()),
+        "batch": batch,
+    }
+    return render(request, "shop/notifications.html", context)
