@@ -10,8 +10,8 @@ from django.urls import reverse
 from accounts import facade
 from accounts.models import Account, Hold, Transfer
 
-from .utils import CLERK_PERMISSIONS
 from .factories import AccountFactory, StaffFactory
+from .utils import CLERK_PERMISSIONS
 
 pytestmark = pytest.mark.django_db
 
