@@ -20,25 +20,28 @@ from __future__ import annotations
 
 import datetime
 from decimal import Decimal
+from io import StringIO
 from pathlib import Path
 
 import pytest
+from django.core.management import call_command
 from django.db import InternalError, connection, connections
 from django.test import Client
 from django.test.utils import CaptureQueriesContext, override_settings
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts import expiry, facade
+from accounts import collections, expiry, facade
 from accounts.codes import generate_code
-from accounts.models import Account, Hold, Transfer
+from accounts.collection_models import CollectionRun, Debt
+from accounts.models import Account, AccountType, Hold, Transfer
 
 from .cluster.harness import ReadsOnlyRouter, unavailable
 from .cluster.standby import PostgresStandby
 from .cluster.system import Unavailable
 from .conftest import assert_ledger_consistent
 from .factories import AccountFactory, UserFactory
-from .utils import ledger_time
+from .utils import ledger_time, moment
 
 pytestmark = [
     pytest.mark.cluster,
@@ -142,10 +145,13 @@ def test_every_decision_reads_and_writes_the_primary_while_the_replica_lags(repl
     later = soon + datetime.timedelta(minutes=1)
     wallet, shop = AccountFactory(), AccountFactory()
     fund(wallet, "100.00")
+    debtor = AccountFactory(credit_limit=Decimal("50.00"))
+    facade.transfer(debtor, shop, Decimal("20.00"))
     replica.wait_for_replay()
     replica.pause_replay()
     # Loaded through the router: from the replica, where Django would write it back.
     wallet = Account.objects.get(pk=wallet.pk)
+    debtor = Account.objects.get(pk=debtor.pk)
     assert wallet._state.db == "replica"
     with CaptureQueriesContext(connections["replica"]) as on_the_replica:
         bank = Account.objects.source_account()
@@ -161,12 +167,42 @@ def test_every_decision_reads_and_writes_the_primary_while_the_replica_lags(repl
         lapsing = facade.hold(shop, wallet, Decimal("1.00"), expires_at=soon)
         wallet.freeze()
         wallet.thaw()
+        batch = facade.transfer_many(
+            [
+                facade.TransferRequest(wallet, shop, Decimal("1.00")),
+                facade.TransferRequest(shop, debtor, Decimal("2.00")),
+            ],
+            idempotency_key="batch-1",
+        )
+        again_batch = facade.transfer_many(
+            [
+                facade.TransferRequest(wallet, shop, Decimal("1.00")),
+                facade.TransferRequest(shop, debtor, Decimal("2.00")),
+            ],
+            idempotency_key="batch-1",
+        )
+        independent = facade.transfer_many(
+            [
+                facade.TransferRequest(wallet, shop, Decimal("900.00")),  # refused
+                facade.TransferRequest(shop, debtor, Decimal("5.00")),
+            ],
+            atomic=False,
+        )
+        facade.reverse_batch(batch)
+        repaid = facade.repay(shop, debtor, Decimal("50.00"), idempotency_key="repay-1")
         with ledger_time(later):  # the hold has lapsed, the account ended
             holds = expiry.release_expired_holds()
             accounts = expiry.close_expired_accounts()
     assert on_the_replica.captured_queries == []
     assert again.pk == paid.pk
     assert partly.amount.amount == Decimal("90.00")  # all that was left on the wallet
+    assert again_batch.pk == batch.pk
+    # The replay's transfers, read on the primary (the replica has none yet).
+    assert [t.pk for t in again_batch.results] == [t.pk for t in batch.results]
+    assert [type(r).__name__ for r in independent.results] == ["InsufficientFunds", "Transfer"]
+    # The debt read under the lock on the primary (20.00 less the 5.00 of the
+    # independent batch), not the 20.00 the replica shows.
+    assert repaid.amount.amount == Decimal("15.00")
     assert (holds.expired, accounts.swept_accounts) == (1, 1)
     assert Hold.objects.using("default").get(pk=lapsing.pk).status == "expired"
     # The replica has seen none of it yet.
@@ -177,6 +213,69 @@ def test_every_decision_reads_and_writes_the_primary_while_the_replica_lags(repl
     assert sorted(Account.objects.using("replica").values_list("pk", "balance", "status")) == (
         sorted(Account.objects.using("default").values_list("pk", "balance", "status"))
     )
+
+
+def test_every_collection_step_reads_and_writes_the_primary_while_the_replica_lags(replica):
+    wallets = AccountType.objects.create(name="Wallets", code="wallets")
+    alice = AccountFactory(name="Alice", account_type=wallets, credit_limit=Decimal("200.00"))
+    with ledger_time(moment(2026, 1, 5)):
+        facade.transfer(alice, Account.objects.sales_account(), Decimal("50.00"))
+    replica.wait_for_replay()
+    replica.pause_replay()
+    # Bob and his debt exist on the primary only: a step that read the
+    # replica would leave him out of the run.
+    bob = AccountFactory(name="Bob", account_type=wallets, credit_limit=Decimal("200.00"))
+    with ledger_time(moment(2026, 1, 10)):
+        facade.transfer(bob, Account.objects.sales_account(), Decimal("30.00"))
+    with CaptureQueriesContext(connections["replica"]) as on_the_replica:
+        run = collections.create_run(
+            account_type=wallets,
+            period_start=datetime.date(2026, 1, 1),
+            period_end=datetime.date(2026, 1, 31),
+            collect_on=datetime.date(2026, 2, 5),
+        )
+        collections.freeze(run)
+        debts = {d.account_id: d for d in Debt.objects.using("default").filter(run=run)}
+        assert collections.initiate(debts[alice.pk]) is True
+        report = collections.run_collection(run)  # initiates Bob's
+        collections.settle(debts[alice.pk], Decimal("50.00"), reference="SETTLED-1")
+        collections.fail(debts[bob.pk], "R01 insufficient funds")
+    assert on_the_replica.captured_queries == []
+    assert report.initiated == 1
+    assert {pk: d.amount.amount for pk, d in debts.items()} == {
+        alice.pk: Decimal("50.00"),
+        bob.pk: Decimal("30.00"),
+    }
+    stored = CollectionRun.objects.using("default").get(pk=run.pk)
+    assert (stored.total_recovered.amount, stored.total_failed.amount) == (
+        Decimal("50.00"),
+        Decimal("30.00"),
+    )
+    assert not CollectionRun.objects.using("replica").filter(pk=run.pk).exists()
+    assert_ledger_consistent()
+
+
+@pytest.mark.parametrize("router", ["readme router"], indirect=True)
+@pytest.mark.xfail(
+    strict=True,
+    reason="collections.scope_currencies() reads router.db_for_read: create_collection_run "
+    "decides which currencies get a run on a lagging replica (fix: read "
+    "router.db_for_write(CollectionRun) there)",
+)
+def test_a_lagging_replica_cannot_leave_a_currency_without_a_collection_run(replica):
+    wallets = AccountType.objects.create(name="Wallets", code="wallets")
+    AccountFactory(name="Pound wallet", account_type=wallets, credit_limit=Decimal("90.00"))
+    replica.wait_for_replay()
+    replica.pause_replay()
+    # The first euro account of the scope, on the primary only.
+    AccountFactory(
+        name="Euro wallet", account_type=wallets, currency="EUR", credit_limit=Decimal("90.00")
+    )
+    call_command(
+        "create_collection_run", "--period", "2026-01", "--type", "wallets", stdout=StringIO()
+    )
+    runs = CollectionRun.objects.using("default").filter(account_type=wallets)
+    assert sorted(runs.values_list("currency", flat=True)) == ["EUR", "GBP"]
 
 
 # What only shows: the router, and it may lag -----------------------------------------------------
