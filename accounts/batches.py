@@ -81,7 +81,7 @@ def post(
         with posting.locked(using, sorted(ids), limits=True) as lock:
             existing = request.find(Batch, using)
             if existing is not None:
-                return _replay(request, existing)
+                return _replay(using, request, existing)
             for item in planned:
                 # Bad input, before any rule: nothing takes effect after it is posted.
                 arguments.check_effective_at(item.effective_at, lock.now)
@@ -164,7 +164,7 @@ def post(
             _write(using, batch, legs, rows, lapsed, lock.now)
     except IntegrityError as error:
         existing = after_race(Batch, using, request.key, error)
-        return _replay(request, existing)
+        return _replay(using, request, existing)
     batch.results = results  # type: ignore[attr-defined]
     return batch
 
@@ -301,13 +301,15 @@ def _reversed(using: str, planned: list[Planned]) -> dict[int, Decimal]:
     return totals
 
 
-def _replay(request: Request, existing: Batch) -> Batch:
+def _replay(using: str, request: Request, existing: Batch) -> Batch:
     """Answer a repeated key with the stored batch, or raise ``IdempotencyConflict``.
 
     Its ``results`` are its transfers at their positions (``None`` where a
-    request of an independent batch was refused: the refusal is not kept).
+    request of an independent batch was refused: the refusal is not kept),
+    read where the batch was found: a lagging replica would answer a batch
+    just posted with no transfers.
     """
     batch = request.replay(existing, legacy_match=False)
-    transfers = {t.batch_position: t for t in existing.transfers}
+    transfers = {t.batch_position: t for t in existing.transfers.using(using)}
     batch.results = [transfers.get(n) for n in range(existing.size)]  # type: ignore[attr-defined]
     return batch

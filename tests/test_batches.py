@@ -10,9 +10,10 @@ from django.test.utils import CaptureQueriesContext, override_settings
 from django.utils import timezone
 from djmoney.money import Money
 
-from accounts import facade, signals
+from accounts import expiry, facade, signals
 from accounts.exceptions import (
     AccountExpired,
+    ClosedAccount,
     FrozenAccount,
     IdempotencyConflict,
     InsufficientFunds,
@@ -21,6 +22,7 @@ from accounts.exceptions import (
     InvalidArgument,
     InvalidReversal,
     LedgerImmutable,
+    RetryableConflict,
     SameAccount,
 )
 from accounts.integrity import check_ledger
@@ -380,6 +382,68 @@ def test_batches_single_transfers_and_holds_race_without_deadlock_or_overdraft()
 @needs_row_locks
 @pytest.mark.concurrency
 @pytest.mark.django_db(transaction=True)
+def test_batches_single_transfers_and_both_expiry_sweeps_race_without_deadlock_or_overdraft():
+    bank = Account.objects.source_account()
+    an_hour_ago = timezone.now() - datetime.timedelta(hours=1)
+    soon = an_hour_ago + datetime.timedelta(minutes=5)
+    # Set up an hour ago: by the database's clock the ending accounts have
+    # ended and the holds have lapsed, so each sweep has work to race for.
+    with ledger_time(an_hour_ago):
+        open_accounts = [AccountFactory() for _ in range(4)]
+        ending = [AccountFactory(end_date=soon) for _ in range(3)]
+        for account in open_accounts + ending:
+            facade.transfer(bank, account, Decimal("50.00"))
+        for account in open_accounts + ending:
+            facade.hold(account, Account.objects.sales_account(), Decimal("5.00"), expires_at=soon)
+    everyone = open_accounts + ending
+    sweeps = []
+
+    def work(i):
+        rng = random.Random(i)
+        for _ in range(6):
+            a, b, c = rng.sample(everyone, 3)
+            amount = Decimal(rng.randint(1, 2500)) / 100
+            try:
+                if i % 4 == 0:
+                    facade.transfer_many(
+                        [Request(a, b, amount), Request(b, c, amount), Request(c, a, amount)],
+                        atomic=bool(rng.getrandbits(1)),
+                    )
+                elif i % 4 == 1:
+                    facade.transfer(a, b, amount)
+                elif i % 4 == 2:
+                    sweeps.append(expiry.release_expired_holds(batch_size=2))
+                else:
+                    sweeps.append(expiry.close_expired_accounts(batch_size=2))
+            except (InsufficientFunds, AccountExpired, ClosedAccount):
+                pass
+        return i
+
+    results, expected, unexpected = run_concurrently(8, work)
+    assert unexpected == [] and expected == [] and sorted(results) == list(range(8))
+    # A sweep gives up an item whose transaction kept conflicting; none here
+    # may have failed for any other reason.
+    for sweep in sweeps:
+        assert all(isinstance(error, RetryableConflict) for _, error in sweep.failures)
+    # What a busy lock made a sweep skip, the next run does.
+    expiry.release_expired_holds()
+    expiry.close_expired_accounts()
+    assert not Hold.objects.filter(status=Hold.Status.ACTIVE).exists()
+    for account in ending:
+        assert (stored(account).status, stored(account).balance) == ("closed", gbp("0.00"))
+    assert all(stored(a).balance.amount >= 0 for a in open_accounts)
+    expired = Account.objects.expired_account()
+    # Money neither created nor lost: what the bank paid in is on the open
+    # accounts or was swept to the expired account.
+    total = sum(stored(a).balance.amount for a in open_accounts) + stored(expired).balance.amount
+    assert total == Decimal("350.00")
+    assert check_ledger().ok
+    assert_ledger_consistent()
+
+
+@needs_row_locks
+@pytest.mark.concurrency
+@pytest.mark.django_db(transaction=True)
 def test_racing_batches_drain_an_account_exactly_once():
     wallet, shop = AccountFactory(), AccountFactory()
     facade.transfer(Account.objects.source_account(), wallet, Decimal("100.00"))
@@ -452,6 +516,7 @@ def test_a_fault_on_any_statement_of_a_batch_leaves_nothing(world):
     assert_ledger_consistent()
 
 
+@pytest.mark.django_db(transaction=connection.vendor == "mysql")
 def test_check_ledger_proves_each_batch_has_its_transfers_at_their_positions(world):
     batch = facade.transfer_many(
         [
@@ -462,20 +527,41 @@ def test_check_ledger_proves_each_batch_has_its_transfers_at_their_positions(wor
     assert check_ledger().ok and check_ledger().rows["batches"] == 1
     first = batch.transfers[0]
     with connection.cursor() as cursor:
-        # Around every guard: drop the trigger in the test's transaction.
+        # Around every guard: drop the trigger in the test's transaction; on
+        # MySQL/MariaDB, which commit DDL, for the test (transaction=True),
+        # and create it again exactly as it was.
+        restore = None
         if connection.vendor == "postgresql":
             cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # no pending trigger events
             cursor.execute("ALTER TABLE accounts_transfer DISABLE TRIGGER accounts_transfer_fixed")
         elif connection.vendor == "sqlite":
             cursor.execute("DROP TRIGGER accounts_transfer_fixed")
         else:
-            pytest.skip("MySQL commits DDL: the trigger cannot be dropped inside the test")
-        cursor.execute("UPDATE accounts_transfer SET batch_position = 1 WHERE id = %s", [first.pk])
-    problems = [p for p in check_ledger().problems if p.check == "batch"]
+            cursor.execute("SHOW CREATE TRIGGER accounts_transfer_fixed")
+            restore = cursor.fetchone()[2]  # SQL Original Statement
+            cursor.execute("DROP TRIGGER accounts_transfer_fixed")
+        try:
+            cursor.execute(
+                "UPDATE accounts_transfer SET batch_position = 1 WHERE id = %s", [first.pk]
+            )
+            problems = [p for p in check_ledger().problems if p.check == "batch"]
+        finally:
+            if restore is not None:
+                cursor.execute(
+                    "UPDATE accounts_transfer SET batch_position = 0 WHERE id = %s", [first.pk]
+                )
+                cursor.execute(restore)
     assert [str(p) for p in problems] == [
         "[batch] batch #%d of 2 request(s) has 2 transfer(s), or their positions do not match "
         "the requests (expected one transfer per position below 2, found 2 transfer(s))" % batch.pk
     ]
+    if restore is not None:
+        with pytest.raises(DatabaseError, match="append-only"):
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "UPDATE accounts_transfer SET batch_position = 1 WHERE id = %s", [first.pk]
+                )
+        assert check_ledger().ok
 
 
 # The admin ---------------------------------------------------------------------------------

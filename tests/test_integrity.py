@@ -1,5 +1,6 @@
 """check_ledger finds each kind of corruption, written with raw SQL around the facade."""
 
+from contextlib import contextmanager
 from decimal import Decimal
 from io import StringIO
 
@@ -275,26 +276,105 @@ def test_a_limit_changed_around_the_orm_is_not_explained(fund):
 # Keys compared exactly ---------------------------------------------------------------
 
 
-@pytest.mark.skipif(
-    connection.vendor != "postgresql",
-    reason="the unique index must be dropped to store a duplicate: MySQL commits DDL, and "
-    "SQLite's is part of the table",
-)
+@contextmanager
+def idempotency_keys_not_unique():
+    """Remove what makes ``accounts_transfer.idempotency_key`` unique, each backend its own way.
+
+    Inside the block a key can be stored twice (and the transfer guard that
+    stops an UPDATE of the key is out of the way where it has to be).
+    PostgreSQL and SQLite change their schema inside the test's transaction,
+    rolled back with it; MariaDB/MySQL commit DDL, so the test runs with
+    ``transaction=True`` and the block puts the unique index back.
+    """
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+            for name in _unique_constraints(cursor):
+                cursor.execute('ALTER TABLE accounts_transfer DROP CONSTRAINT "%s"' % name)
+            cursor.execute("ALTER TABLE accounts_transfer DISABLE TRIGGER accounts_transfer_fixed")
+            yield
+        elif connection.vendor == "sqlite":
+            # The UNIQUE is part of the table's definition: rebuild the table
+            # without it (its triggers and indexes go with the old one). The
+            # foreign keys pointing at it are deferred, never checked: the
+            # test's transaction is rolled back.
+            cursor.execute(
+                "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'accounts_transfer'"
+            )
+            (definition,) = cursor.fetchone()
+            unique = '"idempotency_key" varchar(128) NULL UNIQUE'
+            assert unique in definition
+            cursor.execute(
+                definition.replace(unique, unique[: -len(" UNIQUE")]).replace(
+                    'CREATE TABLE "accounts_transfer"', 'CREATE TABLE "accounts_transfer_copy"', 1
+                )
+            )
+            cursor.execute("INSERT INTO accounts_transfer_copy SELECT * FROM accounts_transfer")
+            cursor.execute("DROP TABLE accounts_transfer")
+            cursor.execute("ALTER TABLE accounts_transfer_copy RENAME TO accounts_transfer")
+            yield
+        else:
+            (name,) = _unique_constraints(cursor)
+            cursor.execute("ALTER TABLE accounts_transfer DROP INDEX `%s`" % name)
+            try:
+                yield
+            finally:
+                # The copies go (the delete guard stands aside with foreign
+                # key checks off, as for Django's flush), the index comes back.
+                cursor.execute("SET foreign_key_checks = 0")
+                cursor.execute("DELETE FROM accounts_transfer WHERE reference LIKE 'COPY-%%'")
+                cursor.execute("SET foreign_key_checks = 1")
+                cursor.execute(
+                    "ALTER TABLE accounts_transfer ADD CONSTRAINT `%s` UNIQUE (idempotency_key)"
+                    % name
+                )
+                assert _unique_constraints(cursor) == [name]
+
+
+def _unique_constraints(cursor):
+    constraints = connection.introspection.get_constraints(cursor, "accounts_transfer")
+    return [
+        name
+        for name, info in constraints.items()
+        if info["unique"] and info["columns"] == ["idempotency_key"]
+    ]
+
+
+def store_key_again(transfer, key):
+    """Store ``key`` on ``transfer`` (PostgreSQL, SQLite) or on a copy of it (MariaDB/MySQL).
+
+    On MariaDB/MySQL the guard trigger stops the UPDATE and cannot be
+    disabled: a copy of the row is inserted instead (under a ``COPY-``
+    reference, with no legs, which the checker reports too).
+    """
+    if connection.vendor != "mysql":
+        set_column(Transfer, transfer.pk, "idempotency_key", key)
+        return
+    columns = [
+        f.column for f in Transfer._meta.concrete_fields if f.column not in ("id", "reference")
+    ]
+    picked = [("%s" if c == "idempotency_key" else c) for c in columns]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO accounts_transfer (reference, %s) SELECT %%s, %s "
+            "FROM accounts_transfer WHERE id = %%s" % (", ".join(columns), ", ".join(picked)),
+            ["COPY-%s" % transfer.pk, key, transfer.pk],
+        )
+
+
+@pytest.mark.django_db(transaction=connection.vendor == "mysql")
 def test_keys_that_are_the_same_string_twice_are_reported(books):
     wallet, shop = books
     first = facade.transfer(wallet, shop, Decimal("1.00"), idempotency_key="pay-7")
     second = facade.transfer(wallet, shop, Decimal("1.00"), idempotency_key="pay-8")
-    with connection.cursor() as cursor:
-        # What the unique index stops: drop it (rolled back with the test).
-        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-        constraints = connection.introspection.get_constraints(cursor, "accounts_transfer")
-        for name, info in constraints.items():
-            if info["unique"] and info["columns"] == ["idempotency_key"]:
-                cursor.execute('ALTER TABLE accounts_transfer DROP CONSTRAINT "%s"' % name)
-        cursor.execute("ALTER TABLE accounts_transfer DISABLE TRIGGER accounts_transfer_fixed")
-    set_column(Transfer, second.pk, "idempotency_key", "pay-7")
-    (problem,) = found(check_ledger(), "duplicate-key")
-    assert "accounts_transfer.idempotency_key 'pay-7' is stored 2 times" in str(problem)
+    # Keys that differ only in case or a trailing space are different keys.
+    facade.transfer(wallet, shop, Decimal("1.00"), idempotency_key="Pay-7")
+    facade.transfer(wallet, shop, Decimal("1.00"), idempotency_key="pay-7 ")
+    assert found(check_ledger(), "duplicate-key") == []
+    with idempotency_keys_not_unique():
+        store_key_again(second, "pay-7")
+        (problem,) = found(check_ledger(), "duplicate-key")
+        assert "accounts_transfer.idempotency_key 'pay-7' is stored 2 times" in str(problem)
     assert first.pk != second.pk
 
 

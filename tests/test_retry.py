@@ -33,7 +33,7 @@ from django.utils import timezone
 from accounts import expiry, facade, retry, signals
 from accounts.checks import check_retry_settings
 from accounts.exceptions import AccountException, InsufficientFunds, RetryableConflict
-from accounts.models import Account, Hold, Transfer
+from accounts.models import Account, Batch, Hold, Repayment, Transfer
 
 from .cluster.harness import retry_log
 from .factories import AccountFactory
@@ -141,7 +141,19 @@ def world(fund):
         fund(ending, "7.00")
         fund(spare, "5.00")
         lapsing = facade.hold(spare, shop, Decimal("2.00"), expires_at=soon)
+    # A debtor (20.00 owed) and a batch, kept off the wallet: its balance is
+    # asserted below.
+    debtor = AccountFactory(credit_limit=Decimal("50.00"))
+    facade.transfer(debtor, shop, Decimal("20.00"))
+    batch = facade.transfer_many(
+        [
+            facade.TransferRequest(shop, spare, Decimal("2.00")),
+            facade.TransferRequest(shop, spare, Decimal("3.00")),
+        ]
+    )
     return {
+        "debtor": debtor,
+        "batch": batch,
         "wallet": wallet,
         "shop": shop,
         "purchase": facade.transfer(wallet, shop, Decimal("30.00")),
@@ -170,6 +182,33 @@ OPERATIONS = {
     "expire_hold": (lambda w: facade.expire_hold(w["lapsing"], now=w["later"]), 0),
     "expire_account": (lambda w: facade.expire_account(w["ending"], now=w["later"]), 1),
     "change_status": (lambda w: w["shop"].freeze(), 0),
+    "transfer_many": (
+        lambda w: facade.transfer_many(
+            [
+                facade.TransferRequest(w["wallet"], w["shop"], Decimal("1.00")),
+                facade.TransferRequest(w["shop"], w["debtor"], Decimal("2.00")),
+            ]
+        ),
+        2,
+    ),
+    "transfer_many, independent, with key": (
+        lambda w: facade.transfer_many(
+            [
+                facade.TransferRequest(w["wallet"], w["shop"], Decimal("1.00")),
+                facade.TransferRequest(w["wallet"], w["shop"], Decimal("900.00")),  # refused
+                facade.TransferRequest(w["shop"], w["debtor"], Decimal("2.00")),
+            ],
+            atomic=False,
+            idempotency_key="b",
+        ),
+        2,
+    ),
+    "reverse_batch": (lambda w: facade.reverse_batch(w["batch"]), 2),
+    "repay": (lambda w: facade.repay(w["wallet"], w["debtor"], Decimal("50.00")), 1),
+    "repay with key": (
+        lambda w: facade.repay(w["wallet"], w["debtor"], Decimal("5.00"), idempotency_key="r"),
+        1,
+    ),
 }
 
 
@@ -185,6 +224,9 @@ def state():
         sorted(Account.objects.values_list("pk", "balance", "held", "status")),
         # Not the holds' ids: the aborted attempts used some up.
         sorted(Hold.objects.values_list("source", "destination", "status", "amount")),
+        # One batch, one repayment record: not one per attempt.
+        Batch.objects.count(),
+        sorted(Repayment.objects.values_list("source", "destination", "debt", "transfer__amount")),
     )
 
 

@@ -29,8 +29,9 @@ from accounts.exceptions import (
     InvalidArgument,
     LedgerImmutable,
 )
+from accounts.facade import TransferRequest
 from accounts.integrity import check_ledger
-from accounts.models import Account, Hold, Transaction, Transfer
+from accounts.models import Account, Batch, Hold, Repayment, Transaction, Transfer
 
 from .factories import AccountFactory, UserFactory
 from .utils import assert_ledger_consistent, ledger_time, ledger_totals
@@ -254,7 +255,7 @@ def _hostile(field, instance):
     internal = field.get_internal_type()
     if field.is_relation:
         return other.pk
-    if field.name in ("balance", "held", "amount", "credit_limit", "balance_after"):
+    if internal == "DecimalField":  # balances, limits, amounts, what was spent
         return Decimal("99999.00")
     if field.name == "status":
         return {"open": "closed", "active": "captured"}.get(instance.status, "open")
@@ -264,6 +265,12 @@ def _hostile(field, instance):
         return Account.Role.SOURCE
     if internal == "DateTimeField":
         return timezone.now() - datetime.timedelta(days=3650)
+    if internal == "DateField":
+        return datetime.date.today() - datetime.timedelta(days=3650)
+    if internal == "BooleanField":
+        return not getattr(instance, field.attname)
+    if internal in ("IntegerField", "PositiveIntegerField", "BigIntegerField"):
+        return 999
     if internal in ("CharField", "TextField"):
         return "forged"
     return None
@@ -286,13 +293,18 @@ def tampered(instance):
 def outcome(call):
     """What ``call`` does to the database (then rolled back): the state it leaves, or its error."""
 
+    def rows(queryset):
+        return sorted(queryset, key=repr)  # None sorts too
+
     def state():
         return (
             sorted(Account.objects.values_list("pk", "balance", "held", "status")),
             # Not the holds' keys: a rolled-back insert still uses up a sequence value.
-            sorted(Hold.objects.values_list("source", "destination", "status", "amount")),
-            sorted(Transfer.objects.values_list("source", "destination", "amount", "parent")),
+            rows(Hold.objects.values_list("source", "destination", "status", "amount")),
+            rows(Transfer.objects.values_list("source", "destination", "amount", "parent")),
             Transaction.objects.count(),
+            rows(Batch.objects.values_list("atomic", "size", "reverses")),
+            Repayment.objects.count(),
         )
 
     with transaction.atomic():
@@ -301,7 +313,11 @@ def outcome(call):
         except Exception as exc:  # noqa: BLE001 - the error is part of the outcome
             result = type(exc).__name__
         else:
+            # An independent batch answers per request: each one's outcome counts.
+            results = getattr(result, "results", None)
             result = type(result).__name__
+            if results is not None:
+                result = (result, [type(each).__name__ for each in results])
         found = (result, state())
         transaction.set_rollback(True)
     return found
@@ -317,7 +333,35 @@ def world(fund, sales):
     expired = AccountFactory(name="Expired card")
     fund(expired, "6.00")
     Account.objects.filter(pk=expired.pk).update(end_date=timezone.now())
-    return {"wallet": wallet, "shop": shop, "payment": payment, "hold": held, "expired": expired}
+    debtor = AccountFactory(name="Debtor", credit_limit=Decimal("50.00"))
+    facade.transfer(debtor, shop, Decimal("20.00"))
+    batch = facade.transfer_many(
+        [
+            TransferRequest(shop, debtor, Decimal("2.00")),
+            TransferRequest(shop, wallet, Decimal("3.00")),
+        ]
+    )
+    return {
+        "wallet": wallet,
+        "shop": shop,
+        "payment": payment,
+        "hold": held,
+        "expired": expired,
+        "debtor": debtor,
+        "batch": batch,
+        "sink": Account.objects.expired_account(GBP),
+    }
+
+
+def batch_of(*requests, atomic=True):
+    """``transfer_many`` of ``requests``, each ``(source, destination, amount, parent)``."""
+    return facade.transfer_many(
+        [
+            TransferRequest(s, d, None if a is None else Decimal(a), parent=p)
+            for s, d, a, p in requests
+        ],
+        atomic=atomic,
+    )
 
 
 OPERATIONS = {
@@ -348,6 +392,61 @@ OPERATIONS = {
     "freeze": ("wallet", lambda w, a: a.freeze()),
     "close": ("shop", lambda w, a: a.close()),
     "thaw": ("wallet", lambda w, a: a.thaw()),
+    "change status": ("wallet", lambda w, a: facade.change_status(a, Account.Status.FROZEN)),
+    "hold (destination)": ("shop", lambda w, a: facade.hold(w["wallet"], a, Decimal("19.00"))),
+    "expire account (sink)": ("sink", lambda w, a: facade.expire_account(w["expired"], sink=a)),
+    # The debtor owes 18.00; the wallet can spend 30.00 (33.00, less 8.00
+    # held, plus its 5.00 credit).
+    "repay (source)": ("wallet", lambda w, a: facade.repay(a, w["debtor"], Decimal("18.00"))),
+    "repay (destination)": (
+        "debtor",
+        lambda w, a: facade.repay(w["wallet"], a, Decimal("25.00")),
+    ),
+    # Linked, the requests pass exactly; independent, the middle one is
+    # refused and the others pass: a forged balance, hold, limit, status or
+    # currency believed anywhere would move one of these outcomes.
+    "batch, linked (source)": (
+        "wallet",
+        lambda w, a: batch_of((a, w["shop"], "20.00", None), (a, w["shop"], "10.00", None)),
+    ),
+    "batch, independent (source)": (
+        "wallet",
+        lambda w, a: batch_of(
+            (a, w["shop"], "20.00", None),
+            (a, w["shop"], "11.00", None),
+            (a, w["shop"], "10.00", None),
+            atomic=False,
+        ),
+    ),
+    "batch, linked (destination)": (
+        "shop",
+        lambda w, a: batch_of((w["wallet"], a, "10.00", None), (a, w["wallet"], "35.00", None)),
+    ),
+    "batch, independent (destination)": (
+        "shop",
+        lambda w, a: batch_of(
+            (a, w["wallet"], "36.00", None),
+            (w["wallet"], a, "10.00", None),
+            (a, w["wallet"], "35.00", None),
+            atomic=False,
+        ),
+    ),
+    "batch, linked (parent)": (
+        "payment",
+        lambda w, a: batch_of(
+            (w["shop"], w["wallet"], "4.00", a), (w["shop"], w["wallet"], None, a)
+        ),
+    ),
+    "batch, independent (parent)": (
+        "payment",
+        lambda w, a: batch_of(
+            (w["shop"], w["wallet"], "4.00", a),
+            (w["shop"], w["wallet"], "7.00", a),
+            (w["shop"], w["wallet"], "6.00", a),
+            atomic=False,
+        ),
+    ),
+    "reverse batch": ("batch", lambda w, a: facade.reverse_batch(a)),
 }
 
 
