@@ -134,7 +134,9 @@ def scope_currencies(
     accounts given, or, with neither, every account.
     """
     scope = _scope(account_type, accounts, None, named=False)
-    return _currencies(router.db_for_read(CollectionRun), scope)
+    # The write database: which currencies get a run is decided here, and a
+    # replica may not have replayed a currency's first account yet.
+    return _currencies(router.db_for_write(CollectionRun), scope)
 
 
 def scope_key(*, account_type: AccountType | str | None = None, name: str | None = None) -> str:

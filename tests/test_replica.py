@@ -256,12 +256,6 @@ def test_every_collection_step_reads_and_writes_the_primary_while_the_replica_la
 
 
 @pytest.mark.parametrize("router", ["readme router"], indirect=True)
-@pytest.mark.xfail(
-    strict=True,
-    reason="collections.scope_currencies() reads router.db_for_read: create_collection_run "
-    "decides which currencies get a run on a lagging replica (fix: read "
-    "router.db_for_write(CollectionRun) there)",
-)
 def test_a_lagging_replica_cannot_leave_a_currency_without_a_collection_run(replica):
     wallets = AccountType.objects.create(name="Wallets", code="wallets")
     AccountFactory(name="Pound wallet", account_type=wallets, credit_limit=Decimal("90.00"))
@@ -347,11 +341,11 @@ def test_reports_csv_exports_and_debt_statements_read_the_replica(replica, fund)
         collect_on=datetime.date(2026, 2, 5),
     )
     collections.freeze(run)
-    (debt,) = Debt.objects.filter(run=run)
     admin = UserFactory(username="admin", is_staff=True, is_superuser=True)
     client = Client()
     client.force_login(admin)
     replica.wait_for_replay()
+    (debt,) = Debt.objects.filter(run=run)
     replica.pause_replay()
     fund(card, "15.00")  # on the primary only
     now = timezone.now()
@@ -428,14 +422,6 @@ def test_the_api_account_list_reads_the_replica(replica, fund):
 
 
 @pytest.mark.parametrize("router", ["readme router"], indirect=True)
-@pytest.mark.xfail(
-    strict=True,
-    raises=Transfer.DoesNotExist,
-    reason="accounts/api/views.py reads the transfer it just wrote back through the router "
-    "(Transfer.objects...get(pk=transfer.pk)): on a lagging replica it is not there yet "
-    "(fix: read it, and the reversal, hold and capture the other write views read back the same "
-    "way, from router.db_for_write)",
-)
 def test_a_transfer_through_the_api_writes_the_primary_and_answers_while_the_replica_lags(
     replica, fund
 ):

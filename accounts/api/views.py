@@ -362,7 +362,9 @@ class TransferCreateView(LedgerView):
             idempotency_key=key,
             allow_partial=data["allow_partial"],
         )
-        transfer = Transfer.objects.select_related("parent").get(pk=transfer.pk)
+        transfer = (
+            Transfer.objects.using(transfer._state.db).select_related("parent").get(pk=transfer.pk)
+        )
         return self.created(serializers.TransferSerializer(transfer).data, transfer_url(transfer))
 
 
@@ -435,7 +437,9 @@ class TransferReverseView(LedgerView):
             description=data.get("description"),
             idempotency_key=key,
         )
-        reversal = Transfer.objects.select_related("parent").get(pk=reversal.pk)
+        reversal = (
+            Transfer.objects.using(reversal._state.db).select_related("parent").get(pk=reversal.pk)
+        )
         return self.created(serializers.TransferSerializer(reversal).data, transfer_url(reversal))
 
 
@@ -491,7 +495,7 @@ class HoldCreateView(LedgerView):
             user=request.user,
             idempotency_key=key,
         )
-        hold = Hold.objects.select_related("capture").get(pk=hold.pk)
+        hold = Hold.objects.using(hold._state.db).select_related("capture").get(pk=hold.pk)
         return self.created(serializers.HoldSerializer(hold).data, hold_url(hold))
 
 
@@ -565,7 +569,9 @@ class HoldCaptureView(LedgerView):
             description=data.get("description"),
             idempotency_key=key,
         )
-        transfer = Transfer.objects.select_related("parent").get(pk=transfer.pk)
+        transfer = (
+            Transfer.objects.using(transfer._state.db).select_related("parent").get(pk=transfer.pk)
+        )
         return self.created(serializers.TransferSerializer(transfer).data, transfer_url(transfer))
 
 
@@ -601,7 +607,7 @@ class HoldReleaseView(LedgerView):
         hold = get_object_or_404(visible_holds(request.user), reference=reference)
         validated(serializers.ReleaseRequest, request, request.data)
         facade.release(hold, user=request.user)
-        hold = Hold.objects.select_related("capture").get(pk=hold.pk)
+        hold = Hold.objects.using(hold._state.db).select_related("capture").get(pk=hold.pk)
         return Response(serializers.HoldSerializer(hold).data)
 
 
@@ -791,7 +797,11 @@ class RepaymentCreateView(LedgerView):
         if transfer is None:
             body = {"transfer": None, "amount": zero, "debt": zero}
             return Response(serializers.RepaymentSerializer(body).data)
-        transfer = Transfer.objects.select_related("parent", "repayment").get(pk=transfer.pk)
+        transfer = (
+            Transfer.objects.using(transfer._state.db)
+            .select_related("parent", "repayment")
+            .get(pk=transfer.pk)
+        )
         body = {"transfer": transfer, "amount": transfer.amount, "debt": transfer.repayment.debt}
         return self.created(serializers.RepaymentSerializer(body).data, transfer_url(transfer))
 
