@@ -49,6 +49,7 @@ from django.utils.formats import date_format
 from django.utils.translation import gettext_lazy as _
 
 from . import amounts
+from .collection_models import Settlement
 from .exceptions import InvalidArgument
 from .fields import window_bound
 from .models import Account, AccountType, Transaction, Transfer
@@ -86,6 +87,8 @@ class Leg:
     incoming: bool
     #: The transfer reverses another one (it has a ``parent``).
     reversal: bool
+    #: The transfer settles a collected debt (``accounts.collections.settle``).
+    collected: bool = False
 
 
 @dataclass(frozen=True)
@@ -99,42 +102,63 @@ class Kind:
     matches: Callable[[Leg], bool]
 
 
-#: The kinds of movement, in the order the report shows them. To add one
-#: (say, collections from a new core role), add a role to ``Account.Role``
-#: and a kind here whose test takes its legs from the kind that had them:
+#: The kinds of movement, in the order the report shows them. To add one,
+#: add a kind here whose test takes its legs from the kind that had them (and
+#: what tells them apart to :class:`Leg` and the movements query):
 #: ``tests/test_reports.py`` checks that every possible leg matches exactly
 #: one kind.
 MOVEMENT_KINDS: tuple[Kind, ...] = (
     Kind(
         "top_ups",
         _("Top-ups"),
-        lambda leg: not leg.reversal and leg.counterparty == SOURCE and leg.incoming,
+        lambda leg: (
+            not leg.reversal and not leg.collected and leg.counterparty == SOURCE and leg.incoming
+        ),
     ),
     Kind(
         "spending",
         _("Spending"),
-        lambda leg: not leg.reversal and leg.counterparty == SALES and not leg.incoming,
+        lambda leg: (
+            not leg.reversal
+            and not leg.collected
+            and leg.counterparty == SALES
+            and not leg.incoming
+        ),
     ),
     Kind(
         "refunds_and_reversals",
         _("Refunds and reversals"),
         # A reversal of anything, and money paid back out of sales.
-        lambda leg: leg.reversal or (leg.counterparty == SALES and leg.incoming),
+        lambda leg: (
+            leg.reversal or (not leg.collected and leg.counterparty == SALES and leg.incoming)
+        ),
     ),
     Kind(
         "expiries",
         _("Expiries"),
-        lambda leg: not leg.reversal and leg.counterparty == EXPIRED,
+        lambda leg: not leg.reversal and not leg.collected and leg.counterparty == EXPIRED,
     ),
     Kind(
         "withdrawals",
         _("Withdrawals"),
-        lambda leg: not leg.reversal and leg.counterparty == SOURCE and not leg.incoming,
+        lambda leg: (
+            not leg.reversal
+            and not leg.collected
+            and leg.counterparty == SOURCE
+            and not leg.incoming
+        ),
+    ),
+    Kind(
+        "collections",
+        _("Collections"),
+        # Money a collection run brought back for a debt (and, on a collection
+        # source that is not a core account, what it paid out for it).
+        lambda leg: not leg.reversal and leg.collected,
     ),
     Kind(
         "between_accounts",
         _("Between customer accounts"),
-        lambda leg: not leg.reversal and leg.counterparty is None,
+        lambda leg: not leg.reversal and not leg.collected and leg.counterparty is None,
     ),
 )
 
@@ -244,6 +268,7 @@ def _tables(connection: Any) -> dict[str, str]:
         "account": qn(Account._meta.db_table),
         "leg": qn(Transaction._meta.db_table),
         "transfer": qn(Transfer._meta.db_table),
+        "settlement": qn(Settlement._meta.db_table),
     }
 
 
@@ -900,10 +925,13 @@ def _movements(
     flows = (
         "SELECT 1, s.role, CASE WHEN s.role IS NULL THEN s.account_type_id END, tr.currency, "
         "d.role, CASE WHEN d.role IS NULL THEN d.account_type_id END, "
-        "CASE WHEN tr.parent_id IS NULL THEN 0 ELSE 1 END, %(bucket)s, %(sum)s, "
+        # 1: a reversal; 2: a debt's settlement; 0: anything else.
+        "CASE WHEN tr.parent_id IS NOT NULL THEN 1 WHEN st.id IS NOT NULL THEN 2 ELSE 0 END, "
+        "%(bucket)s, %(sum)s, "
         "NULL, NULL, NULL, NULL, NULL, NULL "
         "FROM %(transfer)s tr JOIN %(account)s s ON s.id = tr.source_id "
         "JOIN %(account)s d ON d.id = tr.destination_id "
+        "LEFT JOIN %(settlement)s st ON st.transfer_id = tr.id "
         "WHERE tr.created >= %%s AND tr.created <= %%s AND (s.role IS NULL OR d.role IS NULL) "
         # By position: the bucket's parameters would not compare equal twice.
         "GROUP BY 2, 3, 4, 5, 6, 7, 8"
@@ -912,6 +940,7 @@ def _movements(
             "sum": _sum(connection, "tr.amount"),
             "transfer": tables["transfer"],
             "account": tables["account"],
+            "settlement": tables["settlement"],
         }
     )
     sql = "SELECT 0, b.* FROM (%s) b UNION ALL %s" % (balances, flows)
@@ -939,12 +968,19 @@ def _movements(
                 if after.accounts:
                     closing[type_id, currency] = after.net
                 continue
-            role, type_id, currency, other_role, other_type, reversal, index, total = row[:8]
+            role, type_id, currency, other_role, other_type, nature, index, total = row[:8]
             amount = _summed(connection, total)
+            reversal, collected = int(nature) == 1, int(nature) == 2
             if role is None:
-                add(type_id, currency, int(index), Leg(other_role, False, bool(reversal)), -amount)
+                add(
+                    type_id,
+                    currency,
+                    int(index),
+                    Leg(other_role, False, reversal, collected),
+                    -amount,
+                )
             if other_role is None:
-                add(other_type, currency, int(index), Leg(role, True, bool(reversal)), amount)
+                add(other_type, currency, int(index), Leg(role, True, reversal, collected), amount)
     return opening, closing, by_type, by_bucket
 
 

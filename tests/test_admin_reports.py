@@ -208,11 +208,19 @@ def test_movements_csv_has_a_column_per_kind_and_reconciles(finance, ledger):
         "refunds_and_reversals",
         "expiries",
         "withdrawals",
+        "collections",
         "between_accounts",
         "closing",
         "unexplained",
     ]
-    kinds = ["top_ups", "spending", "refunds_and_reversals", "expiries", "withdrawals"]
+    kinds = [
+        "top_ups",
+        "spending",
+        "refunds_and_reversals",
+        "expiries",
+        "withdrawals",
+        "collections",
+    ]
     for row in rows:
         moved = sum(D(row[k]) for k in [*kinds, "between_accounts"])
         assert D(row["opening"]) + moved == D(row["closing"])
@@ -222,7 +230,7 @@ def test_movements_csv_has_a_column_per_kind_and_reconciles(finance, ledger):
         "2026-01-01T00:00:00+00:00",
         "2026-03-31T23:59:59+01:00",
     )
-    assert [gift[k] for k in kinds] == ["130.00", "-40.10", "10.05", "-25.00", "-5.00"]
+    assert [gift[k] for k in kinds] == ["130.00", "-40.10", "10.05", "-25.00", "-5.00", "0.00"]
 
 
 def test_statement_csv_follows_the_statement_dates(finance, ledger):

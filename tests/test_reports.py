@@ -26,9 +26,9 @@ from decimal import Decimal
 import pytest
 from django.db import connection
 
-from accounts import facade, reports
+from accounts import collections, facade, reports
 from accounts.exceptions import InvalidArgument
-from accounts.models import Account
+from accounts.models import Account, AccountType
 
 from .factories import AccountFactory
 from .utils import at, build_report_ledger, ledger_time
@@ -60,9 +60,10 @@ def test_every_possible_leg_is_exactly_one_kind_of_movement():
     for role in roles:
         for incoming in (True, False):
             for reversal in (True, False):
-                leg = reports.Leg(role, incoming, reversal)
-                matching = [kind.code for kind in reports.MOVEMENT_KINDS if kind.matches(leg)]
-                assert len(matching) == 1, (leg, matching)
+                for collected in (True, False):
+                    leg = reports.Leg(role, incoming, reversal, collected)
+                    matching = [k.code for k in reports.MOVEMENT_KINDS if k.matches(leg)]
+                    assert len(matching) == 1, (leg, matching)
 
 
 @pytest.mark.parametrize(
@@ -77,6 +78,10 @@ def test_every_possible_leg_is_exactly_one_kind_of_movement():
         (reports.Leg("expired", False, False), "expiries"),
         (reports.Leg(None, True, False), "between_accounts"),
         (reports.Leg(None, False, True), "refunds_and_reversals"),
+        (reports.Leg("source", True, False, True), "collections"),
+        (reports.Leg(None, True, False, True), "collections"),
+        (reports.Leg(None, False, False, True), "collections"),
+        (reports.Leg("source", False, True, True), "refunds_and_reversals"),
     ],
 )
 def test_legs_are_classified_by_counterparty_direction_and_reversal(leg, kind):
@@ -84,8 +89,8 @@ def test_legs_are_classified_by_counterparty_direction_and_reversal(leg, kind):
 
 
 def test_a_leg_no_kind_claims_is_refused_by_name():
-    with pytest.raises(LookupError, match="No movement kind for .*collections"):
-        reports.classify(reports.Leg("collections", True, False))
+    with pytest.raises(LookupError, match="No movement kind for .*unknown-role"):
+        reports.classify(reports.Leg("unknown-role", True, False))
 
 
 # Outstanding balances ---------------------------------------------------------------------
@@ -242,6 +247,35 @@ def test_movements_of_january_reconcile_opening_and_closing(ledger):
         total["opening"] + sum(total[k.code] for k in reports.MOVEMENT_KINDS) == total["closing"]
     )
     assert total["unexplained"] == 0
+
+
+def test_money_a_collection_brought_back_is_a_collection_not_a_top_up(db):
+    wallets = AccountType.objects.create(name="Card wallets", code="card-wallets")
+    card = AccountFactory(account_type=wallets, credit_limit=Decimal("100.00"))
+    with ledger_time(at("01-10")):
+        facade.transfer(card, Account.objects.sales_account(), Decimal("60.00"))
+    run = collections.create_run(
+        account_type=wallets,
+        period_start=datetime.date(2026, 1, 1),
+        period_end=datetime.date(2026, 1, 31),
+        collect_on=datetime.date(2026, 2, 5),
+    )
+    with ledger_time(at("02-01")):
+        collections.run_collection(run)
+    with ledger_time(at("02-06")):
+        collections.settle(run.debts.get(), Decimal("45.00"), reference="DD-1")
+        facade.transfer(Account.objects.source_account(), card, Decimal("10.00"))
+
+    report = reports.movements(datetime.date(2026, 2, 1), datetime.date(2026, 2, 28))
+
+    wallet = lines(report, "GBP")["Card wallets"]
+    assert (wallet["opening"], wallet["collections"], wallet["top_ups"]) == (
+        D("-60.00"),
+        D("45.00"),
+        D("10.00"),
+    )
+    assert wallet["closing"] == D("-5.00")
+    assert wallet["unexplained"] == 0
 
 
 def test_movements_of_february_and_march(ledger):
