@@ -22,6 +22,7 @@ from .collection_models import CollectionRun, Debt, Settlement
 from .collection_runs import OPEN, PENDING, RUNNING, candidates, copy_run, run_pk
 from .exceptions import CollectionRunNotDue, InvalidArgument
 from .models import Account, Transaction
+from .retry import retry_on_conflict
 
 __all__ = ["freeze", "preview", "FREEZE_BATCH_SIZE"]
 
@@ -116,6 +117,7 @@ def _debts_of(
     return debts
 
 
+@retry_on_conflict
 def freeze(
     run: CollectionRun,
     *,

@@ -31,6 +31,7 @@ from .collection_runs import (
     locked_debt,
     run_pk,
 )
+from .retry import retry_on_conflict
 from .signals import debt_initiated
 
 __all__ = ["initiate", "run_collection", "run_due_collections", "RunReport", "DEFAULT_BATCH_SIZE"]
@@ -42,6 +43,7 @@ logger = logging.getLogger("accounts.collections")
 DEFAULT_BATCH_SIZE = expiry.DEFAULT_BATCH_SIZE
 
 
+@retry_on_conflict
 def initiate(debt: Debt) -> bool:
     """Mark a pending debt initiated; send ``debt_initiated`` once committed.
 

@@ -35,6 +35,7 @@ from .exceptions import (
 from .fields import window_bound
 from .idempotency import fingerprint
 from .models import Account, AccountType
+from .retry import retry_on_conflict
 
 if TYPE_CHECKING:
     from .exceptions import StrOrPromise
@@ -211,6 +212,7 @@ def _source(using: str, source: Account | None, currency: str) -> Account:
     return account
 
 
+@retry_on_conflict
 def create_run(
     *,
     period_start: datetime.date | datetime.datetime,

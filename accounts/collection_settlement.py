@@ -29,6 +29,7 @@ from .exceptions import (
 )
 from .idempotency import fingerprint
 from .models import Transfer
+from .retry import retry_on_conflict
 from .signals import debt_failed, debt_settled
 
 __all__ = ["settle", "fail", "REFERENCE_LENGTH", "KEY_PREFIX"]
@@ -39,6 +40,7 @@ REFERENCE_LENGTH = 100
 KEY_PREFIX = "collection:"
 
 
+@retry_on_conflict
 def settle(
     debt: Debt,
     amount: Money | Decimal,
@@ -170,6 +172,7 @@ def settle(
     return recorded
 
 
+@retry_on_conflict
 def fail(debt: Debt, reason: str, *, user: arguments.User = None) -> Debt:
     """Mark an open debt failed: what it still owes is owed again in the next run.
 

@@ -30,10 +30,10 @@ from django.db.transaction import TransactionManagementError
 from django.test.utils import override_settings
 from django.utils import timezone
 
-from accounts import expiry, facade, retry, signals
+from accounts import collections, expiry, facade, retry, signals
 from accounts.checks import check_retry_settings
 from accounts.exceptions import AccountException, InsufficientFunds, RetryableConflict
-from accounts.models import Account, Batch, Hold, Repayment, Transfer
+from accounts.models import Account, Batch, Debt, Hold, Repayment, Settlement, Transfer
 
 from .cluster.harness import retry_log
 from .factories import AccountFactory
@@ -256,6 +256,41 @@ def test_each_operation_runs_again_after_conflicts_and_does_its_work_once(world,
     assert state() == expected
     assert Transfer.objects.count() == before + transfers
     assert len(posted) == transfers  # signals of the aborted attempts were never sent
+    assert_ledger_consistent()
+
+
+@pytest.mark.parametrize("at", ["write", "commit"])
+def test_the_collection_steps_run_again_after_conflicts_and_record_once(world, at):
+    debtor = world["debtor"]  # owes 20.00
+    today = timezone.localdate()
+    with retry_log() as log, conflicts(2, at=at):
+        run = collections.create_run(
+            accounts=Account.objects.filter(pk=debtor.pk),
+            name="Retried",
+            period_start=today.replace(day=1),
+            period_end=timezone.now(),
+            collect_on=today + datetime.timedelta(days=5),
+        )
+    assert log.retried == 2
+    with retry_log() as log, conflicts(2, at=at):
+        collections.freeze(run)
+    assert log.retried == 2
+    debt = run.debts.get()
+    assert debt.amount.amount == Decimal("20.00")
+    with retry_log() as log, conflicts(2, at=at):
+        assert collections.initiate(debt) is True
+    assert log.retried == 2
+    with retry_log() as log, conflicts(2, at=at):
+        collections.settle(debt, Decimal("5.00"), reference="DD-retried")
+    assert log.retried == 2
+    with retry_log() as log, conflicts(2, at=at):
+        collections.fail(debt, "returned by the bank")
+    assert (log.retried, log.gave_up) == (2, 0)
+
+    stored = Debt.objects.get(pk=debt.pk)
+    assert (stored.status, stored.recovered.amount) == (Debt.Status.FAILED, Decimal("5.00"))
+    assert Settlement.objects.filter(debt=stored).count() == 1
+    assert Transfer.objects.filter(destination=debtor, description__contains="debt").count() == 1
     assert_ledger_consistent()
 
 
