@@ -2131,3 +2131,11 @@ def test_a_statement_by_effective_date_costs_the_same_queries_whatever_the_histo
     with django_assert_num_queries(5):
         third.get(long.json()["next"])
     assert len(short.json()["results"]) == len(long.json()["results"]) == 2
+
+
+def test_an_expiry_that_is_no_date_is_400_not_a_server_error(world):
+    before = written()
+    response = place(world, expires_at="2026-02-30T12:00:00+00:00")
+    assert response.status_code == 400
+    assert list(response.json()["fields"]) == ["expires_at"]
+    assert written() == before
