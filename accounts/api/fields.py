@@ -20,7 +20,6 @@ from typing import Any
 
 from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.translation import gettext_lazy as _
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -151,7 +150,20 @@ class CurrencyField(serializers.Field):
         return str(value)
 
 
-@extend_schema_field(OpenApiTypes.DATETIME)
+#: The schema of a date and time with its offset, with an example.
+DATETIME_SCHEMA = {
+    "type": "string",
+    "format": "date-time",
+    "example": "2026-03-01T12:00:00+00:00",
+}
+
+
+@extend_schema_field(DATETIME_SCHEMA)
+class MomentField(serializers.DateTimeField):
+    """A date and time the API answers with (ISO 8601, with its offset), with an example."""
+
+
+@extend_schema_field(DATETIME_SCHEMA)
 class AwareDateTimeField(serializers.Field):
     """An ISO 8601 date and time with its UTC offset (``2026-03-01T12:00:00+00:00``)."""
 

@@ -39,6 +39,7 @@ from .fields import (
     AwareDateTimeField,
     CurrencyField,
     MetadataField,
+    MomentField,
     MoneyField,
     MoneySerializer,
     StrictBooleanField,
@@ -58,8 +59,8 @@ def _metadata(help_text: Any) -> MetadataField:
     return MetadataField(read_only=True, help_text=help_text)
 
 
-def _notified_at(what: Any) -> serializers.DateTimeField:
-    return serializers.DateTimeField(
+def _notified_at(what: Any) -> MomentField:
+    return MomentField(
         read_only=True,
         allow_null=True,
         help_text=_(
@@ -256,7 +257,7 @@ class TransferSerializer(serializers.ModelSerializer):
     reversible_amount = serializers.SerializerMethodField(
         help_text=_("What can still be reversed (zero for a reversal).")
     )
-    effective_at = serializers.DateTimeField(read_only=True, help_text=_EFFECTIVE_AT_HELP)
+    effective_at = MomentField(read_only=True, help_text=_EFFECTIVE_AT_HELP)
     metadata = _metadata(
         _(
             "As the request gave it ({} when none); a reversal's or a capture's "
@@ -332,7 +333,7 @@ class HoldSerializer(serializers.ModelSerializer):
         allow_null=True,
         help_text=_("The transfer that captured the hold (null until captured)."),
     )
-    effective_at = serializers.DateTimeField(read_only=True, help_text=_EFFECTIVE_AT_HELP)
+    effective_at = MomentField(read_only=True, help_text=_EFFECTIVE_AT_HELP)
     metadata = _metadata(_("As the request gave it ({} when none)."))
     notified_at = _notified_at(_("hold"))
 
@@ -370,7 +371,7 @@ class StatementLineSerializer(serializers.ModelSerializer):
         source="transfer.merchant_reference", read_only=True, allow_null=True
     )
     is_reversal = serializers.BooleanField(source="transfer.is_reversal", read_only=True)
-    effective_at = serializers.DateTimeField(
+    effective_at = MomentField(
         source="transfer.effective_at",
         read_only=True,
         help_text=_("The transfer's effective date: when it happened in the world."),

@@ -253,6 +253,7 @@ class StatementView(LedgerView):
                     "posted; the default) or effective_at (when the transfer happened in the "
                     "world). Balances always follow the posting order."
                 ),
+                examples=[OpenApiExample("By effective date", value="effective_at")],
             ),
             OpenApiParameter("cursor", str, description="From a previous page's next/previous."),
             OpenApiParameter("page_size", int, description="1 to 200; default 50."),
