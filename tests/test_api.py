@@ -2002,13 +2002,16 @@ def test_the_same_key_with_other_metadata_is_409_and_writes_nothing(endpoint):
 
 
 def test_the_same_key_with_another_effective_at_is_409(world):
-    assert pay(world, world.barry, world.credit, world.loot, key="eff-1", effective_at=PAST)
+    first = pay(world, world.barry, world.credit, world.loot, key="eff-1", effective_at=PAST)
+    assert first.status_code == 201
+    before = written()
     response = pay(
         world, world.barry, world.credit, world.loot, key="eff-1",
         effective_at="2025-06-02T09:30:00+01:00",
     )  # fmt: skip
     assert response.status_code == 409
     assert response.json()["code"] == "idempotency_conflict"
+    assert written() == before
 
 
 def test_notified_at_is_null_until_the_transfer_or_hold_is_marked(world, hold):
