@@ -1789,3 +1789,356 @@ def test_reading_a_batch_costs_the_same_queries_whatever_its_size(world):
 
     # The user's permissions (2), the batch, its transfers, their reversals.
     assert len(statements(1)) == len(statements(20)) == 5
+
+
+# Metadata, effective dates, notification marks (issue 15) ---------------------------
+
+PAST = "2025-06-01T09:30:00+01:00"
+META = {"order": "3001", "lines": [1, 2], "gift": True, "note": None}
+
+
+def moment(text):
+    from django.utils.dateparse import parse_datetime
+
+    return parse_datetime(text)
+
+
+def written():
+    """Everything a refused write must leave as it was."""
+    return ledger_totals(), Hold.objects.count(), Batch.objects.count()
+
+
+class Endpoint:
+    """A write of the API that takes metadata and effective_at: who posts what, where."""
+
+    def __init__(self, name, world, request):
+        self.name, self.world = name, world
+        self.user = world.barry if name == "transfers" else world.cashier
+        if name == "transfers":
+            self.path, self.body = "transfers/", good_body(world)
+        elif name == "reverse":
+            original = facade.transfer(world.household, world.sales, Decimal("4.00"))
+            self.path, self.body = "transfers/%s/reverse/" % original.reference, {}
+        elif name == "holds":
+            self.path = "holds/"
+            self.body = {
+                "source": world.household.pk,
+                "destination": world.sales.pk,
+                "amount": "6.00",
+                "currency": "GBP",
+            }
+        elif name == "capture":
+            held = facade.hold(world.household, world.sales, Decimal("10.00"))
+            self.path, self.body = "holds/%s/capture/" % held.reference, {}
+        elif name == "repayments":
+            wallet = request.getfixturevalue("card_wallet")
+            self.path = "repayments/"
+            self.body = {
+                "source": world.household.pk,
+                "destination": wallet.pk,
+                "amount": "10.00",
+                "currency": "GBP",
+            }
+        else:
+            self.path = "batches/"
+            self.body = {"transfers": [item(world.household, world.sales, "1.00")]}
+
+    def post(self, key=None, **fields):
+        if self.name == "batches":
+            first = {**self.body["transfers"][0], **fields}
+            body = {"transfers": [item(self.world.household, self.world.sales, "1.00"), first]}
+        else:
+            body = {**self.body, **fields}
+        return post(self.world.client(self.user), self.path, body, key=key)
+
+    def field(self, name):
+        """How a 400 names the field: a batch's second transfer by its path."""
+        return "transfers.1.%s" % name if self.name == "batches" else name
+
+    def shown(self, response):
+        """The transfer or hold the answer shows, and its row."""
+        data = response.json()
+        if self.name == "repayments":
+            data = data["transfer"]
+        elif self.name == "batches":
+            data = data["transfers"][1]
+        model = Hold if self.name == "holds" else Transfer
+        return data, model.objects.get(reference=data["reference"])
+
+
+ENDPOINTS = ["transfers", "reverse", "holds", "capture", "repayments", "batches"]
+
+
+@pytest.fixture(params=ENDPOINTS)
+def endpoint(request, world):
+    return Endpoint(request.param, world, request)
+
+
+def test_metadata_and_effective_at_go_in_and_come_out_of_every_write(endpoint):
+    response = endpoint.post(metadata=META, effective_at=PAST)
+    assert response.status_code == 201, response.json()
+    data, row = endpoint.shown(response)
+    assert data["metadata"] == row.metadata == META
+    assert moment(data["effective_at"]) == row.effective_at == moment(PAST)
+    assert data["notified_at"] is None
+
+
+def test_without_them_metadata_is_the_default_and_effective_at_the_posting_time(endpoint):
+    response = endpoint.post()
+    assert response.status_code == 201, response.json()
+    data, row = endpoint.shown(response)
+    assert data["metadata"] == row.metadata
+    assert moment(data["effective_at"]) == row.effective_at == row.created
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [["a", "list"], "a string", 12, None, {"note": "x" * 80}],
+    ids=["list", "string", "number", "null", "too-large"],
+)
+@override_settings(ACCOUNTS_METADATA_MAX_BYTES=64)
+def test_bad_metadata_is_400_naming_the_field_and_writes_nothing(endpoint, metadata):
+    before = written()
+    response = endpoint.post(metadata=metadata)
+    assert response.status_code == 400, response.json()
+    assert response.json()["code"] == "invalid"
+    assert list(response.json()["fields"]) == [endpoint.field("metadata")]
+    assert written() == before
+
+
+def test_metadata_over_the_maximum_says_so(world):
+    with override_settings(ACCOUNTS_METADATA_MAX_BYTES=64):
+        response = pay(world, world.barry, world.credit, world.loot, metadata={"n": "x" * 80})
+    assert response.status_code == 400
+    (message,) = response.json()["fields"]["metadata"]
+    assert "ACCOUNTS_METADATA_MAX_BYTES" in message
+
+
+@pytest.mark.parametrize(
+    "effective_at",
+    ["2025-06-01T09:30:00", "2025-02-30T09:30:00+00:00", "yesterday", 1748770200, None],
+    ids=["naive", "no-such-day", "words", "number", "null"],
+)
+def test_a_bad_effective_at_is_400_naming_the_field_and_writes_nothing(endpoint, effective_at):
+    before = written()
+    response = endpoint.post(effective_at=effective_at)
+    assert response.status_code == 400, response.json()
+    assert response.json()["code"] == "invalid"
+    assert list(response.json()["fields"]) == [endpoint.field("effective_at")]
+    assert written() == before
+
+
+def test_a_future_effective_at_is_refused_by_the_ledger_and_writes_nothing(endpoint):
+    tomorrow = timezone.now() + datetime.timedelta(days=1)
+    before = written()
+    response = endpoint.post(effective_at=tomorrow.isoformat())
+    assert response.status_code == 400, response.json()
+    body = response.json()
+    assert body["code"] == "invalid_argument"
+    assert moment(body["facts"]["effective_at"]) == tomorrow
+    assert "now" in body["facts"]
+    assert written() == before
+
+
+def test_a_batchs_own_metadata_and_effective_at_are_shown_and_inherited(world):
+    response = post_batch(
+        world,
+        world.cashier,
+        [
+            item(world.household, world.sales, "1.00"),
+            item(world.household, world.sales, "2.00", metadata={"line": 2}),
+        ],
+        metadata={"order": "3001"},
+        effective_at=PAST,
+    )
+    assert response.status_code == 201, response.json()
+    data = response.json()
+    assert data["metadata"] == Batch.objects.get().metadata == {"order": "3001"}
+    assert [t["metadata"] for t in data["transfers"]] == [{}, {"line": 2}]
+    assert [moment(t["effective_at"]) for t in data["transfers"]] == [moment(PAST)] * 2
+    again = world.client(world.clerk).get(API + "batches/%s/" % data["reference"]).json()
+    assert again["metadata"] == {"order": "3001"}
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"metadata": ["not", "an", "object"]}, "metadata"),
+        ({"effective_at": "2025-06-01T09:30:00"}, "effective_at"),
+    ],
+)
+def test_a_batchs_own_bad_metadata_or_effective_at_is_400(world, fields, field):
+    response = post_batch(
+        world, world.cashier, [item(world.household, world.sales, "1.00")], **fields
+    )
+    assert response.status_code == 400
+    assert list(response.json()["fields"]) == [field]
+    assert Batch.objects.count() == 0
+
+
+def test_a_reversal_and_a_capture_default_to_the_originals_metadata(world):
+    original = facade.transfer(world.household, world.sales, Decimal("4.00"), metadata=META)
+    held = facade.hold(world.household, world.sales, Decimal("3.00"), metadata={"h": 1})
+    cashier = world.client(world.cashier)
+    reversal = post(cashier, "transfers/%s/reverse/" % original.reference, {})
+    capture = post(cashier, "holds/%s/capture/" % held.reference, {})
+    assert reversal.json()["metadata"] == META
+    assert capture.json()["metadata"] == {"h": 1}
+    shown = cashier.get(API + "holds/%s/" % held.reference).json()
+    assert shown["metadata"] == {"h": 1}
+
+
+def test_the_same_key_with_other_metadata_is_409_and_writes_nothing(endpoint):
+    first = endpoint.post(key="meta-1", metadata={"order": "1"})
+    assert first.status_code == 201, first.json()
+    again = endpoint.post(key="meta-1", metadata={"order": "1"})
+    assert again.status_code == 201
+    assert again.json() == first.json()
+    before = written()
+    response = endpoint.post(key="meta-1", metadata={"order": "2"})
+    assert response.status_code == 409, response.json()
+    assert response.json()["code"] == "idempotency_conflict"
+    assert written() == before
+
+
+def test_the_same_key_with_another_effective_at_is_409(world):
+    first = pay(world, world.barry, world.credit, world.loot, key="eff-1", effective_at=PAST)
+    assert first.status_code == 201
+    before = written()
+    response = pay(
+        world, world.barry, world.credit, world.loot, key="eff-1",
+        effective_at="2025-06-02T09:30:00+01:00",
+    )  # fmt: skip
+    assert response.status_code == 409
+    assert response.json()["code"] == "idempotency_conflict"
+    assert written() == before
+
+
+def test_notified_at_is_null_until_the_transfer_or_hold_is_marked(world, hold):
+    made = pay(world, world.barry, world.credit, world.loot).json()
+    client = world.client(world.cashier)
+    transfer_url, hold_url = (
+        API + "transfers/%s/" % made["reference"],
+        API + "holds/%s/" % hold.reference,
+    )
+    assert client.get(transfer_url).json()["notified_at"] is None
+    assert client.get(hold_url).json()["notified_at"] is None
+    assert Transfer.objects.filter(reference=made["reference"]).mark_notified() == 1
+    assert Hold.objects.filter(pk=hold.pk).mark_notified() == 1
+    transfer = Transfer.objects.get(reference=made["reference"])
+    assert moment(client.get(transfer_url).json()["notified_at"]) == transfer.notified_at
+    hold.refresh_from_db()
+    assert moment(client.get(hold_url).json()["notified_at"]) == hold.notified_at
+
+
+def test_accounts_show_their_metadata(world):
+    Account.objects.filter(pk=world.credit.pk).update(metadata={"crm": "C-17"})
+    client = world.client(world.barry)
+    assert client.get(API + "accounts/%s/" % world.credit.pk).json()["metadata"] == {"crm": "C-17"}
+    listed = {a["id"]: a["metadata"] for a in client.get(API + "accounts/").json()["results"]}
+    assert listed[world.credit.pk] == {"crm": "C-17"}
+    assert listed[world.household.pk] == {}
+
+
+@override_settings(ACCOUNTS_RECORD_DECLINES=True)
+def test_a_decline_shows_the_metadata_of_the_refused_request(world):
+    response = pay(world, world.barry, world.credit, world.loot, "500.00", metadata={"o": "9"})
+    assert response.status_code == 422
+    (declined,) = declines_of(world.client(world.barry), world.credit).json()["results"]
+    assert declined["metadata"] == {"o": "9"}
+
+
+def statement_of(world, **params):
+    return world.client(world.barry).get(
+        API + "accounts/%s/statement/" % world.household.pk, params
+    )
+
+
+def test_statement_lines_show_their_transfers_effective_at_and_metadata(world):
+    facade.transfer(
+        world.household, world.sales, Decimal("3.00"), metadata=META, effective_at=moment(PAST)
+    )
+    data = statement_of(world).json()
+    assert data["date_field"] == "created"
+    top_up, paid = data["results"]
+    assert moment(paid["effective_at"]) == moment(PAST)
+    assert paid["metadata"] == META
+    assert top_up["metadata"] == {}
+
+
+def test_a_statement_by_effective_date_filters_and_sorts_by_it(world):
+    early = facade.transfer(
+        world.household, world.sales, Decimal("3.00"), effective_at=moment(PAST)
+    )
+    late = facade.transfer(
+        world.household,
+        world.sales,
+        Decimal("2.00"),
+        effective_at=moment("2025-07-01T09:30:00+00:00"),
+    )
+    by_created = statement_of(world, start="2025-06-15")
+    assert len(by_created.json()["results"]) == 3  # all posted today
+    data = statement_of(world, start="2025-06-01", end="2025-06-30", date_field="effective_at")
+    assert data.status_code == 200
+    body = data.json()
+    assert body["date_field"] == "effective_at"
+    assert [line["transfer"] for line in body["results"]] == [early.reference]
+    everything = statement_of(world, date_field="effective_at", order="newest").json()
+    assert [line["transfer"] for line in everything["results"]][:2] == [
+        Transfer.objects.filter(destination=world.household).get().reference,
+        late.reference,
+    ]
+
+
+def test_a_statement_by_effective_date_pages_with_a_cursor_both_ways(world):
+    for day in range(1, 6):
+        facade.transfer(
+            world.household,
+            world.sales,
+            Decimal(day),
+            effective_at=moment("2025-06-%02dT09:30:00+00:00" % (6 - day)),
+        )
+    client = world.client(world.barry)
+    url = API + "accounts/%s/statement/?date_field=effective_at&page_size=2" % world.household.pk
+    first = client.get(url).json()
+    second = client.get(first["next"]).json()
+    amounts = [line["amount"]["amount"] for line in first["results"] + second["results"]]
+    assert amounts == ["-5.00", "-4.00", "-3.00", "-2.00"]
+    assert client.get(second["previous"]).json()["results"] == first["results"]
+
+
+@pytest.mark.parametrize("value", ["posted", "effective", ""])
+def test_a_bad_statement_date_field_is_400_naming_it(world, value):
+    response = statement_of(world, date_field=value)
+    assert response.status_code == 400
+    assert list(response.json()["fields"]) == ["date_field"]
+
+
+def test_a_statement_by_effective_date_costs_the_same_queries_whatever_the_history(
+    world, django_assert_num_queries
+):
+    def client():
+        return world.client(type(world.barry).objects.get(pk=world.barry.pk))
+
+    url = API + "accounts/%s/statement/?date_field=effective_at&page_size=2" % world.household.pk
+    facade.transfer(world.household, world.sales, Decimal("1.00"), metadata=META)
+    first, second, third = client(), client(), client()
+    # The user's permissions (2), the account, the closing balance, one page
+    # of lines with their transfers (metadata and effective_at included).
+    with django_assert_num_queries(5):
+        short = first.get(url)
+    for _ in range(30):
+        facade.transfer(world.household, world.sales, Decimal("1.00"), metadata=META)
+    with django_assert_num_queries(5):
+        long = second.get(url)
+    with django_assert_num_queries(5):
+        third.get(long.json()["next"])
+    assert len(short.json()["results"]) == len(long.json()["results"]) == 2
+
+
+def test_an_expiry_that_is_no_date_is_400_not_a_server_error(world):
+    before = written()
+    response = place(world, expires_at="2026-02-30T12:00:00+00:00")
+    assert response.status_code == 400
+    assert list(response.json()["fields"]) == ["expires_at"]
+    assert written() == before

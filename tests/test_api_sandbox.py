@@ -148,6 +148,7 @@ def test_the_readme_curl_examples_run_against_the_sandbox(sandbox):
         8,
         {"amount": "5.00", "currency": "GBP"},
     )
+    assert paid["metadata"] == {"note": "pocket money"} and paid["notified_at"] is None
     assert refused["code"] == "insufficient_funds"
     assert refused["facts"]["amount"] == {"amount": "500.00", "currency": "GBP"}
     assert bad["code"] == "invalid" and list(bad["fields"]) == ["amount"]

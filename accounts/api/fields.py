@@ -20,13 +20,12 @@ from typing import Any
 
 from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.translation import gettext_lazy as _
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from .. import amounts
+from .. import amounts, arguments
 from ..conf import conf
-from ..exceptions import InvalidAmount
+from ..exceptions import InvalidAmount, InvalidArgument
 
 #: A positive decimal written out: digits, optionally a point and more digits.
 AMOUNT_PATTERN = r"^[0-9]{1,15}(\.[0-9]{1,4})?$"
@@ -151,7 +150,20 @@ class CurrencyField(serializers.Field):
         return str(value)
 
 
-@extend_schema_field(OpenApiTypes.DATETIME)
+#: The schema of a date and time with its offset, with an example.
+DATETIME_SCHEMA = {
+    "type": "string",
+    "format": "date-time",
+    "example": "2026-03-01T12:00:00+00:00",
+}
+
+
+@extend_schema_field(DATETIME_SCHEMA)
+class MomentField(serializers.DateTimeField):
+    """A date and time the API answers with (ISO 8601, with its offset), with an example."""
+
+
+@extend_schema_field(DATETIME_SCHEMA)
 class AwareDateTimeField(serializers.Field):
     """An ISO 8601 date and time with its UTC offset (``2026-03-01T12:00:00+00:00``)."""
 
@@ -162,13 +174,49 @@ class AwareDateTimeField(serializers.Field):
     }
 
     def to_internal_value(self, data: Any) -> Any:
-        moment = parse_datetime(data) if isinstance(data, str) else None
+        try:
+            moment = parse_datetime(data) if isinstance(data, str) else None
+        except ValueError:  # well formed, but no such moment (2026-02-30T12:00)
+            moment = None
         if moment is None or moment.tzinfo is None:
             self.fail("invalid")
         return moment
 
     def to_representation(self, value: Any) -> str:
         return value.isoformat()
+
+
+#: The schema of a metadata object, with an example.
+METADATA_SCHEMA = {
+    "type": "object",
+    "additionalProperties": True,
+    "description": (
+        "A JSON object of your own (strings, numbers, true/false, null, lists and objects), "
+        "at most ACCOUNTS_METADATA_MAX_BYTES as compact UTF-8 JSON; stored as given and "
+        "never changed."
+    ),
+    "example": {"order": "3001", "channel": "web"},
+}
+
+
+@extend_schema_field(METADATA_SCHEMA)
+class MetadataField(serializers.Field):
+    """A JSON object of the caller's, checked as the ledger checks metadata.
+
+    ``accounts.arguments.metadata`` decides (an object, JSON values, storable
+    text, at most ``ACCOUNTS_METADATA_MAX_BYTES``), here, so that a refusal
+    is a 400 naming the field (``transfers.1.metadata`` in a batch) before
+    anything is locked; the facade checks it again, the same way.
+    """
+
+    def to_internal_value(self, data: Any) -> Any:
+        try:
+            return arguments.metadata(data)
+        except InvalidArgument as exc:
+            raise serializers.ValidationError(str(exc), code="invalid") from exc
+
+    def to_representation(self, value: Any) -> Any:
+        return value
 
 
 def check_places(amount: Decimal, currency: str, field: str = "amount") -> None:

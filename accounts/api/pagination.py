@@ -2,7 +2,8 @@
 Cursor pagination on unique keys: every page costs one indexed query.
 
 A page is the rows after (or before) the cursor in the order of the keys,
-``(created, id)`` for a statement, ``id`` for accounts. The cursor is an
+``(created, id)`` for a statement (``(transfer__effective_at, id)`` for one
+by effective date), ``id`` for accounts. The cursor is an
 opaque token holding the keys of the row the page starts after, so pages
 stay right while new rows arrive, and a page deep in a long history costs
 the same as the first: no ``OFFSET``, no ``COUNT(*)``.
@@ -120,7 +121,9 @@ class KeysetPage:
     def _encode(self, row: Any, direction: str) -> str:
         values = []
         for key in self.keys:
-            value = row.pk if key == "pk" else getattr(row, key)
+            value: Any = row
+            for name in key.split("__"):  # transfer__effective_at: through the relation
+                value = value.pk if name == "pk" else getattr(value, name)
             values.append(value.isoformat() if isinstance(value, datetime.datetime) else value)
         raw = json.dumps({"d": direction, "k": values}, separators=(",", ":")).encode()
         return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")

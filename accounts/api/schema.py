@@ -47,6 +47,9 @@ class ErrorFactsSerializer(serializers.Serializer):
     start_date = serializers.DateTimeField(required=False)
     end_date = serializers.DateTimeField(required=False)
     expires_at = serializers.DateTimeField(required=False)
+    effective_at = serializers.DateTimeField(
+        required=False, help_text=_("An effective date refused as later than the posting time.")
+    )
     now = serializers.DateTimeField(
         required=False, help_text=_("The database's clock when the ledger decided.")
     )

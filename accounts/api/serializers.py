@@ -38,6 +38,8 @@ from .fields import (
     AmountField,
     AwareDateTimeField,
     CurrencyField,
+    MetadataField,
+    MomentField,
     MoneyField,
     MoneySerializer,
     StrictBooleanField,
@@ -51,6 +53,28 @@ from .policy import may_pay
 from .schema import ErrorSerializer
 
 # Output ----------------------------------------------------------------------
+
+
+def _metadata(help_text: Any) -> MetadataField:
+    return MetadataField(read_only=True, help_text=help_text)
+
+
+def _notified_at(what: Any) -> MomentField:
+    return MomentField(
+        read_only=True,
+        allow_null=True,
+        help_text=_(
+            "When the notification of this %(what)s was sent (Transfer/Hold "
+            "mark_notified()); null: not yet. Set once, never changed."
+        )
+        % {"what": what},
+    )
+
+
+_EFFECTIVE_AT_HELP = _(
+    "When the movement happened in the world (e.g. a card payment's transaction date), as "
+    "the request gave it; default: when it was posted, never later."
+)
 
 
 @extend_schema_field(
@@ -164,6 +188,7 @@ class AccountSerializer(serializers.ModelSerializer):
     spending_limits = serializers.SerializerMethodField(
         help_text=_("Each period's spending limit (day, week, month); empty: none.")
     )
+    metadata = _metadata(_("The account's metadata: a JSON object, {} when none."))
 
     class Meta:
         model = Account
@@ -186,6 +211,7 @@ class AccountSerializer(serializers.ModelSerializer):
             "end_date",
             "created",
             "primary_user",
+            "metadata",
         ]
         read_only_fields = fields
 
@@ -231,6 +257,14 @@ class TransferSerializer(serializers.ModelSerializer):
     reversible_amount = serializers.SerializerMethodField(
         help_text=_("What can still be reversed (zero for a reversal).")
     )
+    effective_at = MomentField(read_only=True, help_text=_EFFECTIVE_AT_HELP)
+    metadata = _metadata(
+        _(
+            "As the request gave it ({} when none); a reversal's or a capture's "
+            "default: the original's."
+        )
+    )
+    notified_at = _notified_at(_("transfer"))
 
     class Meta:
         model = Transfer
@@ -243,8 +277,11 @@ class TransferSerializer(serializers.ModelSerializer):
             "merchant_reference",
             "description",
             "created",
+            "effective_at",
             "reversed_amount",
             "reversible_amount",
+            "metadata",
+            "notified_at",
         ]
         read_only_fields = fields
 
@@ -296,6 +333,9 @@ class HoldSerializer(serializers.ModelSerializer):
         allow_null=True,
         help_text=_("The transfer that captured the hold (null until captured)."),
     )
+    effective_at = MomentField(read_only=True, help_text=_EFFECTIVE_AT_HELP)
+    metadata = _metadata(_("As the request gave it ({} when none)."))
+    notified_at = _notified_at(_("hold"))
 
     class Meta:
         model = Hold
@@ -311,6 +351,9 @@ class HoldSerializer(serializers.ModelSerializer):
             "created",
             "resolved_at",
             "capture",
+            "effective_at",
+            "metadata",
+            "notified_at",
         ]
         read_only_fields = fields
 
@@ -328,6 +371,14 @@ class StatementLineSerializer(serializers.ModelSerializer):
         source="transfer.merchant_reference", read_only=True, allow_null=True
     )
     is_reversal = serializers.BooleanField(source="transfer.is_reversal", read_only=True)
+    effective_at = MomentField(
+        source="transfer.effective_at",
+        read_only=True,
+        help_text=_("The transfer's effective date: when it happened in the world."),
+    )
+    metadata = MetadataField(
+        source="transfer.metadata", read_only=True, help_text=_("The transfer's metadata.")
+    )
 
     class Meta:
         model = Transaction
@@ -340,6 +391,8 @@ class StatementLineSerializer(serializers.ModelSerializer):
             "description",
             "merchant_reference",
             "is_reversal",
+            "effective_at",
+            "metadata",
         ]
         read_only_fields = fields
 
@@ -353,6 +406,13 @@ class StatementSerializer(serializers.Serializer):
         allow_null=True, help_text=_("Start of the period (null: from the first line).")
     )
     end = serializers.DateTimeField(help_text=_("End of the period (default: now)."))
+    date_field = serializers.ChoiceField(
+        choices=["created", "effective_at"],
+        help_text=_(
+            "What start and end apply to and the lines are sorted by: created (when "
+            "posted) or effective_at (when the transfer happened in the world)."
+        ),
+    )
     opening_balance = MoneyField(help_text=_("The balance at the start of the period."))
     closing_balance = MoneyField(help_text=_("The balance at the end of the period."))
     next = serializers.URLField(allow_null=True, help_text=_("The next (later) page, or null."))
@@ -414,6 +474,7 @@ class DeclineSerializer(serializers.ModelSerializer):
         read_only=True, help_text=_('The reason in a few words: "daily limit reached".')
     )
     facts = serializers.SerializerMethodField()
+    metadata = _metadata(_("The metadata of the refused request, as it gave it."))
 
     class Meta:
         model = Decline
@@ -431,6 +492,7 @@ class DeclineSerializer(serializers.ModelSerializer):
             "merchant_reference",
             "description",
             "created",
+            "metadata",
         ]
         read_only_fields = fields
 
@@ -513,6 +575,7 @@ class BatchSerializer(serializers.ModelSerializer):
     transfers = serializers.SerializerMethodField(
         help_text=_("The posted transfers, in request order.")
     )
+    metadata = _metadata(_("The batch's own metadata ({} when none); each transfer has its own."))
 
     class Meta:
         model = Batch
@@ -523,6 +586,7 @@ class BatchSerializer(serializers.ModelSerializer):
             "reverses",
             "description",
             "created",
+            "metadata",
             "items",
             "transfers",
         ]
@@ -682,6 +746,16 @@ class TransferRequest(MoneyRequest):
         default=False,
         help_text=_("Move as much of the amount as the source can cover now (at least 0.01)."),
     )
+    metadata = MetadataField(
+        required=False, help_text=_("A JSON object of your own, stored on the transfer.")
+    )
+    effective_at = AwareDateTimeField(
+        required=False,
+        help_text=_(
+            "When it happened in the world, with its UTC offset; not after the posting "
+            "time (400 invalid_argument); default: the posting time."
+        ),
+    )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         attrs = super().validate(attrs)
@@ -705,6 +779,16 @@ class ReverseRequest(MoneyRequest):
     currency = CurrencyField(required=False, help_text=_("Required with amount."))
     merchant_reference = _text(128, allow_null=True, help_text=_("Default: the original's."))
     description = _text(allow_blank=True, help_text=_("Why; shown on statements."))
+    metadata = MetadataField(
+        required=False, help_text=_("A JSON object of your own; default: the original's.")
+    )
+    effective_at = AwareDateTimeField(
+        required=False,
+        help_text=_(
+            "When it happened in the world, with its UTC offset; not after the posting "
+            "time (400 invalid_argument); default: the posting time."
+        ),
+    )
 
 
 class HoldRequest(MoneyRequest):
@@ -719,6 +803,16 @@ class HoldRequest(MoneyRequest):
     )
     merchant_reference = _text(128, allow_null=True, help_text=_("Your reference."))
     description = _text(allow_blank=True)
+    metadata = MetadataField(
+        required=False, help_text=_("A JSON object of your own, stored on the hold.")
+    )
+    effective_at = AwareDateTimeField(
+        required=False,
+        help_text=_(
+            "When it happened in the world, with its UTC offset; not after the posting "
+            "time (400 invalid_argument); default: the posting time."
+        ),
+    )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         attrs = super().validate(attrs)
@@ -737,6 +831,16 @@ class RepayRequest(MoneyRequest):
     currency = CurrencyField()
     merchant_reference = _text(128, allow_null=True, help_text=_("Your reference."))
     description = _text(allow_blank=True, help_text=_("Shown on statements."))
+    metadata = MetadataField(
+        required=False, help_text=_("A JSON object of your own, stored on the repaying transfer.")
+    )
+    effective_at = AwareDateTimeField(
+        required=False,
+        help_text=_(
+            "When it happened in the world, with its UTC offset; not after the posting "
+            "time (400 invalid_argument); default: the posting time."
+        ),
+    )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         attrs = super().validate(attrs)
@@ -762,6 +866,16 @@ class BatchTransferRequest(MoneyRequest):
         default=False,
         help_text=_("Move as much of the amount as the source can cover then (at least 0.01)."),
     )
+    metadata = MetadataField(
+        required=False, help_text=_("A JSON object of your own, stored on this transfer.")
+    )
+    effective_at = AwareDateTimeField(
+        required=False,
+        help_text=_(
+            "When it happened in the world, with its UTC offset; not after the posting "
+            "time; default: the batch's effective_at, else the posting time."
+        ),
+    )
 
 
 class BatchRequest(StrictSerializer):
@@ -778,6 +892,17 @@ class BatchRequest(StrictSerializer):
     )
     description = _text(
         allow_blank=True, help_text=_("The batch's, and each transfer's unless it has its own.")
+    )
+    metadata = MetadataField(
+        required=False,
+        help_text=_("A JSON object of your own, stored on the batch (not on its transfers)."),
+    )
+    effective_at = AwareDateTimeField(
+        required=False,
+        help_text=_(
+            "Each transfer's unless it has its own, with its UTC offset; not after the "
+            "posting time (400 invalid_argument); default: the posting time."
+        ),
     )
 
     def validate_transfers(self, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -804,6 +929,16 @@ class CaptureRequest(MoneyRequest):
     amount = AmountField(required=False, help_text=_("How much to capture; default: all of it."))
     currency = CurrencyField(required=False, help_text=_("Required with amount."))
     description = _text(allow_blank=True, help_text=_("Default: the hold's description."))
+    metadata = MetadataField(
+        required=False, help_text=_("A JSON object of your own; default: the hold's.")
+    )
+    effective_at = AwareDateTimeField(
+        required=False,
+        help_text=_(
+            "When it happened in the world, with its UTC offset; not after the posting "
+            "time (400 invalid_argument); default: the posting time."
+        ),
+    )
 
 
 class ReleaseRequest(StrictSerializer):
@@ -865,6 +1000,7 @@ class StatementFilter(StrictSerializer):
     start = _QueryText(required=False)
     end = _QueryText(required=False)
     order = serializers.ChoiceField(choices=["oldest", "newest"], required=False)
+    date_field = serializers.ChoiceField(choices=["created", "effective_at"], required=False)
     cursor = _QueryText(required=False)
     page_size = _QueryText(required=False)
 

@@ -244,6 +244,17 @@ class StatementView(LedgerView):
                 enum=["oldest", "newest"],
                 description="oldest (the default) or newest first, as a wallet app shows it.",
             ),
+            OpenApiParameter(
+                "date_field",
+                str,
+                enum=["created", "effective_at"],
+                description=(
+                    "What start and end apply to and the lines are sorted by: created (when "
+                    "posted; the default) or effective_at (when the transfer happened in the "
+                    "world). Balances always follow the posting order."
+                ),
+                examples=[OpenApiExample("By effective date", value="effective_at")],
+            ),
             OpenApiParameter("cursor", str, description="From a previous page's next/previous."),
             OpenApiParameter("page_size", int, description="1 to 200; default 50."),
         ],
@@ -255,16 +266,21 @@ class StatementView(LedgerView):
     def get(self, request: Request, pk: int) -> Response:
         account = get_object_or_404(visible_accounts(request.user), pk=pk)
         period = validated(serializers.StatementFilter, request, request.query_params.dict())
-        statement = account.statement(period.get("start"), period.get("end"))
-        newest_first = period.get("order") == "newest"
-        page = KeysetPage(
-            statement.transactions, request, ("created", "pk"), descending=newest_first
+        date_field = period.get("date_field", "created")
+        statement = account.statement(
+            period.get("start"), period.get("end"), date_field=date_field
         )
+        newest_first = period.get("order") == "newest"
+        # The statement's own order: by posting time, or by the transfer's
+        # effective date; the leg's id breaks ties either way.
+        keys = ("created", "pk") if date_field == "created" else ("transfer__effective_at", "pk")
+        page = KeysetPage(statement.transactions, request, keys, descending=newest_first)
         data = {
             "account": account.pk,
             "currency": account.currency,
             "start": statement.start,
             "end": statement.end,
+            "date_field": date_field,
             "opening_balance": statement.opening_balance,
             "closing_balance": statement.closing_balance,
             "next": page.next_link,
@@ -345,6 +361,7 @@ class TransferCreateView(LedgerView):
                     "amount": "5.00",
                     "currency": "GBP",
                     "description": "Pocket money",
+                    "metadata": {"note": "for the cinema"},
                 },
             )
         ],
@@ -361,6 +378,8 @@ class TransferCreateView(LedgerView):
             description=data.get("description"),
             idempotency_key=key,
             allow_partial=data["allow_partial"],
+            metadata=data.get("metadata"),
+            effective_at=data.get("effective_at"),
         )
         transfer = (
             Transfer.objects.using(transfer._state.db).select_related("parent").get(pk=transfer.pk)
@@ -421,7 +440,12 @@ class TransferReverseView(LedgerView):
             OpenApiExample(
                 "Refund part",
                 request_only=True,
-                value={"amount": "2.50", "currency": "GBP", "description": "Damaged item"},
+                value={
+                    "amount": "2.50",
+                    "currency": "GBP",
+                    "description": "Damaged item",
+                    "metadata": {"return": "RMA-77"},
+                },
             )
         ],
     )
@@ -436,6 +460,8 @@ class TransferReverseView(LedgerView):
             merchant_reference=data.get("merchant_reference"),
             description=data.get("description"),
             idempotency_key=key,
+            metadata=data.get("metadata"),
+            effective_at=data.get("effective_at"),
         )
         reversal = (
             Transfer.objects.using(reversal._state.db).select_related("parent").get(pk=reversal.pk)
@@ -478,6 +504,7 @@ class HoldCreateView(LedgerView):
                     "currency": "GBP",
                     "merchant_reference": "ORDER-2001",
                     "expires_at": "2026-03-08T12:00:00+00:00",
+                    "metadata": {"store": "Leeds"},
                 },
             )
         ],
@@ -494,6 +521,8 @@ class HoldCreateView(LedgerView):
             description=data.get("description"),
             user=request.user,
             idempotency_key=key,
+            metadata=data.get("metadata"),
+            effective_at=data.get("effective_at"),
         )
         hold = Hold.objects.using(hold._state.db).select_related("capture").get(pk=hold.pk)
         return self.created(serializers.HoldSerializer(hold).data, hold_url(hold))
@@ -554,7 +583,11 @@ class HoldCaptureView(LedgerView):
             OpenApiExample(
                 "Capture less",
                 request_only=True,
-                value={"amount": "5.00", "currency": "GBP"},
+                value={
+                    "amount": "5.00",
+                    "currency": "GBP",
+                    "effective_at": "2026-03-02T09:30:00+00:00",
+                },
             )
         ],
     )
@@ -568,6 +601,8 @@ class HoldCaptureView(LedgerView):
             user=request.user,
             description=data.get("description"),
             idempotency_key=key,
+            metadata=data.get("metadata"),
+            effective_at=data.get("effective_at"),
         )
         transfer = (
             Transfer.objects.using(transfer._state.db).select_related("parent").get(pk=transfer.pk)
@@ -663,6 +698,7 @@ class BatchCreateView(LedgerView):
                         },
                     ],
                     "description": "Order 3001",
+                    "metadata": {"order": "3001"},
                 },
             )
         ],
@@ -679,6 +715,8 @@ class BatchCreateView(LedgerView):
                     merchant_reference=item.get("merchant_reference"),
                     description=item.get("description"),
                     allow_partial=item["allow_partial"],
+                    metadata=item.get("metadata"),
+                    effective_at=item.get("effective_at"),
                 )
                 for item in data["transfers"]
             ],
@@ -686,6 +724,8 @@ class BatchCreateView(LedgerView):
             description=data.get("description"),
             idempotency_key=key,
             atomic=data["atomic"],
+            metadata=data.get("metadata"),
+            effective_at=data.get("effective_at"),
         )
         results = getattr(batch, "results", [])
         refusals = {
@@ -776,6 +816,7 @@ class RepaymentCreateView(LedgerView):
                     "amount": "20.00",
                     "currency": "GBP",
                     "description": "Reimbursement: a returned train ticket",
+                    "metadata": {"claim": "EXP-4411"},
                 },
             )
         ],
@@ -792,6 +833,8 @@ class RepaymentCreateView(LedgerView):
             merchant_reference=data.get("merchant_reference"),
             description=data.get("description"),
             idempotency_key=key,
+            metadata=data.get("metadata"),
+            effective_at=data.get("effective_at"),
         )
         zero = amounts.money(Decimal(0), destination.currency)
         if transfer is None:
