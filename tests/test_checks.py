@@ -79,7 +79,7 @@ def test_messages_name_the_bad_value_and_give_a_hint():
 def test_checks_are_registered():
     with override_settings(ACCOUNTS_MIN_INITIAL_VALUE=1.5):
         with pytest.raises(SystemCheckError, match="accounts.E005"):
-            call_command("check")
+            call_command("check", databases=[])
 
 
 def test_repeatable_read_on_mysql_is_warned_about():
@@ -135,7 +135,7 @@ NAME = "not callable"
 def test_the_api_settings_checks_are_registered():
     with override_settings(ACCOUNTS_API_PAYMENT_POLICY="nowhere.policy"):
         with pytest.raises(SystemCheckError, match="accounts.E013"):
-            call_command("check")
+            call_command("check", databases=[])
 
 
 def engine_ids(**settings):
@@ -190,13 +190,17 @@ def test_wallet_settings_are_checked(settings, expected):
 
 
 def test_the_test_settings_pass_every_registered_check():
-    assert [message.id for message in checks.run_checks()] == []
+    assert [message.id for message in checks.run_checks(databases=[])] == []
 
 
 @override_settings(ACCOUNTS_BATCH_MAX_SIZE=0, ACCOUNTS_TIME_ZONE="Mars/Olympus")
 def test_the_engine_and_wallet_checks_are_registered():
     # Django keeps registered checks in a set: their order varies from run to run.
-    ids = [message.id for message in checks.run_checks() if message.id.startswith("accounts.")]
+    ids = [
+        message.id
+        for message in checks.run_checks(databases=[])
+        if message.id.startswith("accounts.")
+    ]
     assert sorted(ids) == ["accounts.E014", "accounts.E020"]
 
 

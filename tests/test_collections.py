@@ -1129,7 +1129,7 @@ def test_the_collection_check_is_registered():
 
     with override_settings(ACCOUNTS_COLLECTION_SOURCES={"GBP": ""}):
         with pytest.raises(SystemCheckError, match="accounts.E018"):
-            call_command("check")
+            call_command("check", databases=[])
 
 
 # The trust boundary ----------------------------------------------------------------------

@@ -480,7 +480,7 @@ def test_a_sweep_inside_a_callers_transaction_leaves_the_conflict_to_the_caller(
 def test_the_retry_checks_are_registered():
     with override_settings(ACCOUNTS_RETRY_ATTEMPTS=0):
         with pytest.raises(SystemCheckError, match="accounts.E016"):
-            call_command("check")
+            call_command("check", databases=[])
 
 
 def test_the_retry_settings_have_defaults_and_are_checked():

@@ -350,7 +350,7 @@ def test_lookup_messages_name_the_bad_value_and_give_a_hint():
 def test_lookup_checks_are_registered():
     with override_settings(ACCOUNTS_CODE_LOOKUP_COOLDOWN=-5):
         with pytest.raises(SystemCheckError, match="accounts.E009"):
-            call_command("check")
+            call_command("check", databases=[])
 
 
 def test_the_templates_ship_with_the_package():
