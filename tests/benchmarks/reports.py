@@ -122,10 +122,10 @@ def build(accounts: int = ACCOUNTS, transfers: int = TRANSFERS) -> dict[str, Any
         run(
             "INSERT INTO %s (id, name, code, description, account_type_id, primary_user_id, "
             "role, status, currency, balance, held, credit_limit, credit_limit_changed_at, "
-            "start_date, end_date, created) "
+            "start_date, end_date, created, spent_day, spent_week, spent_month, metadata) "
             "SELECT %d + s.n, NULL, NULL, '', CASE s.n %% 5 %s END, NULL, NULL, 'open', "
             "CASE WHEN s.n %% 10 = 0 THEN 'JPY' ELSE 'EUR' END, 0, 0, 0, NULL, NULL, NULL, "
-            "{start} "
+            "{start}, 0, 0, 0, '{}' "
             "FROM %s s"
             % (
                 account_table,
@@ -160,10 +160,10 @@ def build(accounts: int = ACCOUNTS, transfers: int = TRANSFERS) -> dict[str, Any
         run(
             "INSERT INTO %s (id, reference, source_id, destination_id, currency, amount, "
             "parent_id, merchant_reference, description, user_id, username, idempotency_key, "
-            "request_fingerprint, created) "
+            "request_fingerprint, created, effective_at, metadata) "
             "SELECT %d + x.i, %s, %s, %s, CASE WHEN x.k %% 10 = 0 THEN 'JPY' ELSE 'EUR' END, "
             "%s, CASE WHEN x.r %% 5 = 2 THEN %d + x.i - %d END, NULL, '', NULL, '', NULL, NULL, "
-            "%s FROM (SELECT s.n AS i, s.n %% %d AS k, s.n %s %d AS r FROM %s s) x"
+            "%s, %s, '{}' FROM (SELECT s.n AS i, s.n %% %d AS k, s.n %s %d AS r FROM %s s) x"
             % (
                 transfer_table,
                 first_transfer,
@@ -174,12 +174,13 @@ def build(accounts: int = ACCOUNTS, transfers: int = TRANSFERS) -> dict[str, Any
                 first_transfer,
                 accounts,
                 moment(vendor, "(x.i + 1) * %d" % step),
+                moment(vendor, "(x.i + 1) * %d" % step),
                 accounts,
                 div,
                 accounts,
                 series(vendor, transfers),
             ),
-            [adapt(start)],
+            [adapt(start), adapt(start)],
         )
         # The legs: minus on the source, plus on the destination, each with
         # the running balance of its account (continuing from its balance).
