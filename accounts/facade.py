@@ -25,6 +25,7 @@ transaction; inside the caller's it raises ``RetryableConflict``: see
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -150,18 +151,15 @@ def transfer(
         description=text.description,
         **_extra(metadata, effective_at),
     )
-    with declines.recorded(
+    with text.declined(
         using,
         declines.TRANSFER if original is None else declines.NOT_RECORDED,
+        user,
+        metadata,
         source=source_id,
         destination=destination_id,
         amount=value,
         currency=currency,
-        merchant_reference=text.merchant_reference,
-        description=text.description,
-        user=arguments.saved_user(user),
-        idempotency_key=text.key,
-        metadata=metadata,
     ):
         return transfers.post(
             using,
@@ -294,18 +292,15 @@ def repay(
         **_extra(metadata, effective_at),
     )
     using = router.db_for_write(Transfer)
-    with declines.recorded(
+    with text.declined(
         using,
         declines.REPAY,
+        user,
+        metadata,
         source=source_id,
         destination=destination_id,
         amount=value,
         currency=currency,
-        merchant_reference=text.merchant_reference,
-        description=text.description,
-        user=arguments.saved_user(user),
-        idempotency_key=text.key,
-        metadata=metadata,
     ):
         return repayments.repay(
             using,
@@ -622,18 +617,15 @@ def hold(
         **_extra(metadata, effective_at),
     )
     using = router.db_for_write(Hold)
-    with declines.recorded(
+    with text.declined(
         using,
         declines.HOLD,
+        user,
+        metadata,
         source=source_id,
         destination=destination_id,
         amount=value,
         currency=currency,
-        merchant_reference=text.merchant_reference,
-        description=text.description,
-        user=arguments.saved_user(user),
-        idempotency_key=text.key,
-        metadata=metadata,
     ):
         return holds.place(
             using,
@@ -698,16 +690,14 @@ def capture(
         **_extra(given, effective_at, inherits=True),
     )
     using = router.db_for_write(Hold)
-    with declines.recorded(
+    with text.declined(
         using,
         declines.CAPTURE,
+        user,
+        given or {},
         hold=hold_id,
         amount=value,
         currency=currency,
-        description=text.description,
-        user=arguments.saved_user(user),
-        idempotency_key=text.key,
-        metadata=given or {},
     ):
         captured, locked = holds.capture(
             using,
@@ -844,6 +834,21 @@ class _Texts:
             merchant_reference, _("Merchant reference"), 128
         )
         self.description: str | None = arguments.text(description, _("Description"), None)
+
+    def declined(
+        self, using: str, operation: str, user: Any, metadata: Any, **request: Any
+    ) -> AbstractContextManager[None]:
+        """``declines.recorded`` for this call: its texts, user and metadata, and ``request``."""
+        return declines.recorded(
+            using,
+            operation,
+            merchant_reference=self.merchant_reference,
+            description=self.description,
+            user=arguments.saved_user(user),
+            idempotency_key=self.key,
+            metadata=metadata,
+            **request,
+        )
 
     @staticmethod
     def user(user: Any) -> int | None:

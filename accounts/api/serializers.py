@@ -712,6 +712,28 @@ def _text(max_length: int | None = None, **kwargs: Any) -> StrictCharField:
     return StrictCharField(**kwargs)
 
 
+def effective_at_field(help_text: Any = None) -> AwareDateTimeField:
+    """An optional ``effective_at`` of a request (the facade judges it against its clock)."""
+    return AwareDateTimeField(
+        required=False,
+        help_text=help_text
+        or _(
+            "When it happened in the world, with its UTC offset; not after the posting "
+            "time (400 invalid_argument); default: the posting time."
+        ),
+    )
+
+
+def both_accounts(attrs: dict[str, Any]) -> dict[str, Any]:
+    """``attrs`` with its source and destination ids replaced by their accounts (one query)."""
+    found = Account.objects.in_bulk([attrs["source"], attrs["destination"]])
+    for name in ("source", "destination"):
+        if attrs[name] not in found:
+            raise serializers.ValidationError({name: [NO_ACCOUNT]}, code="does_not_exist")
+        attrs[name] = found[attrs[name]]
+    return attrs
+
+
 class MoneyRequest(StrictSerializer):
     """Checks the amount's decimal places against its currency (never rounded)."""
 
@@ -749,13 +771,7 @@ class TransferRequest(MoneyRequest):
     metadata = MetadataField(
         required=False, help_text=_("A JSON object of your own, stored on the transfer.")
     )
-    effective_at = AwareDateTimeField(
-        required=False,
-        help_text=_(
-            "When it happened in the world, with its UTC offset; not after the posting "
-            "time (400 invalid_argument); default: the posting time."
-        ),
-    )
+    effective_at = effective_at_field()
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         attrs = super().validate(attrs)
@@ -782,13 +798,7 @@ class ReverseRequest(MoneyRequest):
     metadata = MetadataField(
         required=False, help_text=_("A JSON object of your own; default: the original's.")
     )
-    effective_at = AwareDateTimeField(
-        required=False,
-        help_text=_(
-            "When it happened in the world, with its UTC offset; not after the posting "
-            "time (400 invalid_argument); default: the posting time."
-        ),
-    )
+    effective_at = effective_at_field()
 
 
 class HoldRequest(MoneyRequest):
@@ -806,22 +816,10 @@ class HoldRequest(MoneyRequest):
     metadata = MetadataField(
         required=False, help_text=_("A JSON object of your own, stored on the hold.")
     )
-    effective_at = AwareDateTimeField(
-        required=False,
-        help_text=_(
-            "When it happened in the world, with its UTC offset; not after the posting "
-            "time (400 invalid_argument); default: the posting time."
-        ),
-    )
+    effective_at = effective_at_field()
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        attrs = super().validate(attrs)
-        found = Account.objects.in_bulk([attrs["source"], attrs["destination"]])
-        for name in ("source", "destination"):
-            if attrs[name] not in found:
-                raise serializers.ValidationError({name: [NO_ACCOUNT]}, code="does_not_exist")
-            attrs[name] = found[attrs[name]]
-        return attrs
+        return both_accounts(super().validate(attrs))
 
 
 class RepayRequest(MoneyRequest):
@@ -834,22 +832,10 @@ class RepayRequest(MoneyRequest):
     metadata = MetadataField(
         required=False, help_text=_("A JSON object of your own, stored on the repaying transfer.")
     )
-    effective_at = AwareDateTimeField(
-        required=False,
-        help_text=_(
-            "When it happened in the world, with its UTC offset; not after the posting "
-            "time (400 invalid_argument); default: the posting time."
-        ),
-    )
+    effective_at = effective_at_field()
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        attrs = super().validate(attrs)
-        found = Account.objects.in_bulk([attrs["source"], attrs["destination"]])
-        for name in ("source", "destination"):
-            if attrs[name] not in found:
-                raise serializers.ValidationError({name: [NO_ACCOUNT]}, code="does_not_exist")
-            attrs[name] = found[attrs[name]]
-        return attrs
+        return both_accounts(super().validate(attrs))
 
 
 class BatchTransferRequest(MoneyRequest):
@@ -869,12 +855,11 @@ class BatchTransferRequest(MoneyRequest):
     metadata = MetadataField(
         required=False, help_text=_("A JSON object of your own, stored on this transfer.")
     )
-    effective_at = AwareDateTimeField(
-        required=False,
-        help_text=_(
+    effective_at = effective_at_field(
+        _(
             "When it happened in the world, with its UTC offset; not after the posting "
             "time; default: the batch's effective_at, else the posting time."
-        ),
+        )
     )
 
 
@@ -897,12 +882,11 @@ class BatchRequest(StrictSerializer):
         required=False,
         help_text=_("A JSON object of your own, stored on the batch (not on its transfers)."),
     )
-    effective_at = AwareDateTimeField(
-        required=False,
-        help_text=_(
+    effective_at = effective_at_field(
+        _(
             "Each transfer's unless it has its own, with its UTC offset; not after the "
             "posting time (400 invalid_argument); default: the posting time."
-        ),
+        )
     )
 
     def validate_transfers(self, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -932,13 +916,7 @@ class CaptureRequest(MoneyRequest):
     metadata = MetadataField(
         required=False, help_text=_("A JSON object of your own; default: the hold's.")
     )
-    effective_at = AwareDateTimeField(
-        required=False,
-        help_text=_(
-            "When it happened in the world, with its UTC offset; not after the posting "
-            "time (400 invalid_argument); default: the posting time."
-        ),
-    )
+    effective_at = effective_at_field()
 
 
 class ReleaseRequest(StrictSerializer):
