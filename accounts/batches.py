@@ -187,30 +187,22 @@ def _apply(
     """Move ``moved`` between the locked rows in memory; return the transfer to write."""
     src.__dict__["balance"] = posting.amount(src, "balance") - moved
     dst.__dict__["balance"] = posting.amount(dst, "balance") + moved
-    values = {
-        "reference": generate_reference(),
-        "source_id": src.pk,
-        "destination_id": dst.pk,
-        "currency": src.currency,
-        "amount": moved,
-        "parent_id": item.parent.pk if item.parent is not None else None,
-        "batch_position": index,
-        "merchant_reference": item.merchant_reference,
-        "description": item.description,
-        "user_id": user.pk if user is not None else None,
-        "username": posting.username(user),
-        "created": now,
-        "effective_at": item.effective_at or now,
-        "metadata": item.metadata,
-    }
-    # Positional: a batch builds hundreds of these, and Django's keyword
-    # arguments path costs several times more per instance.
-    return Transfer(*[values.get(name) for name in TRANSFER_COLUMNS])  # type: ignore[misc]
-
-
-#: The attribute names of a transfer's columns, in the order Django's
-#: positional constructor takes them.
-TRANSFER_COLUMNS = [f.attname for f in Transfer._meta.concrete_fields]
+    return posting.new_transfer(
+        reference=generate_reference(),
+        source_id=src.pk,
+        destination_id=dst.pk,
+        currency=src.currency,
+        amount=moved,
+        parent_id=item.parent.pk if item.parent is not None else None,
+        batch_position=index,
+        merchant_reference=item.merchant_reference,
+        description=item.description,
+        user_id=user.pk if user is not None else None,
+        username=posting.username(user),
+        created=now,
+        effective_at=item.effective_at or now,
+        metadata=item.metadata,
+    )
 
 
 @dataclass

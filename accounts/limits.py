@@ -38,8 +38,11 @@ drift from the limits).
 from __future__ import annotations
 
 import datetime
+import functools
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Decimal
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -103,14 +106,25 @@ def local_date(moment: datetime.datetime) -> datetime.date:
     return moment.astimezone(zone()).date()
 
 
-def starts(moment: datetime.datetime) -> dict[str, datetime.date]:
+def starts(moment: datetime.datetime) -> Mapping[str, datetime.date]:
     """The first day of the day, week and month ``moment`` falls in."""
-    day = local_date(moment)
-    return {
-        "day": day,
-        "week": day - datetime.timedelta(days=day.weekday()),
-        "month": day.replace(day=1),
-    }
+    if timezone.is_naive(moment):
+        moment = timezone.make_aware(moment, timezone.get_default_timezone())
+    return _starts(moment, conf.TIME_ZONE)
+
+
+@functools.lru_cache(maxsize=256)
+def _starts(moment: datetime.datetime, zone_name: str) -> Mapping[str, datetime.date]:
+    # Cached: a batch asks for the same moment once per transfer. Aware
+    # moments only, with the zone's name: the answer depends on nothing else.
+    day = moment.astimezone(ZoneInfo(zone_name)).date()
+    return MappingProxyType(
+        {
+            "day": day,
+            "week": day - datetime.timedelta(days=day.weekday()),
+            "month": day.replace(day=1),
+        }
+    )
 
 
 def next_start(period: str, first: datetime.date) -> datetime.date:

@@ -58,6 +58,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.db import DatabaseError, connections, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -140,7 +141,8 @@ def post(
     # instances get (the rows are plain tuples, in the columns' order).
     by_id = {row[0]: row for row in rows}
     src, dst = by_id[source_id], by_id[destination_id]
-    posted = Transfer(
+    posted = posting.new_transfer(
+        id=transfer_id,
         reference=reference,
         source_id=source_id,
         destination_id=destination_id,
@@ -148,7 +150,7 @@ def post(
         amount=moved,
         merchant_reference=merchant_reference,
         description=description,
-        user=user,
+        user_id=user.pk if user is not None else None,
         username=username,
         idempotency_key=request.key,
         request_fingerprint=fingerprint,
@@ -156,7 +158,8 @@ def post(
         effective_at=effective_at or now,
         metadata=metadata,
     )
-    posted.pk = transfer_id
+    if user is not None:
+        posted.user = user
     posted._state.adding, posted._state.db = False, using
     posting.after_commit(using, signals.transfer_posted, Transfer, transfer=posted)
     if lapsed_ids:
@@ -204,11 +207,16 @@ def _period_parameters() -> dict[str, Any]:
     The statement falls back to the generic path when the database's clock
     is outside the day given here (around midnight, for a clock that is a
     moment off): the periods are always those of the database's time.
+    Worked out once a day (and again when the time zone setting changes).
     """
     moment = clock.travelled() or timezone.now()
+    key = (conf.TIME_ZONE, settings.USE_TZ)
+    found = _PERIODS.get(key)
+    if found is not None and found["day_start"] <= moment < found["day_end"]:
+        return found
     first = limits.starts(moment)
     day_start, day_end = limits.bounds("day", first["day"])
-    return {
+    found = {
         "day_from": first["day"],
         "week_from": first["week"],
         "month_from": first["month"],
@@ -218,6 +226,13 @@ def _period_parameters() -> dict[str, Any]:
         "month_start": limits.instant(first["month"]),
         "usage_cap": limits.USAGE_CAP,
     }
+    _PERIODS.clear()
+    _PERIODS[key] = found
+    return found
+
+
+#: The last day's periods, by the settings they were worked out with.
+_PERIODS: dict[tuple[str, bool], dict[str, Any]] = {}
 
 
 #: Where an account's columns stand in the rows the statement returns.
@@ -307,15 +322,14 @@ def _run(connection: Any, statement: str, params: dict[str, Any], *, prepared: b
             types = ", ".join(kind for _key, kind in PARAMETERS)
             cursor.execute("PREPARE %s(%s) AS %s" % (name, types, statement % positions))
             names.add(name)
-        # The arguments as literals, quoted by psycopg: EXECUTE is a utility
-        # statement, and with server-side binding (OPTIONS
-        # "server_side_binding") a bound NULL would reach it with no type.
-        from psycopg import sql as psycopg_sql
-
-        arguments = psycopg_sql.SQL(", ").join(
-            psycopg_sql.Literal(params[key]) for key, _kind in PARAMETERS
+        # Prepared only with client-side binding (see _execute): the driver
+        # quotes each argument as a literal, and EXECUTE's typed parameters
+        # take them, NULLs included.
+        execute = sql._cached(
+            ("pg transfer execute", name),
+            lambda: "EXECUTE %s(%s)" % (name, ", ".join(["%s"] * len(PARAMETERS))),
         )
-        cursor.execute("EXECUTE %s(%s)" % (name, arguments.as_string(connection.connection)))
+        cursor.execute(execute, [params[key] for key, _kind in PARAMETERS])
         return list(cursor.fetchall())
 
 

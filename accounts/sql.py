@@ -106,28 +106,34 @@ def accounts_from_rows(using: str, rows: list[Any]) -> dict[int, Account]:
     would do it; columns after the account's own are ignored.
     """
     connection = connections[using]
-    fields = LOCKED_FIELDS
 
-    def build() -> list[tuple[Any, list[Any]]]:
+    def build() -> list[tuple[int, Any, list[Any]]]:
+        # Only the columns that have converters (none on PostgreSQL).
         converters = []
-        for f in fields:
+        for n, f in enumerate(LOCKED_FIELDS):
             column = f.get_col(Account._meta.db_table)
             found = connection.ops.get_db_converters(column) + f.get_db_converters(connection)  # type: ignore[attr-defined]
-            converters.append((column, found))
+            if found:
+                converters.append((n, column, found))
         return converters
 
     converters = _cached((using, "account converters"), build)
-    names = [f.attname for f in fields]
+    width = len(LOCKED_FIELDS)
     found = {}
     for row in rows:
-        values = []
-        for value, (column, field_converters) in zip(row, converters, strict=False):
+        values = list(row[:width])
+        for n, column, field_converters in converters:
+            value = values[n]
             for converter in field_converters:
                 value = converter(value, column, connection)
-            values.append(value)
-        account = Account.from_db(using, names, values)
+            values[n] = value
+        account = Account.from_db(using, LOCKED_NAMES, values)
         found[account.pk] = account
     return found
+
+
+#: Their attribute names, as ``Model.from_db`` takes them.
+LOCKED_NAMES = [f.attname for f in LOCKED_FIELDS]
 
 
 def _lock_any(connection: Any, statement: str) -> str:
@@ -414,25 +420,42 @@ def array_literal(values: Sequence[Any]) -> str:
 
     Faster than the driver's own array adaptation by an order of magnitude:
     the values are Decimals, integers, aware datetimes, strings (already
-    checked to hold no NUL) and ``None``.
+    checked to hold no NUL), JSON objects and ``None``. A column's values
+    are of one type (or ``None``): its text form is chosen once.
     """
-    parts = []
-    for value in values:
-        if value is None:
-            parts.append("NULL")
-        elif isinstance(value, bool):
-            parts.append("t" if value else "f")
-        elif isinstance(value, (int, Decimal)):
-            parts.append(str(value))
-        elif isinstance(value, datetime):
-            parts.append('"%s"' % value.isoformat())
-        elif isinstance(value, (dict, list)):
-            # JSON (metadata), for a jsonb[] array.
-            text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-            parts.append('"%s"' % text.replace("\\", "\\\\").replace('"', '\\"'))
-        else:
-            parts.append('"%s"' % str(value).replace("\\", "\\\\").replace('"', '\\"'))
-    return "{%s}" % ",".join(parts)
+    kinds = set(map(type, values))
+    kinds.discard(type(None))
+    text = _ELEMENT_TEXT.get(kinds.pop()) if len(kinds) == 1 else _element
+    if text is None:
+        text = _element
+    return "{%s}" % ",".join(["NULL" if value is None else text(value) for value in values])
+
+
+def _quoted(text: str) -> str:
+    return '"%s"' % text.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def _element(value: Any) -> str:
+    """One array element's text, whatever its type."""
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    if isinstance(value, (int, Decimal)):
+        return str(value)
+    if isinstance(value, datetime):
+        return '"%s"' % value.isoformat()
+    if isinstance(value, (dict, list)):
+        # JSON (metadata), for a jsonb[] array.
+        return _quoted(json.dumps(value, ensure_ascii=False, separators=(",", ":")))
+    return _quoted(str(value))
+
+
+#: The text of an element by its exact type, for the common columns.
+_ELEMENT_TEXT: dict[type, Any] = {
+    int: str,
+    Decimal: str,
+    str: _quoted,
+    datetime: lambda value: '"%s"' % value.isoformat(),
+}
 
 
 def _array_types(connection: Any, fields: list[Any]) -> list[str]:
