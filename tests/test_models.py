@@ -20,7 +20,14 @@ from accounts.exceptions import (
     ProtectedAccount,
     UnsupportedCurrency,
 )
-from accounts.models import Account, Transaction, Transfer
+from accounts.models import (
+    REFERENCE_ALPHABET,
+    REFERENCE_LENGTH,
+    Account,
+    Transaction,
+    Transfer,
+    generate_reference,
+)
 
 from .factories import AccountFactory, AccountTypeFactory, UserFactory
 from .utils import ledger_time
@@ -499,3 +506,16 @@ def test_ledger_rows_cannot_be_created_around_the_facade(source, account):
             ]
         )
     assert Transfer.objects.count() == 1 and Transaction.objects.count() == 2
+
+
+# Transfer references ------------------------------------------------------------------
+
+
+def test_generated_references_use_every_character_of_the_alphabet_in_every_position():
+    references = [generate_reference() for _ in range(3000)]
+    assert {len(reference) for reference in references} == {REFERENCE_LENGTH}
+    assert len(set(references)) == len(references)
+    for position in range(REFERENCE_LENGTH):
+        # 3,000 draws leave a character out of a position with a probability
+        # of about 10**-42: a missing one means the digits are not uniform.
+        assert {reference[position] for reference in references} == set(REFERENCE_ALPHABET)
