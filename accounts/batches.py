@@ -228,20 +228,15 @@ def _write(
     """Write the batch, its transfers, their legs and the balances, in fixed statements."""
     sql.insert(using, batch)
     transfers = [leg.transfer for leg in legs]
-    for transfer in transfers:
-        transfer.batch_id = batch.pk
-    sql.insert_many(using, transfers)
     entries = []
-    for leg in legs:
+    for position, leg in enumerate(legs):
+        leg.transfer.batch_id = batch.pk
         currency = leg.source.currency
+        entries.append((position, leg.source.pk, currency, -leg.moved, leg.source_after, now))
         entries.append(
-            (leg.transfer.pk, leg.source.pk, currency, -leg.moved, leg.source_after, now)
+            (position, leg.destination.pk, currency, leg.moved, leg.destination_after, now)
         )
-        entries.append(
-            (leg.transfer.pk, leg.destination.pk, currency, leg.moved, leg.destination_after, now)
-        )
-    if entries:
-        sql.insert_legs(using, None, entries)
+    sql.insert_transfers(using, transfers, entries)
     touched = {leg.source.pk for leg in legs} | {leg.destination.pk for leg in legs}
     touched |= {hold.source_id for hold in lapsed}
     if touched:

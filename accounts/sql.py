@@ -28,15 +28,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
 from django.db import DatabaseError, connections, models
+from django.db.models.base import DEFERRED
 
 from . import clock
 from .clock import NOW_SQL
-from .models import Account, Transaction
+from .models import Account, Transaction, Transfer
 
 _cache: dict[tuple[Any, ...], Any] = {}
 
@@ -127,13 +128,18 @@ def accounts_from_rows(using: str, rows: list[Any]) -> dict[int, Account]:
             for converter in field_converters:
                 value = converter(value, column, connection)
             values[n] = value
-        account = Account.from_db(using, LOCKED_NAMES, values)
+        # A value for every concrete field, the metadata DEFERRED: Django's
+        # fast path, which matches no names.
+        values.insert(_METADATA_AT, DEFERRED)
+        account = Account.from_db(using, ALL_NAMES, values)
         found[account.pk] = account
     return found
 
 
-#: Their attribute names, as ``Model.from_db`` takes them.
-LOCKED_NAMES = [f.attname for f in LOCKED_FIELDS]
+#: Every concrete field's attribute name, as ``Model.from_db`` takes them,
+#: and where the metadata (not read under the lock) stands among them.
+ALL_NAMES = [f.attname for f in Account._meta.concrete_fields]
+_METADATA_AT = ALL_NAMES.index("metadata")
 
 
 def _lock_any(connection: Any, statement: str) -> str:
@@ -368,33 +374,41 @@ def insert(using: str, obj: models.Model) -> None:
     _saved(obj, pk, using)
 
 
-def insert_many(using: str, objs: Sequence[models.Model]) -> None:
-    """``INSERT`` new rows of one model (a batch's transfers) in one statement; set their pks.
+def insert_transfers(
+    using: str, transfers: Sequence[Transfer], legs: list[tuple[Any, ...]]
+) -> None:
+    """``INSERT`` new transfers (a batch's) and their legs; set the transfers' pks.
 
-    The new keys come back with ``RETURNING`` where the database has it for
-    a multi-row insert (PostgreSQL, MariaDB 10.5+, SQLite 3.35+), else from
-    one ``SELECT`` by their unique references.
+    Each leg is a tuple: its transfer's position in ``transfers``, then its
+    values in ``LEG_FIELDS`` order. PostgreSQL: one statement, one array per
+    column however many rows (its two-legs guard checks each statement: a
+    transfer and its legs must arrive together, migration 0015). Elsewhere
+    the transfers in one ``INSERT``, their new keys by ``RETURNING`` where
+    the database has it for a multi-row insert (MariaDB 10.5+, SQLite
+    3.35+), else from one ``SELECT`` by their unique references, then the
+    legs in one ``INSERT``.
     """
-    if not objs:
+    if not transfers:
         return
     connection = connections[using]
-    model = type(objs[0])
-    fields = _insertable(model)
-    qn = connection.ops.quote_name
     if connection.vendor == "postgresql":
-        _insert_many_unnest(connection, model, fields, objs, using)
+        _insert_transfers_unnest(connection, using, transfers, legs)
         return
+    fields = _insertable(Transfer)
+    qn = connection.ops.quote_name
     row = "(%s)" % ", ".join(["%s"] * len(fields))
     statement = "INSERT INTO %s (%s) VALUES %s" % (
-        qn(model._meta.db_table),
+        qn(Transfer._meta.db_table),
         ", ".join(qn(f.column) for f in fields),
-        ", ".join([row] * len(objs)),
+        ", ".join([row] * len(transfers)),
     )
     params = [
-        f.get_db_prep_save(obj.__dict__[f.attname], connection) for obj in objs for f in fields
+        f.get_db_prep_save(obj.__dict__[f.attname], connection)
+        for obj in transfers
+        for f in fields
     ]
-    by_reference = {obj.reference: obj for obj in objs}  # type: ignore[attr-defined]
-    pk, reference = qn(model._meta.pk.column), qn(_field(model, "reference").column)
+    by_reference = {obj.reference: obj for obj in transfers}
+    pk, reference = qn(Transfer._meta.pk.column), qn(_field(Transfer, "reference").column)
     with connection.cursor() as cursor:
         if connection.features.can_return_rows_from_bulk_insert:
             cursor.execute("%s RETURNING %s, %s" % (statement, pk, reference), params)
@@ -405,14 +419,16 @@ def insert_many(using: str, objs: Sequence[models.Model]) -> None:
                 % (
                     pk,
                     reference,
-                    qn(model._meta.db_table),
+                    qn(Transfer._meta.db_table),
                     reference,
-                    ", ".join(["%s"] * len(objs)),
+                    ", ".join(["%s"] * len(transfers)),
                 ),
                 list(by_reference),
             )
         for new_pk, new_reference in cursor.fetchall():
             _saved(by_reference[new_reference], new_pk, using)
+    if legs:
+        insert_legs(using, None, [(transfers[leg[0]].pk, *leg[1:]) for leg in legs])
 
 
 def array_literal(values: Sequence[Any]) -> str:
@@ -455,6 +471,7 @@ _ELEMENT_TEXT: dict[type, Any] = {
     Decimal: str,
     str: _quoted,
     datetime: lambda value: '"%s"' % value.isoformat(),
+    date: date.isoformat,
 }
 
 
@@ -463,32 +480,61 @@ def _array_types(connection: Any, fields: list[Any]) -> list[str]:
     return ["%s[]" % f.db_type(connection) for f in fields]
 
 
-def _insert_many_unnest(
-    connection: Any, model: Any, fields: list[Any], objs: Sequence[models.Model], using: str
+def _insert_transfers_unnest(
+    connection: Any, using: str, transfers: Sequence[Transfer], legs: list[tuple[Any, ...]]
 ) -> None:
-    """PostgreSQL: one array per column, however many rows (``INSERT ... SELECT unnest``).
+    """PostgreSQL: the transfers and their legs in one statement, one array per column.
 
     A statement with one placeholder per value costs the driver and the
     server more to parse than to run once a batch has hundreds of rows; one
-    array parameter per column keeps it the same few parameters.
+    array parameter per column keeps it the same few parameters. Each leg
+    finds its transfer by the transfer's reference.
     """
     qn = connection.ops.quote_name
+    fields = _insertable(Transfer)
+    leg_fields = [_field(Transaction, name) for name in LEG_FIELDS]
+    reference = qn(_field(Transfer, "reference").column)
 
     def build() -> str:
         arrays = ", ".join("%%s::%s" % kind for kind in _array_types(connection, fields))
-        return "INSERT INTO %s (%s) SELECT * FROM unnest(%s) RETURNING %s, %s" % (
-            qn(model._meta.db_table),
+        leg_arrays = ", ".join(
+            "%%s::%s" % kind
+            for kind in _array_types(connection, [_field(Transfer, "reference"), *leg_fields])
+        )
+        leg_names = ", ".join(qn(f.column) for f in leg_fields)
+        return (
+            "WITH new_transfers AS (INSERT INTO %s (%s) SELECT * FROM unnest(%s) "
+            "RETURNING %s, %s), "
+            "new_legs AS (INSERT INTO %s (%s) SELECT t.%s, %s "
+            "FROM unnest(%s) AS leg(%s, %s) JOIN new_transfers t USING (%s)) "
+            "SELECT %s, %s FROM new_transfers"
+        ) % (
+            qn(Transfer._meta.db_table),
             ", ".join(qn(f.column) for f in fields),
             arrays,
-            qn(model._meta.pk.column),
-            qn(_field(model, "reference").column),
+            qn(Transfer._meta.pk.column),
+            reference,
+            qn(Transaction._meta.db_table),
+            _legs_columns(connection),
+            qn(Transfer._meta.pk.column),
+            ", ".join("leg.%s" % qn(f.column) for f in leg_fields),
+            leg_arrays,
+            reference,
+            leg_names,
+            reference,
+            qn(Transfer._meta.pk.column),
+            reference,
         )
 
-    statement = _cached((using, "insert many", model), build)
-    # The instances' own values: psycopg adapts Decimals, aware datetimes,
-    # strings and integers as they are (get_db_prep_save would only return them).
-    columns = [array_literal([obj.__dict__[f.attname] for obj in objs]) for f in fields]
-    by_reference = {obj.reference: obj for obj in objs}  # type: ignore[attr-defined]
+    statement = _cached((using, "insert transfers"), build)
+    # The instances' own values: plain Decimals, aware datetimes, strings,
+    # integers (get_db_prep_save would only return them).
+    columns = [array_literal([obj.__dict__[f.attname] for obj in transfers]) for f in fields]
+    leg_rows = [(transfers[leg[0]].reference, *leg[1:]) for leg in legs]
+    columns += [array_literal(list(column)) for column in zip(*leg_rows, strict=True)]
+    if not leg_rows:
+        columns += [array_literal([])] * (len(LEG_FIELDS) + 1)
+    by_reference = {obj.reference: obj for obj in transfers}
     with connection.cursor() as cursor:
         cursor.execute(statement, columns)
         for new_pk, new_reference in cursor.fetchall():
@@ -503,9 +549,6 @@ def insert_legs(using: str, transfer_id: int | None, legs: list[tuple[Any, ...]]
     key when ``transfer_id`` is ``None``; no model instances are built.
     """
     connection = connections[using]
-    if connection.vendor == "postgresql" and len(legs) > CACHED_ROWS:
-        _insert_legs_unnest(connection, using, transfer_id, legs)
-        return
 
     def build() -> str:
         row = "(%s)" % ", ".join(["%s"] * (len(LEG_FIELDS) + 1))
@@ -529,26 +572,6 @@ def insert_legs(using: str, transfer_id: int | None, legs: list[tuple[Any, ...]]
         sql,
         [value for owner, row in zip(transfers, rows, strict=True) for value in [owner, *row]],
     )
-
-
-def _insert_legs_unnest(
-    connection: Any, using: str, transfer_id: int | None, legs: list[tuple[Any, ...]]
-) -> None:
-    """PostgreSQL: a batch's legs, one array per column (see :func:`_insert_many_unnest`)."""
-    fields = [_field(Transaction, name) for name in ("transfer", *LEG_FIELDS)]
-
-    def build() -> str:
-        arrays = ", ".join("%%s::%s" % kind for kind in _array_types(connection, fields))
-        return "INSERT INTO %s (%s) SELECT * FROM unnest(%s)" % (
-            connection.ops.quote_name(Transaction._meta.db_table),
-            _legs_columns(connection),
-            arrays,
-        )
-
-    statement = _cached((using, "legs unnest"), build)
-    rows = legs if transfer_id is None else [(transfer_id, *leg) for leg in legs]
-    columns = [array_literal(column) for column in zip(*rows, strict=True)]
-    _execute(connection, statement, columns)
 
 
 def _ledger_unnest(connection: Any, rows: dict[int, dict[str, Any]]) -> tuple[str, list[Any]]:

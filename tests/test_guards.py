@@ -11,7 +11,7 @@ from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
 
 from accounts import facade, sql
-from accounts.models import Account, Hold, Transaction, Transfer
+from accounts.models import Account, Hold, Transaction, Transfer, generate_reference
 
 from .factories import AccountFactory, UserFactory
 from .utils import assert_ledger_consistent
@@ -24,7 +24,7 @@ not_on_sqlite = pytest.mark.skipif(
     reason="SQLite keeps update guards only: Django's flush empties its tables with DELETE",
 )
 postgresql_only = pytest.mark.skipif(
-    VENDOR != "postgresql", reason="deferred constraint triggers exist on PostgreSQL only"
+    VENDOR != "postgresql", reason="statement-level triggers exist on PostgreSQL only"
 )
 
 
@@ -159,43 +159,95 @@ def test_check_constraints_refuse_impossible_rows(source, account):
             )
 
 
-# Two legs summing to zero, checked at commit -------------------------------------------
+# Two legs summing to zero, checked at the end of each statement (migration 0015) --------
+
+
+def forge(legs, *, amount="5.00", others=()):
+    """One statement: a transfer from the bank and the legs given as (account, amount)."""
+    source, destination = Account.objects.source_account(), AccountFactory()
+    accounts = [source, destination, *others]
+    statement = (
+        "WITH t AS (INSERT INTO accounts_transfer (reference, source_id, destination_id, "
+        "currency, amount, description, username, created, effective_at, metadata) "
+        "VALUES (%s, %s, %s, 'GBP', %s, '', '', now(), now(), '{}') RETURNING id) "
+    )
+    params = [generate_reference(), source.pk, destination.pk, Decimal(amount)]
+    if legs:
+        statement += (
+            "INSERT INTO accounts_transaction (transfer_id, account_id, currency, amount, "
+            "balance_after, created) SELECT t.id, leg.account, 'GBP', leg.amount, leg.amount, "
+            "now() FROM t, (VALUES %s) AS leg(account, amount)"
+            % ", ".join(["(%s::bigint, %s::numeric)"] * len(legs))
+        )
+        for n, leg_amount in enumerate(legs):
+            params += [accounts[n].pk, Decimal(leg_amount)]
+    else:
+        statement += "SELECT id FROM t"
+    return raw(statement, *params)
 
 
 @postgresql_only
-@pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("legs", [[], ["-5.00"], ["-5.00", "4.00"], ["-5.00", "5.00", "1.00"]])
-def test_a_commit_with_unbalanced_legs_is_refused(legs):
-    source, account = Account.objects.source_account(), AccountFactory()
-    other = AccountFactory()
-    before = Transfer.objects.count()
+def test_a_transfer_written_without_exactly_two_legs_summing_to_zero_is_refused(legs):
+    before = Transfer.objects.count(), Transaction.objects.count()
     with pytest.raises(IntegrityError, match="exactly two legs that sum to zero"):
+        forge(legs, others=[AccountFactory()])
+    assert (Transfer.objects.count(), Transaction.objects.count()) == before
+
+
+@postgresql_only
+def test_a_transfer_with_its_two_legs_in_one_statement_is_accepted():
+    assert forge(["-5.00", "5.00"]) == 2  # the legs the statement inserted
+    written = Transfer.objects.latest("pk")
+    assert sorted(written.transactions.values_list("amount", flat=True)) == [-5, 5]
+
+
+@postgresql_only
+def test_a_transfer_and_its_legs_in_separate_statements_are_refused_at_the_first():
+    source, account = Account.objects.source_account(), AccountFactory()
+    before = Transfer.objects.count()
+    with pytest.raises(IntegrityError, match="transfer \\d+ has 0 leg\\(s\\) summing to 0"):
         with transaction.atomic():
-            forged = Transfer(source=source, destination=account, currency="GBP", amount=5)
-            sql.insert("default", forged)
-            if legs:
-                sql.insert_legs(
-                    "default",
-                    forged.pk,
-                    [
-                        (
-                            (source, account, other)[n].pk,
-                            "GBP",
-                            Decimal(amount),
-                            Decimal(amount),
-                            timezone.now(),
-                        )
-                        for n, amount in enumerate(legs)
-                    ],
-                )
+            sql.insert(
+                "default",
+                Transfer(source=source, destination=account, currency="GBP", amount=5),
+            )
     assert Transfer.objects.count() == before
 
 
 @postgresql_only
+def test_a_leg_added_to_a_written_transfer_is_refused():
+    written = facade.transfer(Account.objects.source_account(), AccountFactory(), Decimal("5.00"))
+    with pytest.raises(IntegrityError, match="transfer %d has 3 leg\\(s\\)" % written.pk):
+        with transaction.atomic():
+            sql.insert_legs(
+                "default",
+                written.pk,
+                [
+                    (
+                        Account.objects.sales_account().pk,
+                        "GBP",
+                        Decimal("1.00"),
+                        Decimal(0),
+                        timezone.now(),
+                    )
+                ],
+            )
+    assert Transaction.objects.filter(transfer=written).count() == 2
+
+
+@postgresql_only
 @pytest.mark.django_db(transaction=True)
-def test_balanced_transfers_commit():
-    facade.transfer(Account.objects.source_account(), AccountFactory(), Decimal("5.00"))
-    assert Transfer.objects.count() == 1
+def test_balanced_transfers_and_batches_commit():
+    bank, first, second = Account.objects.source_account(), AccountFactory(), AccountFactory()
+    facade.transfer(bank, first, Decimal("5.00"))
+    batch = facade.transfer_many(
+        [facade.TransferRequest(bank, second, Decimal(n)) for n in range(1, 40)]
+        + [facade.TransferRequest(first, second, Decimal("5.00"))]
+    )
+    assert batch.transfers.count() == 40
+    assert Transfer.objects.count() == 41 and Transaction.objects.count() == 82
+    assert_ledger_consistent()
 
 
 # Notification marks: notified_at goes from NULL to a time, once ----------------------
