@@ -11,9 +11,10 @@ from django.db import connections
 from django.utils import timezone
 from djmoney.money import Money
 
-from accounts import expiry, facade, sql
+from accounts import expiry, facade
 from accounts.exceptions import InvalidArgument
 from accounts.models import Account, Hold, Transfer
+from accounts.sql import writing
 
 from .factories import AccountFactory
 from .utils import assert_ledger_consistent, ledger_time, ledger_totals, needs_row_locks
@@ -217,7 +218,7 @@ def test_a_failure_while_closing_rolls_back_the_sweep_too(fund):
     account = expired_account(fund, "9.00")
     other = expired_account(fund, "1.00")
     before = ledger_totals()
-    real_statement = sql._ledger_statement
+    real_statement = writing.ledger_statement
 
     def fail_for_account(connection, rows):
         # Building the statement that closes the account fails: the sweep's
@@ -226,7 +227,7 @@ def test_a_failure_while_closing_rolls_back_the_sweep_too(fund):
             raise RuntimeError("disk full")
         return real_statement(connection, rows)
 
-    with mock.patch.object(sql, "_ledger_statement", fail_for_account):
+    with mock.patch.object(writing, "ledger_statement", fail_for_account):
         result = expiry.close_expired_accounts()
     assert [a.pk for a, _ in result.failures] == [account.pk]
     assert reload(account).is_open() and reload(account).balance == Money("9.00", "GBP")

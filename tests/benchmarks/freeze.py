@@ -33,8 +33,8 @@ def build(count: int, legs: int) -> tuple[Any, Any]:
     from django.db import connection, transaction
     from django.utils import timezone
 
-    from accounts import sql
     from accounts.models import Account, AccountType, Transaction, Transfer
+    from accounts.sql.base import insertable
 
     account_type = AccountType.objects.create(
         name="Bench wallets, %d legs" % legs, code="bench-%d-legs" % legs
@@ -50,8 +50,8 @@ def build(count: int, legs: int) -> tuple[Any, Any]:
         next_id = cursor.fetchone()[0] + 1
     sales_balance = Account.objects.get(pk=sales.pk).balance.amount
     start = timezone.now() - datetime.timedelta(days=legs + 2)
-    transfer_fields = sql._insertable(Transfer)
-    leg_fields = sql._insertable(Transaction)
+    transfer_fields = insertable(Transfer)
+    leg_fields = insertable(Transaction)
     transfer_sql = "INSERT INTO %s (id, %s) VALUES (%s)" % (
         qn(Transfer._meta.db_table),
         ", ".join(qn(f.column) for f in transfer_fields),

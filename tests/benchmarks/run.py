@@ -295,8 +295,8 @@ def build_history(legs: int) -> int:
     from django.db import connection
     from django.utils import timezone
 
-    from accounts import sql
     from accounts.models import Account, Transaction, Transfer
+    from accounts.sql.base import insertable
 
     bank = Account.objects.source_account()
     account = Account.objects.create()
@@ -306,8 +306,8 @@ def build_history(legs: int) -> int:
         first_id = cursor.fetchone()[0] + 1
     bank_balance = Account.objects.get(pk=bank.pk).balance.amount
     start = timezone.now() - datetime.timedelta(seconds=legs + 10)
-    transfer_fields = sql._insertable(Transfer)
-    leg_fields = sql._insertable(Transaction)
+    transfer_fields = insertable(Transfer)
+    leg_fields = insertable(Transaction)
     transfer_sql = "INSERT INTO %s (id, %s) VALUES (%s)" % (
         qn(Transfer._meta.db_table),
         ", ".join(qn(f.column) for f in transfer_fields),

@@ -1,0 +1,79 @@
+"""
+What every statement of the write path shares: the cache of built statements,
+the fields they write, running one, and marking a new row saved.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from django.db import models
+
+from ..models import Transaction
+
+_cache: dict[tuple[Any, ...], Any] = {}
+
+
+#: Statements for at most this many rows are kept; larger ones (batches) are
+#: built each time, so that the cache stays small whatever the batch sizes.
+CACHED_ROWS = 16
+
+
+T = TypeVar("T")
+
+
+def cached(key: tuple[Any, ...], build: Callable[[], T], *, rows: int = 0) -> T:
+    """What ``build()`` returns, built once per ``key`` (statements for few rows only)."""
+    if rows > CACHED_ROWS:
+        return build()
+    found: T | None = _cache.get(key)
+    if found is None:
+        found = _cache[key] = build()
+    return found
+
+
+def field(model: type[models.Model], name: str) -> Any:
+    return model._meta.get_field(name)
+
+
+def insertable(model: type[models.Model]) -> list[Any]:
+    return [f for f in model._meta.concrete_fields if not f.primary_key]
+
+
+#: The columns of a leg, in the order the functions below take their values
+#: (the transfer's id comes separately).
+LEG_FIELDS = ("account", "currency", "amount", "balance_after", "created")
+
+
+def legs_params(connection: Any, legs: list[tuple[Any, ...]]) -> list[Any]:
+    fields = [field(Transaction, name) for name in LEG_FIELDS]
+    return [
+        f.get_db_prep_save(value, connection)
+        for leg in legs
+        for f, value in zip(fields, leg, strict=True)
+    ]
+
+
+def legs_columns(connection: Any) -> str:
+    qn = connection.ops.quote_name
+    names = ("transfer", *LEG_FIELDS)
+    return ", ".join(qn(field(Transaction, name).column) for name in names)
+
+
+def execute(connection: Any, sql: str, params: list[Any], *, result: str = "") -> Any:
+    """Run one statement; return its first row (``result="row"``), the new row's id
+    (``result="lastrowid"``), or nothing."""
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        if result == "row":
+            return cursor.fetchone()
+        if result == "lastrowid":
+            return cursor.lastrowid
+        return None
+
+
+def saved(obj: models.Model, pk: Any, using: str) -> None:
+    obj.pk = pk
+    obj._state.adding = False
+    obj._state.db = using

@@ -1,0 +1,221 @@
+"""
+The locking read: ``SELECT ... FOR UPDATE`` of the accounts an operation
+touches, in primary-key order, with the database's clock and (for a debit)
+the spending limits, read in the same statement, as ``Account`` rows.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from django.db import DatabaseError, connections
+from django.db.models.base import DEFERRED
+
+from .. import clock
+from ..clock import NOW_SQL
+from ..models import Account
+from .arrays import array_literal
+from .base import CACHED_ROWS, cached
+
+#: Errors a ``NOWAIT`` lock raises when the row is taken: PostgreSQL's
+#: lock_not_available, MariaDB's lock wait timeout, MySQL 8's ER_LOCK_NOWAIT.
+_BUSY_SQLSTATES = {"55P03"}
+
+
+_BUSY_MYSQL_CODES = {1205, 3572}
+
+
+def locks_busy(exc: BaseException) -> bool:
+    """Whether ``exc`` is a ``NOWAIT`` lock finding its row locked by another transaction."""
+    if not isinstance(exc, DatabaseError):
+        return False
+    cause = exc.__cause__ or exc
+    if getattr(cause, "sqlstate", None) in _BUSY_SQLSTATES:
+        return True
+    args: tuple[Any, ...] = getattr(cause, "args", ())
+    return bool(args) and args[0] in _BUSY_MYSQL_CODES
+
+
+#: The account columns the locking read returns: all but ``metadata``, which
+#: no rule reads (up to ``ACCOUNTS_METADATA_MAX_BYTES`` per row, under the lock,
+#: for nothing). Locked accounts have it deferred.
+LOCKED_FIELDS = [f for f in Account._meta.concrete_fields if f.name != "metadata"]
+
+
+def account_columns(connection: Any) -> str:
+    """The account table's columns, quoted, in the order :func:`accounts_from_rows` reads."""
+    qn = connection.ops.quote_name
+    return ", ".join(qn(f.column) for f in LOCKED_FIELDS)
+
+
+def accounts_from_rows(using: str, rows: list[Any]) -> dict[int, Account]:
+    """``Account`` instances from raw rows that start with :func:`account_columns`.
+
+    Values go through the backend's and the fields' converters, as the ORM
+    would do it; columns after the account's own are ignored.
+    """
+    connection = connections[using]
+
+    def build() -> list[tuple[int, Any, list[Any]]]:
+        # Only the columns that have converters (none on PostgreSQL).
+        converters = []
+        for n, f in enumerate(LOCKED_FIELDS):
+            column = f.get_col(Account._meta.db_table)
+            found = connection.ops.get_db_converters(column) + f.get_db_converters(connection)  # type: ignore[attr-defined]
+            if found:
+                converters.append((n, column, found))
+        return converters
+
+    converters = cached((using, "account converters"), build)
+    width = len(LOCKED_FIELDS)
+    found = {}
+    for row in rows:
+        values = list(row[:width])
+        for n, column, field_converters in converters:
+            value = values[n]
+            for converter in field_converters:
+                value = converter(value, column, connection)
+            values[n] = value
+        # A value for every concrete field, the metadata DEFERRED: Django's
+        # fast path, which matches no names.
+        values.insert(_METADATA_AT, DEFERRED)
+        account = Account.from_db(using, ALL_NAMES, values)
+        found[account.pk] = account
+    return found
+
+
+#: Every concrete field's attribute name, as ``Model.from_db`` takes them,
+#: and where the metadata (not read under the lock) stands among them.
+ALL_NAMES = [f.attname for f in Account._meta.concrete_fields]
+
+
+_METADATA_AT = ALL_NAMES.index("metadata")
+
+
+def _lock_any(connection: Any, statement: str) -> str:
+    """The locking statement with ``= ANY(%s)`` in place of its ``IN (%s, ...)`` list."""
+    start = statement.index(" IN (")
+    end = statement.index(")", start)
+    return statement[:start] + " = ANY(%s::bigint[])" + statement[end + 1 :]
+
+
+def limit_columns(connection: Any, row: str) -> list[str]:
+    """Each period's spending limit of the account ``row`` names (its own, else its type's).
+
+    Three scalar subqueries, in ``accounts.limits.PERIODS`` order; ``NULL``
+    where the period has no limit, and for core accounts.
+    """
+    from ..limits import PERIODS
+    from ..models import SpendingLimit
+
+    qn = connection.ops.quote_name
+    table = qn(SpendingLimit._meta.db_table)
+    amount, period = qn("amount"), qn("period")
+    account = qn(SpendingLimit._meta.get_field("account").column)
+    account_type = qn(SpendingLimit._meta.get_field("account_type").column)
+    columns = []
+    for name in PERIODS:
+        own = "(SELECT l.%s FROM %s l WHERE l.%s = %s.%s AND l.%s = '%s')" % (
+            amount, table, account, row, qn("id"), period, name
+        )  # fmt: skip
+        shared = "(SELECT l.%s FROM %s l WHERE l.%s = %s.%s AND l.%s = '%s')" % (
+            amount, table, account_type, row, qn("account_type_id"), period, name
+        )  # fmt: skip
+        columns.append("CASE WHEN %s.%s IS NULL THEN COALESCE(%s, %s) END" % (
+            row, qn("role"), own, shared
+        ))  # fmt: skip
+    return columns
+
+
+def limits_from_rows(using: str, rows: list[Any], at: int) -> dict[int, dict[str, Decimal]]:
+    """The limits :func:`limit_columns` read, from column ``at`` of each row, by account."""
+    from ..limits import PERIODS
+    from ..models import SpendingLimit
+
+    connection = connections[using]
+    field = SpendingLimit._meta.get_field("amount")
+
+    def build() -> tuple[Any, list[Any]]:
+        column = field.get_col(SpendingLimit._meta.db_table)
+        found = connection.ops.get_db_converters(column) + field.get_db_converters(connection)
+        return column, found
+
+    column, converters = cached((using, "limit converters"), build)
+    found: dict[int, dict[str, Decimal]] = {}
+    for row in rows:
+        limits = {}
+        for offset, period in enumerate(PERIODS):
+            value = row[at + offset]
+            if value is None:
+                continue
+            for converter in converters:
+                value = converter(value, column, connection)
+            limits[period] = value
+        found[row[0]] = limits
+    return found
+
+
+def lock_accounts(
+    using: str, ids: list[int], *, nowait: bool = False, limits: bool = False
+) -> tuple[dict[int, Account], datetime, dict[int, dict[str, Decimal]]]:
+    """``SELECT ... FOR UPDATE`` the accounts, in primary-key order.
+
+    Returns them by pk, the database's time once every lock was granted
+    (the latest of the times read with each row; see ``accounts.clock``),
+    and with ``limits`` each account's spending limits by period, read in
+    the same statement (``{}`` without). With ``nowait`` (and a database
+    that has it), a row another transaction holds fails the statement at
+    once instead of waiting (see ``locks_busy``).
+    """
+    connection = connections[using]
+    wait = not nowait
+
+    def build() -> str:
+        qn = connection.ops.quote_name
+        table = qn(Account._meta.db_table)
+        pk = qn(Account._meta.pk.column)
+        # Every row: the account's columns, the clock (NULL on SQLite: the
+        # process's clock is read), then the limits if asked for.
+        now_sql = NOW_SQL.get(connection.vendor) or "NULL"
+        select = "SELECT %s%s%s FROM %s WHERE %s IN (%s) ORDER BY %s" % (
+            account_columns(connection),
+            # The clock of each row is read as the row is locked, except on
+            # PostgreSQL, where the scan computes its columns before the lock
+            # is taken: there the locked rows are read again, below.
+            ", %s" % now_sql if connection.vendor != "postgresql" else "",
+            ", %s" % ", ".join(limit_columns(connection, table))
+            if limits and connection.vendor != "postgresql"
+            else "",
+            table,
+            pk,
+            ", ".join(["%s"] * len(ids)),
+            pk,
+        )
+        if connection.features.has_select_for_update:
+            select += " FOR UPDATE"
+            if not wait and connection.features.has_select_for_update_nowait:
+                select += " NOWAIT"
+        if connection.vendor == "postgresql":
+            select = "WITH locked AS MATERIALIZED (%s) SELECT locked.*, %s%s FROM locked" % (
+                select,
+                now_sql,
+                ", %s" % ", ".join(limit_columns(connection, "locked")) if limits else "",
+            )
+        return select
+
+    params: list[Any] = list(ids)
+    if connection.vendor == "postgresql" and len(ids) > CACHED_ROWS:
+        # One array parameter, not one placeholder per account.
+        sql = cached((using, "lock any", wait, limits), lambda: _lock_any(connection, build()))
+        params = [array_literal(params)]
+    else:
+        sql = cached((using, "lock", len(ids), wait, limits), build, rows=len(ids))
+    width = len(LOCKED_FIELDS)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    moments = [row[width] for row in rows if row[width] is not None]
+    found = limits_from_rows(using, rows, width + 1) if limits else {}
+    return accounts_from_rows(using, rows), clock.from_database(max(moments, default=None)), found

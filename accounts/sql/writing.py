@@ -1,0 +1,240 @@
+"""
+The writes: new rows (a transfer and its legs, a batch's transfers, a hold,
+a batch) and the columns of locked accounts computed under the lock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from django.db import connections, models
+
+from ..models import Account, Transaction, Transfer
+from .arrays import insert_transfers_unnest, ledger_unnest
+from .base import (
+    CACHED_ROWS,
+    LEG_FIELDS,
+    cached,
+    execute,
+    field,
+    insertable,
+    legs_columns,
+    legs_params,
+    saved,
+)
+
+
+def insert_statement(connection: Any, obj: models.Model) -> tuple[str, list[Any]]:
+    """``INSERT INTO <table> (...) VALUES (...)`` for one new row, no RETURNING."""
+    model = type(obj)
+    fields = insertable(model)
+
+    def build() -> str:
+        qn = connection.ops.quote_name
+        return "INSERT INTO %s (%s) VALUES (%s)" % (
+            qn(model._meta.db_table),
+            ", ".join(qn(f.column) for f in fields),
+            ", ".join(["%s"] * len(fields)),
+        )
+
+    sql = cached((connection.alias, "insert", model), build)
+    # The instance's own values, not its descriptors: a money field would
+    # build a Money only for get_db_prep_save to take its amount again.
+    values = obj.__dict__
+    return sql, [f.get_db_prep_save(values[f.attname], connection) for f in fields]
+
+
+def ledger_statement(connection: Any, rows: dict[int, dict[str, Any]]) -> tuple[str, list[Any]]:
+    """One ``UPDATE`` setting each account's columns computed under the lock."""
+    ids = sorted(rows)
+    names = sorted({name for row in rows.values() for name in row})
+    # The statement depends on which columns each row sets, not on the values.
+    shape = tuple(tuple(name in rows[pk] for name in names) for pk in ids)
+
+    def build() -> str:
+        qn = connection.ops.quote_name
+        pk = qn(Account._meta.pk.column)
+        assignments = []
+        for name in names:
+            column = qn(field(Account, name).column)
+            cases = " ".join(
+                "WHEN %s = %%s THEN %%s" % pk for account_id in ids if name in rows[account_id]
+            )
+            assignments.append("%s = CASE %s ELSE %s END" % (column, cases, column))
+        return "UPDATE %s SET %s WHERE %s IN (%s)" % (
+            qn(Account._meta.db_table),
+            ", ".join(assignments),
+            pk,
+            ", ".join(["%s"] * len(ids)),
+        )
+
+    sql = cached((connection.alias, "ledger", tuple(names), shape), build, rows=len(ids))
+    params: list[Any] = []
+    for name in names:
+        column = field(Account, name)
+        for account_id in ids:
+            if name in rows[account_id]:
+                params += [account_id, column.get_db_prep_save(rows[account_id][name], connection)]
+    return sql, params + ids
+
+
+def insert(using: str, obj: models.Model) -> None:
+    """``INSERT`` one new row (a Transfer or Hold) and set its primary key."""
+    connection = connections[using]
+    sql, params = insert_statement(connection, obj)
+    if connection.features.can_return_columns_from_insert:
+        sql += " RETURNING %s" % connection.ops.quote_name(type(obj)._meta.pk.column)
+        pk = execute(connection, sql, params, result="row")[0]
+    else:
+        pk = execute(connection, sql, params, result="lastrowid")
+    saved(obj, pk, using)
+
+
+def insert_transfers(
+    using: str, transfers: Sequence[Transfer], legs: list[tuple[Any, ...]]
+) -> None:
+    """``INSERT`` new transfers (a batch's) and their legs; set the transfers' pks.
+
+    Each leg is a tuple: its transfer's position in ``transfers``, then its
+    values in ``LEG_FIELDS`` order. PostgreSQL: one statement, one array per
+    column however many rows (its two-legs guard checks each statement: a
+    transfer and its legs must arrive together, migration 0015). Elsewhere
+    the transfers in one ``INSERT``, their new keys by ``RETURNING`` where
+    the database has it for a multi-row insert (MariaDB 10.5+, SQLite
+    3.35+), else from one ``SELECT`` by their unique references, then the
+    legs in one ``INSERT``.
+    """
+    if not transfers:
+        return
+    connection = connections[using]
+    if connection.vendor == "postgresql":
+        insert_transfers_unnest(connection, using, transfers, legs)
+        return
+    fields = insertable(Transfer)
+    qn = connection.ops.quote_name
+    row = "(%s)" % ", ".join(["%s"] * len(fields))
+    statement = "INSERT INTO %s (%s) VALUES %s" % (
+        qn(Transfer._meta.db_table),
+        ", ".join(qn(f.column) for f in fields),
+        ", ".join([row] * len(transfers)),
+    )
+    params = [
+        f.get_db_prep_save(obj.__dict__[f.attname], connection)
+        for obj in transfers
+        for f in fields
+    ]
+    by_reference = {obj.reference: obj for obj in transfers}
+    pk, reference = qn(Transfer._meta.pk.column), qn(field(Transfer, "reference").column)
+    with connection.cursor() as cursor:
+        if connection.features.can_return_rows_from_bulk_insert:
+            cursor.execute("%s RETURNING %s, %s" % (statement, pk, reference), params)
+        else:
+            cursor.execute(statement, params)
+            cursor.execute(
+                "SELECT %s, %s FROM %s WHERE %s IN (%s)"
+                % (
+                    pk,
+                    reference,
+                    qn(Transfer._meta.db_table),
+                    reference,
+                    ", ".join(["%s"] * len(transfers)),
+                ),
+                list(by_reference),
+            )
+        for new_pk, new_reference in cursor.fetchall():
+            saved(by_reference[new_reference], new_pk, using)
+    if legs:
+        insert_legs(using, None, [(transfers[leg[0]].pk, *leg[1:]) for leg in legs])
+
+
+def insert_legs(using: str, transfer_id: int | None, legs: list[tuple[Any, ...]]) -> None:
+    """``INSERT`` legs in one statement: a transfer's, or (``transfer_id=None``) a batch's.
+
+    Each leg is a tuple of values in ``LEG_FIELDS`` order (the account as its
+    primary key, amounts as Decimals), preceded by its transfer's primary
+    key when ``transfer_id`` is ``None``; no model instances are built.
+    """
+    connection = connections[using]
+
+    def build() -> str:
+        row = "(%s)" % ", ".join(["%s"] * (len(LEG_FIELDS) + 1))
+        return "INSERT INTO %s (%s) VALUES %s" % (
+            connection.ops.quote_name(Transaction._meta.db_table),
+            legs_columns(connection),
+            ", ".join([row] * len(legs)),
+        )
+
+    sql = cached((using, "legs", len(legs)), build, rows=len(legs))
+    if transfer_id is None:
+        transfers = [leg[0] for leg in legs]
+        legs = [leg[1:] for leg in legs]
+    else:
+        transfers = [transfer_id] * len(legs)
+    params = legs_params(connection, legs)
+    width = len(LEG_FIELDS)
+    rows = [params[i : i + width] for i in range(0, len(params), width)]
+    execute(
+        connection,
+        sql,
+        [value for owner, row in zip(transfers, rows, strict=True) for value in [owner, *row]],
+    )
+
+
+def write_ledger_fields(using: str, rows: dict[int, dict[str, Any]]) -> None:
+    """Set balances / held amounts (and a status) computed under the lock, in one ``UPDATE``.
+
+    ``rows`` maps an account's primary key to the columns to set, e.g.
+    ``{7: {"balance": Decimal("5.00")}, 9: {"balance": ..., "held": ...}}``.
+    """
+    connection = connections[using]
+    uniform = len({frozenset(row) for row in rows.values()}) == 1
+    if connection.vendor == "postgresql" and len(rows) > CACHED_ROWS and uniform:
+        execute(connection, *ledger_unnest(connection, rows))
+        return
+    execute(connection, *ledger_statement(connection, rows))
+
+
+def write_transfer(
+    using: str,
+    transfer: models.Model,
+    legs: list[tuple[Any, ...]],
+    rows: dict[int, dict[str, Any]],
+) -> None:
+    """Insert ``transfer`` and its ``legs`` and write the accounts' ``rows``; set its pk.
+
+    One statement on PostgreSQL, three elsewhere (see the module's docstring).
+    """
+    connection = connections[using]
+    if connection.vendor != "postgresql":
+        insert(using, transfer)
+        insert_legs(using, transfer.pk, legs)
+        write_ledger_fields(using, rows)
+        return
+    insert_sql, insert_params = insert_statement(connection, transfer)
+    ledger_sql, ledger_params = ledger_statement(connection, rows)
+
+    def build() -> str:
+        qn = connection.ops.quote_name
+        # Typed placeholders: VALUES would otherwise guess the types.
+        typed = "(%s::bigint, %s, %s::numeric, %s::numeric, %s::timestamptz)"
+        return (
+            "WITH new_transfer AS (%s RETURNING %s), "
+            "new_legs AS (INSERT INTO %s (%s) SELECT new_transfer.%s, leg.* "
+            "FROM new_transfer, (VALUES %s) AS leg), "
+            "new_balances AS (%s) "
+            "SELECT %s FROM new_transfer"
+        ) % (
+            insert_sql,
+            qn(transfer._meta.pk.column),
+            qn(Transaction._meta.db_table),
+            legs_columns(connection),
+            qn(transfer._meta.pk.column),
+            ", ".join([typed] * len(legs)),
+            ledger_sql,
+            qn(transfer._meta.pk.column),
+        )
+
+    sql = cached((using, "transfer", len(legs), ledger_sql), build)
+    params = insert_params + legs_params(connection, legs) + ledger_params
+    saved(transfer, execute(connection, sql, params, result="row")[0], using)
