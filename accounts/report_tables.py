@@ -1,0 +1,91 @@
+"""
+What a finished report is: its columns, rows and bar charts.
+
+The admin draws them (``admin_reports``), ``exports`` writes them as CSV and
+``charts`` as SVG; the report families build them.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from . import amounts
+
+
+@dataclass(frozen=True)
+class Column:
+    """A column of a report's table and CSV."""
+
+    key: str
+    label: Any
+    #: "text", "count" or "money" (money is shown in the row's currency).
+    kind: str = "text"
+    #: Shown on the page too (False: in the CSV only).
+    shown: bool = True
+
+
+@dataclass
+class Row:
+    """One line of a report: its cells by column key."""
+
+    currency: str
+    cells: dict[str, Any]
+    #: "account type", "core account" or "total".
+    line: str = "account type"
+
+    @property
+    def is_total(self) -> bool:
+        return self.line == "total"
+
+    def values(self, columns: Iterable[Column]) -> list[Any]:
+        """The row's cells in column order; money as ``Money`` in the row's currency."""
+        found = []
+        for column in columns:
+            value = self.cells.get(column.key)
+            if column.kind == "money" and value is not None:
+                value = amounts.money(value, self.currency)
+            found.append(value)
+        return found
+
+
+@dataclass
+class Bar:
+    """One bar of a chart: its label and a value per series (stacked, signed)."""
+
+    label: str
+    values: dict[str, Decimal]
+    #: The moment or period the bar stands for, as text (for its tooltip).
+    period: str = ""
+
+
+@dataclass
+class BarChart:
+    """Totals by month (or year) in one currency, as bars of signed stacked segments."""
+
+    title: Any
+    currency: str
+    #: (key, label) of each series, in stacking order.
+    series: list[tuple[str, Any]]
+    bars: list[Bar]
+
+
+@dataclass
+class Report:
+    """A finished report: what it covers, its table and its charts."""
+
+    #: "outstanding", "trial_balance" or "movements".
+    slug: str
+    title: Any
+    #: The moments it covers, for the CSV: {"at": ...} or {"start": ..., "end": ...}.
+    period: dict[str, datetime.datetime]
+    columns: list[Column]
+    rows: list[Row]
+    charts: list[BarChart] = field(default_factory=list)
+
+    @property
+    def currencies(self) -> list[str]:
+        return sorted({row.currency for row in self.rows})
