@@ -1,10 +1,19 @@
 """
 The reports at a date: outstanding balances and the trial balance.
+
+Both read the same snapshot (:func:`_snapshot`): every account's balance at
+the date, summed by group, and the core accounts' balances at the end of
+each of the last months, for the charts. The customer accounts' total at a
+month's end is minus the core accounts' (the legs of a transfer sum to
+zero), so the charts never sum over customer accounts.
 """
 
 from __future__ import annotations
 
 import datetime
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from django.utils.translation import gettext_lazy as _
@@ -13,19 +22,129 @@ from .report_periods import day_label, end_of, month_label, months_back
 from .report_queries import (
     CORE_ORDER,
     ZERO,
+    CoreAccount,
+    Group,
     Totals,
+    TypePaths,
     alias,
     balances_at,
     core_accounts,
     core_balances,
     reading,
-    type_order,
     type_paths,
 )
-from .report_tables import Bar, BarChart, Column, Report, Row
+from .report_tables import Bar, BarChart, Column, Report, Row, line_columns, type_columns
 
 #: Months shown by the bar charts of the reports at a date.
 CHART_MONTHS = 12
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    """What a report at a date reads."""
+
+    #: The end of the report's day.
+    moment: datetime.datetime
+    #: Balances at ``moment`` by group (see ``report_queries.balances_at``).
+    found: dict[Group, Totals]
+    core: list[CoreAccount]
+    types: TypePaths
+    #: The ends of the charted months, the last being ``moment``.
+    months: list[datetime.datetime]
+    #: The core accounts' balances at each of ``months``, by (currency, role).
+    core_by_month: dict[tuple[str, str], list[Decimal]]
+
+
+def _snapshot(
+    at: datetime.datetime | datetime.date, using: str | None, *, customers_only: bool
+) -> _Snapshot:
+    """Four queries: the core accounts, the balances, the core accounts' month ends, the
+    account types."""
+    using = alias(using)
+    moment = end_of(at)
+    months = months_back(moment, CHART_MONTHS)
+    core = core_accounts(using)
+    with reading(using) as cursor:
+        found = balances_at(cursor, moment, customers_only=customers_only)
+        core_by_month = core_balances(cursor, core, months)
+    return _Snapshot(moment, found, core, type_paths(using), months, core_by_month)
+
+
+#: A column of a report at a date, and how a line's totals give its value.
+_Figure = tuple[Column, Callable[[Totals], Any]]
+
+_ACCOUNTS: _Figure = (Column("accounts", _("Accounts"), "count"), lambda t: t.accounts)
+#: Outstanding balances: the customer accounts by type.
+_OUTSTANDING: list[_Figure] = [
+    _ACCOUNTS,
+    (Column("accounts_in_credit", _("Accounts in credit"), "count"), lambda t: t.in_credit),
+    (Column("owed_to_customers", _("Owed to customers"), "money"), lambda t: t.credit),
+    (Column("accounts_in_debt", _("Accounts in debt"), "count"), lambda t: t.in_debt),
+    (Column("owed_by_customers", _("Owed by customers"), "money"), lambda t: -t.debt),
+    (Column("net", _("Net owed to customers"), "money"), lambda t: t.net),
+]
+#: The trial balance: debit balances are negative, credit balances positive.
+_TRIAL: list[_Figure] = [
+    _ACCOUNTS,
+    (Column("debit", _("Debit"), "money"), lambda t: -t.debt),
+    (Column("credit", _("Credit"), "money"), lambda t: t.credit),
+    (Column("balance", _("Balance"), "money"), lambda t: t.net),
+]
+
+
+def _table(
+    snapshot: _Snapshot, lead: list[Column], figures: list[_Figure], *, core_lines: bool
+) -> tuple[list[Column], list[Row]]:
+    """The columns and rows of a report at a date.
+
+    ``lead`` names a line: its label, code and currency (``line_columns``);
+    ``figures`` follow. Per currency: a line per core account (if
+    ``core_lines``), one per account type, then the total.
+    """
+
+    def row(label: str, code: str, currency: str, totals: Totals, line: str) -> Row:
+        cells = dict(zip((column.key for column in lead), (label, code, currency), strict=True))
+        cells.update((column.key, value(totals)) for column, value in figures)
+        return Row(currency, cells, line)
+
+    found = snapshot.found
+    names = {(c.currency, c.role): c.name for c in snapshot.core} if core_lines else {}
+    rows = []
+    for currency in sorted({c for _r, _t, c in found} | {c for c, _role in names}):
+        lines = [
+            # A core account without legs is still a line, at zero.
+            (names[currency, role], role, found.get((role, None, currency), Totals(accounts=1)))
+            for role in CORE_ORDER
+            if (currency, role) in names
+        ]
+        types = snapshot.types.lines(t for r, t, c in found if c == currency and r is None)
+        total = Totals()
+        for label, code, totals in lines:
+            rows.append(row(label, code, currency, totals, "core account"))
+            total.add(totals)
+        for type_id, code, label in types:
+            totals = found[None, type_id, currency]
+            rows.append(row(label, code, currency, totals, "account type"))
+            total.add(totals)
+        rows.append(row(str(_("Total")), "", currency, total, "total"))
+    return [*lead, *(column for column, _value in figures)], rows
+
+
+def _month_bars(snapshot: _Snapshot) -> dict[str, list[Bar]]:
+    """Per currency with core accounts, a bar per charted month: each core account's
+    balance by role, and the customer accounts' (``"customers"``)."""
+    zeros = [ZERO] * len(snapshot.months)
+    found = {}
+    for currency in sorted({currency for currency, _role in snapshot.core_by_month}):
+        bars = []
+        for i, moment in enumerate(snapshot.months):
+            values = {
+                role: snapshot.core_by_month.get((currency, role), zeros)[i] for role in CORE_ORDER
+            }
+            values["customers"] = -sum(values.values(), ZERO)
+            bars.append(Bar(month_label(moment), values, period=day_label(moment)))
+        found[currency] = bars
+    return found
 
 
 def outstanding_balances(
@@ -40,73 +159,22 @@ def outstanding_balances(
     the core accounts' balances, which the customers' mirror). Costs four
     queries.
     """
-    using = alias(using)
-    moment = end_of(at)
-    moments = months_back(moment, CHART_MONTHS)
-    accounts = core_accounts(using)
-    with reading(using) as cursor:
-        found = balances_at(cursor, moment, customers_only=True)
-        core = core_balances(cursor, accounts, moments)
-    paths = type_paths(using)
-    columns = [
-        Column("account_type", _("Account type")),
-        Column("account_type_code", _("Type code"), shown=False),
-        Column("currency", _("Currency"), shown=False),
-        Column("accounts", _("Accounts"), "count"),
-        Column("accounts_in_credit", _("Accounts in credit"), "count"),
-        Column("owed_to_customers", _("Owed to customers"), "money"),
-        Column("accounts_in_debt", _("Accounts in debt"), "count"),
-        Column("owed_by_customers", _("Owed by customers"), "money"),
-        Column("net", _("Net owed to customers"), "money"),
-    ]
-
-    def cells(label: str, code: str, currency: str, totals: Totals) -> dict[str, Any]:
-        return {
-            "account_type": label,
-            "account_type_code": code,
-            "currency": currency,
-            "accounts": totals.accounts,
-            "accounts_in_credit": totals.in_credit,
-            "owed_to_customers": totals.credit,
-            "accounts_in_debt": totals.in_debt,
-            "owed_by_customers": -totals.debt,
-            "net": totals.net,
-        }
-
-    rows = []
-    order = type_order(paths)
-    for currency in sorted({currency for _r, _t, currency in found}):
-        total = Totals()
-        for type_id in sorted((t for _r, t, c in found if c == currency), key=order):
-            totals = found[None, type_id, currency]
-            code, label = paths.get(type_id, ("", "#%s" % type_id))
-            rows.append(Row(currency, cells(label, code, currency, totals)))
-            total.add(totals)
-        rows.append(Row(currency, cells(str(_("Total")), "", currency, total), line="total"))
-    charts = []
-    for currency in sorted({currency for currency, _role in core}):
-        nets = [
-            -sum(
-                (core[currency, role][i] for role in CORE_ORDER if (currency, role) in core), ZERO
-            )
-            for i in range(len(moments))
-        ]
-        charts.append(
-            BarChart(
-                title=_("Net owed to customers at the end of each month (%(currency)s)")
-                % {"currency": currency},
-                currency=currency,
-                series=[("net", _("Net owed to customers"))],
-                bars=[
-                    Bar(month_label(m), {"net": net}, period=day_label(m))
-                    for m, net in zip(moments, nets, strict=True)
-                ],
-            )
+    snapshot = _snapshot(at, using, customers_only=True)
+    columns, rows = _table(snapshot, type_columns(), _OUTSTANDING, core_lines=False)
+    charts = [
+        BarChart(
+            title=_("Net owed to customers at the end of each month (%(currency)s)")
+            % {"currency": currency},
+            currency=currency,
+            series=[("net", _("Net owed to customers"))],
+            bars=[Bar(bar.label, {"net": bar.values["customers"]}, bar.period) for bar in bars],
         )
+        for currency, bars in _month_bars(snapshot).items()
+    ]
     return Report(
         slug="outstanding",
         title=_("Outstanding balances"),
-        period={"at": moment},
+        period={"at": snapshot.moment},
         columns=columns,
         rows=rows,
         charts=charts,
@@ -123,80 +191,26 @@ def trial_balance(at: datetime.datetime | datetime.date, *, using: str | None = 
     the core accounts and the customer accounts at the end of each of the
     last twelve months. Costs four queries.
     """
-    using = alias(using)
-    moment = end_of(at)
-    moments = months_back(moment, CHART_MONTHS)
-    core = core_accounts(using)
-    with reading(using) as cursor:
-        found = balances_at(cursor, moment, customers_only=False)
-        balances = core_balances(cursor, core, moments)
-    paths = type_paths(using)
-    columns = [
-        Column("line", _("Line")),
-        Column("code", _("Code"), shown=False),
-        Column("currency", _("Currency"), shown=False),
-        Column("accounts", _("Accounts"), "count"),
-        Column("debit", _("Debit"), "money"),
-        Column("credit", _("Credit"), "money"),
-        Column("balance", _("Balance"), "money"),
-    ]
-
-    def cells(label: str, code: str, currency: str, totals: Totals) -> dict[str, Any]:
-        return {
-            "line": label,
-            "code": code,
-            "currency": currency,
-            "accounts": totals.accounts,
-            "debit": -totals.debt,
-            "credit": totals.credit,
-            "balance": totals.net,
-        }
-
-    rows = []
-    order = type_order(paths)
-    names = {(c.currency, c.role): c.name for c in core}
-    currencies = sorted({currency for _r, _t, currency in found} | {c.currency for c in core})
-    for currency in currencies:
-        total = Totals()
-        for role in CORE_ORDER:
-            if (currency, role) not in names:
-                continue
-            totals = found.get((role, None, currency), Totals(accounts=1))
-            rows.append(
-                Row(currency, cells(names[currency, role], role, currency, totals), "core account")
-            )
-            total.add(totals)
-        for type_id in sorted((t for r, t, c in found if c == currency and r is None), key=order):
-            totals = found[None, type_id, currency]
-            code, label = paths.get(type_id, ("", "#%s" % type_id))
-            rows.append(Row(currency, cells(label, code, currency, totals)))
-            total.add(totals)
-        rows.append(Row(currency, cells(str(_("Total")), "", currency, total), line="total"))
-    charts = []
-    for currency in sorted({currency for currency, _role in balances}):
-        series = [(role, names.get((currency, role), role)) for role in CORE_ORDER]
-        series.append(("customers", str(_("Customer accounts"))))
-        bars = []
-        for i, m in enumerate(moments):
-            values = {
-                role: balances.get((currency, role), [ZERO] * len(moments))[i]
-                for role in CORE_ORDER
-            }
-            values["customers"] = -sum(values.values(), ZERO)
-            bars.append(Bar(month_label(m), values, period=day_label(m)))
-        charts.append(
-            BarChart(
-                title=_("Balances at the end of each month (%(currency)s)")
-                % {"currency": currency},
-                currency=currency,
-                series=series,
-                bars=bars,
-            )
+    snapshot = _snapshot(at, using, customers_only=False)
+    lead = line_columns("line", _("Line"), "code", _("Code"))
+    columns, rows = _table(snapshot, lead, _TRIAL, core_lines=True)
+    names = {(c.currency, c.role): c.name for c in snapshot.core}
+    charts = [
+        BarChart(
+            title=_("Balances at the end of each month (%(currency)s)") % {"currency": currency},
+            currency=currency,
+            series=[
+                *((role, names.get((currency, role), role)) for role in CORE_ORDER),
+                ("customers", str(_("Customer accounts"))),
+            ],
+            bars=bars,
         )
+        for currency, bars in _month_bars(snapshot).items()
+    ]
     return Report(
         slug="trial_balance",
         title=_("Trial balance"),
-        period={"at": moment},
+        period={"at": snapshot.moment},
         columns=columns,
         rows=rows,
         charts=charts,

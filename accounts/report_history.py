@@ -8,13 +8,13 @@ import datetime
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db import connections, router
+from django.db import connections
 from django.utils import timezone
 
 from . import amounts
 from .models import Account, Transaction
 from .report_periods import end_of, local_date, start_of
-from .report_queries import ZERO, balance_of, moment_param, stored_decimal
+from .report_queries import alias, balances_of
 
 #: At most this many points in a balance chart, however long the period.
 MAX_POINTS = 120
@@ -52,7 +52,7 @@ def balance_history(
     history: one query (with one index seek per point), plus one to find the
     first leg when ``start`` is None.
     """
-    using = using or router.db_for_read(Transaction)
+    using = alias(using)
     last = end_of(end) if end is not None else timezone.now()
     if start is None:
         first_leg = (
@@ -75,20 +75,14 @@ def balance_history(
         step = "sample"
         span = last - first
         moments = [first + span * (n + 1) / max_points for n in range(max_points - 1)] + [last]
-    connection = connections[using]
-    sql = "SELECT %s" % ", ".join(balance_of(connection) for _m in moments)
-    params = []
-    for moment in moments:
-        params += [account.pk, account.pk, moment_param(connection, moment)]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        row = cursor.fetchone()
+    with connections[using].cursor() as cursor:
+        balances = balances_of(cursor, [(account.pk, moment) for moment in moments])
     limit = account.credit_limit
     return BalanceHistory(
         account=account,
         start=first,
         end=last,
-        points=[(m, stored_decimal(v) or ZERO) for m, v in zip(moments, row, strict=True)],
+        points=list(zip(moments, balances, strict=True)),
         credit_limit=None if limit is None else amounts.raw(account, "credit_limit"),
         step=step,
     )

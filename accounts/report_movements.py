@@ -31,10 +31,9 @@ from .report_queries import (
     reading,
     summed,
     table_names,
-    type_order,
     type_paths,
 )
-from .report_tables import Bar, BarChart, Column, Report, Row
+from .report_tables import Bar, BarChart, Column, Report, Row, type_columns
 
 
 @dataclass(frozen=True)
@@ -158,11 +157,9 @@ def movements(
         )
     periods = buckets(first, last)
     opening, closing, flows, by_bucket = _movements(using, first, last, periods)
-    paths = type_paths(using)
+    types = type_paths(using)
     columns = [
-        Column("account_type", _("Account type")),
-        Column("account_type_code", _("Type code"), shown=False),
-        Column("currency", _("Currency"), shown=False),
+        *type_columns(),
         Column("opening", _("Opening"), "money"),
         *(Column(kind.code, kind.label, "money") for kind in MOVEMENT_KINDS),
         Column("closing", _("Closing"), "money"),
@@ -170,29 +167,24 @@ def movements(
     ]
     keys = set(opening) | set(closing) | set(flows)
     rows = []
-    order = type_order(paths)
     for currency in sorted({c for _t, c in keys}):
         total: dict[str, Decimal] = {}
-        for type_id in sorted((t for t, c in keys if c == currency), key=order):
+        for type_id, code, label in types.lines(t for t, c in keys if c == currency):
             moved = flows.get((type_id, currency), {})
-            cells: dict[str, Any] = {
+            figures = {
                 "opening": opening.get((type_id, currency), ZERO),
                 **{kind.code: moved.get(kind.code, ZERO) for kind in MOVEMENT_KINDS},
                 "closing": closing.get((type_id, currency), ZERO),
             }
-            cells["unexplained"] = cells["closing"] - cells["opening"] - sum(moved.values(), ZERO)
-            for key, value in cells.items():
+            figures["unexplained"] = (
+                figures["closing"] - figures["opening"] - sum(moved.values(), ZERO)
+            )
+            for key, value in figures.items():
                 total[key] = total.get(key, ZERO) + value
-            code, label = paths.get(type_id, ("", "#%s" % type_id))
-            cells.update(account_type=label, account_type_code=code, currency=currency)
-            rows.append(Row(currency, cells))
-        total_cells: dict[str, Any] = {
-            **total,
-            "account_type": str(_("Total")),
-            "account_type_code": "",
-            "currency": currency,
-        }
-        rows.append(Row(currency, total_cells, line="total"))
+            line = {"account_type": label, "account_type_code": code, "currency": currency}
+            rows.append(Row(currency, {**figures, **line}))
+        line = {"account_type": str(_("Total")), "account_type_code": "", "currency": currency}
+        rows.append(Row(currency, {**total, **line}, line="total"))
     by_year = len(periods) > 1 and periods[0].label.isdigit()
     charts = [
         BarChart(

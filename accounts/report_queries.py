@@ -9,7 +9,7 @@ from. Nothing here is public API.
 from __future__ import annotations
 
 import datetime
-from collections.abc import Callable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from decimal import Decimal
@@ -97,7 +97,7 @@ def _balance_at(connection: Any) -> str:
     )
 
 
-def balance_of(connection: Any) -> str:
+def _balance_of(connection: Any) -> str:
     """SQL for one account's balance at a moment, NULL before its first leg.
 
     Three parameters: the account, the account again, the moment. Written as
@@ -112,6 +112,22 @@ def balance_of(connection: Any) -> str:
         "(SELECT m.created FROM %(leg)s m WHERE m.account_id = %%s AND m.created <= %%s "
         "ORDER BY m.created DESC LIMIT 1) ORDER BY l.id DESC LIMIT 1)" % {"leg": leg}
     )
+
+
+def balances_of(cursor: Any, pairs: list[tuple[int, datetime.datetime]]) -> list[Decimal]:
+    """The balance of each (account, moment) of ``pairs``, zero before the account's first
+    leg. One query, with one index seek per pair: the account is given, so a busy
+    account's history is never walked.
+    """
+    if not pairs:
+        return []
+    connection = cursor.db
+    sql = "SELECT %s" % ", ".join(_balance_of(connection) for _pair in pairs)
+    params = []
+    for pk, moment in pairs:
+        params += [pk, pk, moment_param(connection, moment)]
+    cursor.execute(sql, params)
+    return [stored_decimal(value) or ZERO for value in cursor.fetchone()]
 
 
 def moment_param(connection: Any, value: datetime.datetime) -> Any:
@@ -278,32 +294,38 @@ def core_balances(
     cursor: Any, core: list[CoreAccount], moments: list[datetime.datetime]
 ) -> dict[tuple[str, str], list[Decimal]]:
     """Each core account's balance at each of ``moments``, by (currency, role). One query."""
-    if not moments or not core:
-        return {}
-    connection = cursor.db
-    # One seek per account and moment, the account given: a busy core
-    # account's history is never walked.
-    sql = "SELECT %s" % ", ".join(
-        balance_of(connection) for _pair in range(len(core) * len(moments))
-    )
-    params = []
-    for account in core:
-        for moment in moments:
-            params += [account.pk, account.pk, moment_param(connection, moment)]
-    cursor.execute(sql, params)
-    values = list(cursor.fetchone())
-    found = {}
-    for index, account in enumerate(core):
-        row = values[index * len(moments) : (index + 1) * len(moments)]
-        found[account.currency, account.role] = [stored_decimal(v) or ZERO for v in row]
-    return found
+    values = balances_of(cursor, [(account.pk, moment) for account in core for moment in moments])
+    count = len(moments)
+    return {
+        (account.currency, account.role): values[index * count : (index + 1) * count]
+        for index, account in enumerate(core)
+    }
 
 
 # Labels of lines ---------------------------------------------------------------------------
 
 
-def type_paths(using: str) -> dict[int | None, tuple[str, str]]:
-    """(code, "Parent / Child" name) of every account type, and of "no type"."""
+@dataclass(frozen=True)
+class TypePaths:
+    """The account types, to label and order the lines of a report by account type."""
+
+    #: (code, "Parent / Child" name) of every account type, and of "no type".
+    paths: dict[int | None, tuple[str, str]]
+
+    def lines(self, type_ids: Iterable[int | None]) -> list[tuple[int | None, str, str]]:
+        """(type, code, name) of each of ``type_ids``, by name, "no type" last."""
+
+        def order(type_id: int | None) -> tuple[bool, str, int]:
+            return (type_id is None, self.paths.get(type_id, ("", ""))[1].lower(), type_id or 0)
+
+        return [
+            (type_id, *self.paths.get(type_id, ("", "#%s" % type_id)))
+            for type_id in sorted(type_ids, key=order)
+        ]
+
+
+def type_paths(using: str) -> TypePaths:
+    """The account types' codes and names. One query."""
     types = {t.pk: t for t in AccountType.objects.using(using).all()}
     paths: dict[int | None, tuple[str, str]] = {None: ("", str(_("No account type")))}
     for pk, node in types.items():
@@ -315,8 +337,4 @@ def type_paths(using: str) -> dict[int | None, tuple[str, str]]:
             seen.add(parent.pk)
             parent = types.get(parent.parent_id) if parent.parent_id else None
         paths[pk] = (node.code, " / ".join(reversed(names)))
-    return paths
-
-
-def type_order(paths: dict[int | None, tuple[str, str]]) -> Callable[[int | None], Any]:
-    return lambda type_id: (type_id is None, paths.get(type_id, ("", ""))[1].lower(), type_id or 0)
+    return TypePaths(paths)

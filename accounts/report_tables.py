@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from django.utils.translation import gettext_lazy as _
+
 from . import amounts
 
 
@@ -26,6 +28,21 @@ class Column:
     kind: str = "text"
     #: Shown on the page too (False: in the CSV only).
     shown: bool = True
+
+
+def line_columns(key: str, label: Any, code_key: str, code_label: Any) -> list[Column]:
+    """A report's first columns: what each line is, then its code and its currency, which
+    only the CSV shows (the page shows money in its currency)."""
+    return [
+        Column(key, label),
+        Column(code_key, code_label, shown=False),
+        Column("currency", _("Currency"), shown=False),
+    ]
+
+
+def type_columns() -> list[Column]:
+    """The first columns of a report with a line per account type."""
+    return line_columns("account_type", _("Account type"), "account_type_code", _("Type code"))
 
 
 @dataclass
