@@ -14,7 +14,7 @@ import datetime
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING
 
 from django.utils.translation import gettext_lazy as _
 
@@ -33,7 +33,19 @@ from .report_queries import (
     reading,
     type_paths,
 )
-from .report_tables import Bar, BarChart, Column, Report, Row, line_columns, type_columns
+from .report_tables import (
+    Bar,
+    BarChart,
+    Cell,
+    Column,
+    Report,
+    Row,
+    line_columns,
+    type_columns,
+)
+
+if TYPE_CHECKING:
+    from .exceptions import StrOrPromise
 
 #: Months shown by the bar charts of the reports at a date.
 CHART_MONTHS = 12
@@ -71,7 +83,7 @@ def _snapshot(
 
 
 #: A column of a report at a date, and how a line's totals give its value.
-_Figure = tuple[Column, Callable[[Totals], Any]]
+_Figure = tuple[Column, Callable[[Totals], Cell]]
 
 _ACCOUNTS: _Figure = (Column("accounts", _("Accounts"), "count"), lambda t: t.accounts)
 #: Outstanding balances: the customer accounts by type.
@@ -103,7 +115,8 @@ def _table(
     """
 
     def row(label: str, code: str, currency: str, totals: Totals, line: str) -> Row:
-        cells = dict(zip((column.key for column in lead), (label, code, currency), strict=True))
+        keys = (column.key for column in lead)
+        cells: dict[str, Cell] = dict(zip(keys, (label, code, currency), strict=True))
         cells.update((column.key, value(totals)) for column, value in figures)
         return Row(currency, cells, line)
 
@@ -130,21 +143,39 @@ def _table(
     return [*lead, *(column for column, _value in figures)], rows
 
 
-def _month_bars(snapshot: _Snapshot) -> dict[str, list[Bar]]:
-    """Per currency with core accounts, a bar per charted month: each core account's
-    balance by role, and the customer accounts' (``"customers"``)."""
+#: The series of a chart, for its currency: (key, label) of each.
+_Series = Callable[[str], list[tuple[str, "StrOrPromise"]]]
+
+
+def _report(
+    snapshot: _Snapshot,
+    slug: str,
+    title: StrOrPromise,
+    table: tuple[list[Column], list[Row]],
+    chart_title: StrOrPromise,
+    series: _Series,
+) -> Report:
+    """A report at a date, with a chart per currency that has core accounts.
+
+    Each chart has a bar per charted month, of ``series``: a series whose key
+    is a role is that core account's balance, any other is the customer
+    accounts' total (minus the core accounts').
+    """
     zeros = [ZERO] * len(snapshot.months)
-    found = {}
+    charts = []
     for currency in sorted({currency for currency, _role in snapshot.core_by_month}):
+        shown = series(currency)
         bars = []
         for i, moment in enumerate(snapshot.months):
-            values = {
+            core = {
                 role: snapshot.core_by_month.get((currency, role), zeros)[i] for role in CORE_ORDER
             }
-            values["customers"] = -sum(values.values(), ZERO)
+            customers = -sum(core.values(), ZERO)
+            values = {key: core.get(key, customers) for key, _label in shown}
             bars.append(Bar(month_label(moment), values, period=day_label(moment)))
-        found[currency] = bars
-    return found
+        charts.append(BarChart(chart_title % {"currency": currency}, currency, shown, bars))
+    columns, rows = table
+    return Report(slug, title, {"at": snapshot.moment}, columns, rows, charts)
 
 
 def outstanding_balances(
@@ -160,24 +191,13 @@ def outstanding_balances(
     queries.
     """
     snapshot = _snapshot(at, using, customers_only=True)
-    columns, rows = _table(snapshot, type_columns(), _OUTSTANDING, core_lines=False)
-    charts = [
-        BarChart(
-            title=_("Net owed to customers at the end of each month (%(currency)s)")
-            % {"currency": currency},
-            currency=currency,
-            series=[("net", _("Net owed to customers"))],
-            bars=[Bar(bar.label, {"net": bar.values["customers"]}, bar.period) for bar in bars],
-        )
-        for currency, bars in _month_bars(snapshot).items()
-    ]
-    return Report(
-        slug="outstanding",
-        title=_("Outstanding balances"),
-        period={"at": snapshot.moment},
-        columns=columns,
-        rows=rows,
-        charts=charts,
+    return _report(
+        snapshot,
+        "outstanding",
+        _("Outstanding balances"),
+        _table(snapshot, type_columns(), _OUTSTANDING, core_lines=False),
+        _("Net owed to customers at the end of each month (%(currency)s)"),
+        lambda currency: [("net", _("Net owed to customers"))],
     )
 
 
@@ -192,26 +212,16 @@ def trial_balance(at: datetime.datetime | datetime.date, *, using: str | None = 
     last twelve months. Costs four queries.
     """
     snapshot = _snapshot(at, using, customers_only=False)
-    lead = line_columns("line", _("Line"), "code", _("Code"))
-    columns, rows = _table(snapshot, lead, _TRIAL, core_lines=True)
     names = {(c.currency, c.role): c.name for c in snapshot.core}
-    charts = [
-        BarChart(
-            title=_("Balances at the end of each month (%(currency)s)") % {"currency": currency},
-            currency=currency,
-            series=[
-                *((role, names.get((currency, role), role)) for role in CORE_ORDER),
-                ("customers", str(_("Customer accounts"))),
-            ],
-            bars=bars,
-        )
-        for currency, bars in _month_bars(snapshot).items()
-    ]
-    return Report(
-        slug="trial_balance",
-        title=_("Trial balance"),
-        period={"at": snapshot.moment},
-        columns=columns,
-        rows=rows,
-        charts=charts,
+    lead = line_columns("line", _("Line"), "code", _("Code"))
+    return _report(
+        snapshot,
+        "trial_balance",
+        _("Trial balance"),
+        _table(snapshot, lead, _TRIAL, core_lines=True),
+        _("Balances at the end of each month (%(currency)s)"),
+        lambda currency: [
+            *((role, names.get((currency, role), role)) for role in CORE_ORDER),
+            ("customers", str(_("Customer accounts"))),
+        ],
     )

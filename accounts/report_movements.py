@@ -11,7 +11,7 @@ import datetime
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING
 
 from django.db import connections
 from django.utils.translation import gettext_lazy as _
@@ -33,7 +33,10 @@ from .report_queries import (
     table_names,
     type_paths,
 )
-from .report_tables import Bar, BarChart, Column, Report, Row, type_columns
+from .report_tables import Bar, BarChart, Cell, Column, Report, Row, type_columns
+
+if TYPE_CHECKING:
+    from .exceptions import StrOrPromise
 
 
 @dataclass(frozen=True)
@@ -57,7 +60,7 @@ class Kind:
 
     #: Its column in the CSV.
     code: str
-    label: Any
+    label: StrOrPromise
     #: Whether a leg is of this kind. Exactly one kind matches any leg.
     matches: Callable[[Leg], bool]
 
@@ -182,9 +185,11 @@ def movements(
             for key, value in figures.items():
                 total[key] = total.get(key, ZERO) + value
             line = {"account_type": label, "account_type_code": code, "currency": currency}
-            rows.append(Row(currency, {**figures, **line}))
+            cells: dict[str, Cell] = {**figures, **line}
+            rows.append(Row(currency, cells))
         line = {"account_type": str(_("Total")), "account_type_code": "", "currency": currency}
-        rows.append(Row(currency, {**total, **line}, line="total"))
+        total_cells: dict[str, Cell] = {**total, **line}
+        rows.append(Row(currency, total_cells, line="total"))
     by_year = len(periods) > 1 and periods[0].label.isdigit()
     charts = [
         BarChart(

@@ -21,11 +21,15 @@ MAX_MONTHLY_BARS = 36
 
 
 def start_of(value: datetime.datetime | datetime.date) -> datetime.datetime:
-    return window_bound(value, end=False)
+    """``value``, or the first moment of that day if it is a date."""
+    moment: datetime.datetime = window_bound(value, end=False)
+    return moment
 
 
 def end_of(value: datetime.datetime | datetime.date) -> datetime.datetime:
-    return window_bound(value, end=True)
+    """``value``, or the last moment of that day if it is a date."""
+    moment: datetime.datetime = window_bound(value, end=True)
+    return moment
 
 
 def local_date(moment: datetime.datetime) -> datetime.date:

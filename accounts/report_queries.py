@@ -9,13 +9,15 @@ from. Nothing here is public API.
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeAlias
 
 from django.db import DatabaseError, connections, router
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.backends.utils import CursorWrapper
 from django.utils.translation import gettext_lazy as _
 
 from .collection_models import Settlement
@@ -33,18 +35,26 @@ CORE_ORDER = (SOURCE, SALES, EXPIRED)
 #: The columns' precision: amounts are whole multiples of this.
 _QUANTUM = 4
 
+#: A number as a driver returns it for a SUM or a money column: SQLite gives
+#: an int for an integer SUM and a float for a decimal column.
+Number: TypeAlias = Decimal | int | float | str
+#: A query parameter: what ``adapt_datetimefield_value`` makes of a moment, or a key.
+Param: TypeAlias = int | str | None
+
 #: A LIMIT no table reaches: a derived table with a LIMIT is computed once, not
 #: merged into the query around it, which would repeat its subqueries (one
 #: index seek per account) for every reference to their results. PostgreSQL,
 #: MariaDB and SQLite all honour it.
-FENCE = 10**15
+_FENCE = 10**15
 
 
 def alias(using: str | None) -> str:
+    """The database a report reads: ``using``, or the router's choice for reading legs."""
     return using or router.db_for_read(Transaction)
 
 
-def table_names(connection: Any) -> dict[str, str]:
+def table_names(connection: BaseDatabaseWrapper) -> dict[str, str]:
+    """The quoted names of the tables the reports read, by short name."""
     qn = connection.ops.quote_name
     return {
         "account": qn(Account._meta.db_table),
@@ -54,14 +64,14 @@ def table_names(connection: Any) -> dict[str, str]:
     }
 
 
-def exact_sum(connection: Any, expression: str) -> str:
-    """An exact SUM of a money expression (see the module's docstring)."""
+def exact_sum(connection: BaseDatabaseWrapper, expression: str) -> str:
+    """An exact SUM of a money expression (see ``accounts.reports``: exact on SQLite too)."""
     if connection.vendor == "sqlite":
         return "SUM(CAST(ROUND((%s) * %d) AS INTEGER))" % (expression, 10**_QUANTUM)
     return "SUM(%s)" % expression
 
 
-def summed(connection: Any, value: Any) -> Decimal:
+def summed(connection: BaseDatabaseWrapper, value: Number | None) -> Decimal:
     """What :func:`exact_sum` returned, as an exact Decimal."""
     if value is None:
         return ZERO
@@ -70,7 +80,7 @@ def summed(connection: Any, value: Any) -> Decimal:
     return Decimal(value)
 
 
-def stored_decimal(value: Any) -> Decimal | None:
+def stored_decimal(value: Number | None) -> Decimal | None:
     """A money column read without the ORM, as the Decimal it stores.
 
     SQLite returns a REAL for a decimal column: its shortest representation
@@ -83,7 +93,7 @@ def stored_decimal(value: Any) -> Decimal | None:
     return Decimal(value)
 
 
-def _balance_at(connection: Any) -> str:
+def _balance_at(connection: BaseDatabaseWrapper) -> str:
     """SQL for the balance at a moment (one ``%s``) of each account ``a``; NULL before
     its first leg. PostgreSQL and SQLite only (see :func:`balances_sql` for MariaDB).
 
@@ -97,7 +107,7 @@ def _balance_at(connection: Any) -> str:
     )
 
 
-def _balance_of(connection: Any) -> str:
+def _balance_of(connection: BaseDatabaseWrapper) -> str:
     """SQL for one account's balance at a moment, NULL before its first leg.
 
     Three parameters: the account, the account again, the moment. Written as
@@ -114,28 +124,31 @@ def _balance_of(connection: Any) -> str:
     )
 
 
-def balances_of(cursor: Any, pairs: list[tuple[int, datetime.datetime]]) -> list[Decimal]:
+def balances_of(
+    cursor: CursorWrapper, pairs: list[tuple[int, datetime.datetime]]
+) -> list[Decimal]:
     """The balance of each (account, moment) of ``pairs``, zero before the account's first
     leg. One query, with one index seek per pair: the account is given, so a busy
     account's history is never walked.
     """
     if not pairs:
         return []
-    connection = cursor.db
+    connection: BaseDatabaseWrapper = cursor.db
     sql = "SELECT %s" % ", ".join(_balance_of(connection) for _pair in pairs)
-    params = []
+    params: list[Param] = []
     for pk, moment in pairs:
         params += [pk, pk, moment_param(connection, moment)]
     cursor.execute(sql, params)
     return [stored_decimal(value) or ZERO for value in cursor.fetchone()]
 
 
-def moment_param(connection: Any, value: datetime.datetime) -> Any:
+def moment_param(connection: BaseDatabaseWrapper, value: datetime.datetime) -> Param:
+    """``value`` as a parameter of a raw query on ``connection``."""
     return connection.ops.adapt_datetimefield_value(value)
 
 
 @contextmanager
-def reading(using: str) -> Iterator[Any]:
+def reading(using: str) -> Iterator[CursorWrapper]:
     """A cursor for a report's queries.
 
     On PostgreSQL, just-in-time compilation is turned off while they run,
@@ -185,11 +198,11 @@ Group = tuple[str | None, int | None, str]
 
 
 def balances_sql(
-    connection: Any, moments: list[datetime.datetime], *, customers_only: bool
-) -> tuple[str, list[Any]]:
+    connection: BaseDatabaseWrapper, moments: list[datetime.datetime], *, customers_only: bool
+) -> tuple[str, list[Param]]:
     """Every account's balance at each of ``moments``, summed by group: (SQL, params).
 
-    Columns: role, type, currency, NULL (see :func:`_movements`), then per
+    Columns: role, type, currency, NULL (see ``report_movements``), then per
     moment the accounts, those in credit, those in debt, what the first are
     owed and what the second owe.
     An account counts from its creation or its first leg, whichever is first.
@@ -216,7 +229,7 @@ def balances_sql(
         )
         accounts = (
             "SELECT y.role, y.type, y.currency, y.created, %s FROM (SELECT a.id, %s, %s "
-            "FROM %s a%s LIMIT %d) y" % (legs, columns, latest, tables["account"], where, FENCE)
+            "FROM %s a%s LIMIT %d) y" % (legs, columns, latest, tables["account"], where, _FENCE)
         )
     else:
         balances = ", ".join("%s AS b%d" % (_balance_at(connection), i) for i in range(count))
@@ -233,14 +246,16 @@ def balances_sql(
         ]
     sql = (
         "SELECT x.role, x.type, x.currency, NULL AS other, %s FROM (%s LIMIT %d) x "
-        "GROUP BY x.role, x.type, x.currency" % (", ".join(outer), accounts, FENCE)
+        "GROUP BY x.role, x.type, x.currency" % (", ".join(outer), accounts, _FENCE)
     )
     adapted = [moment_param(connection, m) for m in moments]
     return sql, adapted + adapted
 
 
-def read_totals(connection: Any, row: Any, count: int) -> tuple[Group, list[Totals]]:
-    """Read a row of :func:`balances_sql` for ``count`` moments."""
+def read_totals(
+    connection: BaseDatabaseWrapper, row: Sequence[Any], count: int
+) -> tuple[Group, list[Totals]]:
+    """Read a row of :func:`balances_sql` for ``count`` moments (as the driver returns it)."""
     role, type_id, currency, _other, *values = row
     found = []
     for i in range(count):
@@ -258,12 +273,12 @@ def read_totals(connection: Any, row: Any, count: int) -> tuple[Group, list[Tota
 
 
 def balances_at(
-    cursor: Any, moment: datetime.datetime, *, customers_only: bool
+    cursor: CursorWrapper, moment: datetime.datetime, *, customers_only: bool
 ) -> dict[Group, Totals]:
     """Every account's balance at ``moment`` (inclusive), summed by group. One query."""
-    connection = cursor.db
+    connection: BaseDatabaseWrapper = cursor.db
     sql, params = balances_sql(connection, [moment], customers_only=customers_only)
-    found = {}
+    found: dict[Group, Totals] = {}
     cursor.execute(sql, params)
     for row in cursor.fetchall():
         group, (totals,) = read_totals(connection, row, 1)
@@ -274,6 +289,8 @@ def balances_at(
 
 @dataclass(frozen=True)
 class CoreAccount:
+    """What the reports need of a core account."""
+
     pk: int
     role: str
     currency: str
@@ -281,6 +298,7 @@ class CoreAccount:
 
 
 def core_accounts(using: str) -> list[CoreAccount]:
+    """The core accounts, by currency. One query."""
     return [
         CoreAccount(pk, role, currency, name)
         for pk, role, currency, name in Account.objects.using(using)
@@ -291,7 +309,7 @@ def core_accounts(using: str) -> list[CoreAccount]:
 
 
 def core_balances(
-    cursor: Any, core: list[CoreAccount], moments: list[datetime.datetime]
+    cursor: CursorWrapper, core: list[CoreAccount], moments: list[datetime.datetime]
 ) -> dict[tuple[str, str], list[Decimal]]:
     """Each core account's balance at each of ``moments``, by (currency, role). One query."""
     values = balances_of(cursor, [(account.pk, moment) for account in core for moment in moments])

@@ -11,11 +11,20 @@ import datetime
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, TypeAlias
 
 from django.utils.translation import gettext_lazy as _
 
 from . import amounts
+
+if TYPE_CHECKING:
+    from djmoney.money import Money
+
+    from .exceptions import StrOrPromise
+
+#: A cell of a report: a label or code, a count, or an amount (a Decimal in
+#: the row's currency).
+Cell: TypeAlias = str | int | Decimal
 
 
 @dataclass(frozen=True)
@@ -23,14 +32,16 @@ class Column:
     """A column of a report's table and CSV."""
 
     key: str
-    label: Any
+    label: StrOrPromise
     #: "text", "count" or "money" (money is shown in the row's currency).
     kind: str = "text"
     #: Shown on the page too (False: in the CSV only).
     shown: bool = True
 
 
-def line_columns(key: str, label: Any, code_key: str, code_label: Any) -> list[Column]:
+def line_columns(
+    key: str, label: StrOrPromise, code_key: str, code_label: StrOrPromise
+) -> list[Column]:
     """A report's first columns: what each line is, then its code and its currency, which
     only the CSV shows (the page shows money in its currency)."""
     return [
@@ -50,7 +61,7 @@ class Row:
     """One line of a report: its cells by column key."""
 
     currency: str
-    cells: dict[str, Any]
+    cells: dict[str, Cell]
     #: "account type", "core account" or "total".
     line: str = "account type"
 
@@ -58,14 +69,15 @@ class Row:
     def is_total(self) -> bool:
         return self.line == "total"
 
-    def values(self, columns: Iterable[Column]) -> list[Any]:
+    def values(self, columns: Iterable[Column]) -> list[Cell | Money | None]:
         """The row's cells in column order; money as ``Money`` in the row's currency."""
-        found = []
+        found: list[Cell | Money | None] = []
         for column in columns:
             value = self.cells.get(column.key)
             if column.kind == "money" and value is not None:
-                value = amounts.money(value, self.currency)
-            found.append(value)
+                found.append(amounts.money(Decimal(value), self.currency))
+            else:
+                found.append(value)
         return found
 
 
@@ -83,10 +95,10 @@ class Bar:
 class BarChart:
     """Totals by month (or year) in one currency, as bars of signed stacked segments."""
 
-    title: Any
+    title: StrOrPromise
     currency: str
     #: (key, label) of each series, in stacking order.
-    series: list[tuple[str, Any]]
+    series: list[tuple[str, StrOrPromise]]
     bars: list[Bar]
 
 
@@ -96,7 +108,7 @@ class Report:
 
     #: "outstanding", "trial_balance" or "movements".
     slug: str
-    title: Any
+    title: StrOrPromise
     #: The moments it covers, for the CSV: {"at": ...} or {"start": ..., "end": ...}.
     period: dict[str, datetime.datetime]
     columns: list[Column]
