@@ -54,6 +54,8 @@ from .managers import (
 )
 
 if TYPE_CHECKING:
+    from django.db.models.expressions import Combinable
+
     from . import limits
 
 #: Characters of generated references: no 0/O, 1/I/L look-alikes.
@@ -137,7 +139,7 @@ def metadata_field() -> models.JSONField:
     )
 
 
-def effective_at_field() -> models.DateTimeField:
+def effective_at_field() -> models.DateTimeField[datetime | date | str | Combinable, datetime]:
     """``effective_at`` of transfers and holds: when the movement happened in the world."""
     return models.DateTimeField(
         _("effective at"),
@@ -1227,8 +1229,12 @@ class Hold(models.Model):
 
 # Collecting debts: the models live in their own module, imported here so that
 # Django finds them (and so that ``from accounts.models import Debt`` works).
-from .collection_models import CollectionRun, Debt, Settlement  # noqa: E402, F401
+from .collection_models import CollectionRun as CollectionRun  # noqa: E402
+from .collection_models import Debt as Debt  # noqa: E402
+from .collection_models import Settlement as Settlement  # noqa: E402
 
 # Spending limits, repayments and declined payments (accounts.limits, facade.repay,
 # accounts.declines).
-from .wallet_models import Decline, Repayment, SpendingLimit  # noqa: E402, F401
+from .wallet_models import Decline as Decline  # noqa: E402
+from .wallet_models import Repayment as Repayment  # noqa: E402
+from .wallet_models import SpendingLimit as SpendingLimit  # noqa: E402
