@@ -21,7 +21,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django.conf import settings
 from django.db import models
@@ -54,7 +54,10 @@ from .managers import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from django.db.models.expressions import Combinable
+    from djmoney.money import Money
 
     from . import limits
 
@@ -570,7 +573,7 @@ class Account(models.Model):
     # Money --------------------------------------------------------------------
 
     @property
-    def available_amount(self) -> Any:
+    def available_amount(self) -> Money | None:
         """What the account can spend now: balance − held + credit limit; ``None`` when unlimited.
 
         Computed from this instance's values. The facade re-checks under a row
@@ -578,7 +581,8 @@ class Account(models.Model):
         """
         if self.credit_limit is None:
             return None
-        return self.balance - self.held + self.credit_limit
+        # djmoney's fields are untyped: their values read as Any.
+        return cast("Money", self.balance - self.held + self.credit_limit)
 
     def is_debit_permitted(self, amount: Any) -> bool:
         """Whether debiting ``amount`` (Money or Decimal) stays within the credit limit.
@@ -606,7 +610,7 @@ class Account(models.Model):
 
     # History ------------------------------------------------------------------
 
-    def balance_at(self, when: datetime | date, *, using: str | None = None) -> Any:
+    def balance_at(self, when: datetime | date, *, using: str | None = None) -> Money:
         """The balance at moment ``when``; a ``date`` means the end of that day.
 
         One indexed query whatever the length of the history. It reads where
@@ -615,7 +619,7 @@ class Account(models.Model):
         """
         return self._balance_after(using, created__lte=window_bound(when, end=True))
 
-    def _balance_after(self, using: str | None = None, **moment: Any) -> Any:
+    def _balance_after(self, using: str | None = None, **moment: Any) -> Money:
         """The balance after the account's last leg matching ``moment`` (a ``created`` lookup).
 
         Written as "the leg at the latest such moment" rather than "the first
@@ -723,12 +727,14 @@ class Account(models.Model):
             return []
         return limits.spending(self, found, limits.database_now(alias))
 
-    def spending_available(self, *, using: str | None = None) -> Any:
+    def spending_available(self, *, using: str | None = None) -> Money | None:
         """The least that any spending limit still allows now (Money); ``None``: no limit."""
         entries = self.spending(using=using)
         if not entries:
             return None
-        return min((entry.available for entry in entries), key=lambda money: money.amount)
+        available = min((entry.available for entry in entries), key=lambda money: money.amount)
+        # Each entry's ``available`` is a Money; limits.Spending leaves it Any.
+        return cast("Money", available)
 
     # State changes ------------------------------------------------------------
 
@@ -767,8 +773,8 @@ class Statement:
     account: Account
     start: datetime | None
     end: datetime
-    opening_balance: Any
-    closing_balance: Any
+    opening_balance: Money
+    closing_balance: Money
     #: Posted legs in the period, oldest first, each with ``balance_after``.
     transactions: TransactionQuerySet
     #: Holds on the account that still reserve money now (not in the period:
@@ -777,7 +783,7 @@ class Statement:
     #: The date the period applies to and the rows follow: "created" or "effective_at".
     date_field: str = "created"
 
-    def __iter__(self) -> Any:
+    def __iter__(self) -> Iterator[Transaction]:
         return iter(self.transactions)
 
 
@@ -1005,7 +1011,7 @@ class Transfer(models.Model):
     def is_reversal(self) -> bool:
         return self.parent_id is not None
 
-    def reversed_amount(self) -> Any:
+    def reversed_amount(self) -> Money:
         """How much of this transfer has been reversed so far (one query).
 
         Summed in Python: SQLite would add the amounts as floating-point numbers.
@@ -1015,11 +1021,12 @@ class Transfer(models.Model):
         )
         return amounts.money(total, self.currency)
 
-    def reversible_amount(self) -> Any:
+    def reversible_amount(self) -> Money:
         """What can still be reversed (zero for a reversal, which cannot be reversed)."""
         if self.is_reversal:
             return amounts.money(Decimal(0), self.currency)
-        return self.amount - self.reversed_amount()
+        # djmoney's fields are untyped: their values read as Any.
+        return cast("Money", self.amount - self.reversed_amount())
 
 
 class Transaction(models.Model):
@@ -1219,12 +1226,13 @@ class Hold(models.Model):
         return bool(self.expires_at and (at or timezone.now()) >= self.expires_at)
 
     @property
-    def captured_amount(self) -> Any:
+    def captured_amount(self) -> Money:
         """What the capture moved (zero unless captured)."""
         capture = self.capture
         if capture is None:
             return amounts.money(Decimal(0), self.currency)
-        return capture.amount
+        # djmoney's fields are untyped: their values read as Any.
+        return cast("Money", capture.amount)
 
 
 # Collecting debts: the models live in their own module, imported here so that
