@@ -15,6 +15,7 @@ current time zone.
 from __future__ import annotations
 
 import datetime
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -112,7 +113,7 @@ class LedgerMoneyField(MoneyField):
         # djmoney ships py.typed but leaves its methods unannotated.
         super().__init__(*args, **kwargs)  # type: ignore[no-untyped-call]
 
-    def deconstruct(self) -> Any:
+    def deconstruct(self) -> tuple[str, str, Sequence[Any], dict[str, Any]]:
         # djmoney ships py.typed but leaves its methods unannotated.
         name, path, args, kwargs = super().deconstruct()  # type: ignore[no-untyped-call]
         # The shared currency column and the descriptor are fixed by this
@@ -172,7 +173,7 @@ class WindowDateTimeField(_DateTimeField[Any, Any]):
         self.end = end
         super().__init__(*args, **kwargs)
 
-    def deconstruct(self) -> Any:
+    def deconstruct(self) -> tuple[str, str, Sequence[Any], dict[str, Any]]:
         name, path, args, kwargs = super().deconstruct()
         if self.end:
             kwargs["end"] = True

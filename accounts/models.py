@@ -21,7 +21,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 from django.conf import settings
 from django.db import models
@@ -418,7 +418,7 @@ class Account(models.Model):
 
     save.alters_data = True  # type: ignore[attr-defined]
 
-    def delete(self, *args: Any, **kwargs: Any) -> Any:
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
         if self.role:
             raise ProtectedAccount(account=self, action=_("deleted"))
         return super().delete(*args, **kwargs)
@@ -850,7 +850,7 @@ class Batch(models.Model):
 
     save.alters_data = True  # type: ignore[attr-defined]
 
-    def delete(self, *args: Any, **kwargs: Any) -> Any:
+    def delete(self, *args: Any, **kwargs: Any) -> NoReturn:
         raise LedgerImmutable(_("Batches are append-only and cannot be deleted."))
 
     delete.alters_data = True  # type: ignore[attr-defined]
@@ -1002,7 +1002,7 @@ class Transfer(models.Model):
 
     save.alters_data = True  # type: ignore[attr-defined]
 
-    def delete(self, *args: Any, **kwargs: Any) -> Any:
+    def delete(self, *args: Any, **kwargs: Any) -> NoReturn:
         raise LedgerImmutable(_("Transfers are append-only and cannot be deleted."))
 
     delete.alters_data = True  # type: ignore[attr-defined]
@@ -1082,7 +1082,7 @@ class Transaction(models.Model):
 
     save.alters_data = True  # type: ignore[attr-defined]
 
-    def delete(self, *args: Any, **kwargs: Any) -> Any:
+    def delete(self, *args: Any, **kwargs: Any) -> NoReturn:
         raise LedgerImmutable(_("Transactions are append-only and cannot be deleted."))
 
     delete.alters_data = True  # type: ignore[attr-defined]
@@ -1212,7 +1212,7 @@ class Hold(models.Model):
 
     save.alters_data = True  # type: ignore[attr-defined]
 
-    def delete(self, *args: Any, **kwargs: Any) -> Any:
+    def delete(self, *args: Any, **kwargs: Any) -> NoReturn:
         raise LedgerImmutable(_("Holds cannot be deleted; release them instead."))
 
     delete.alters_data = True  # type: ignore[attr-defined]
