@@ -27,8 +27,9 @@ no money, but it stops the customer's notification from being sent.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
 from functools import partial
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
@@ -36,19 +37,21 @@ from django.contrib.admin.utils import unquote
 from django.contrib.admin.widgets import ManyToManyRawIdWidget
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
-from django.db.models import QuerySet
+from django.db.models import ManyToManyField, Model, QuerySet
+from django.forms import ModelForm, ModelMultipleChoiceField
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.urls import path, reverse
+from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
 
 from . import admin_reports, admin_wallets, facade
-from .admin_readonly import ADMIN_CSS
+from .admin_readonly import ADMIN_CSS, ReadOnlyMixin
 from .codes import format_code, normalize_code
 from .conf import conf
-from .exceptions import AccountException, HoldResolved
+from .exceptions import AccountException, HoldResolved, StrOrPromise
 from .forms import (
     MOVE_MONEY_PERMISSION,
     AccountForm,
@@ -64,6 +67,22 @@ from .lookup import MAX_CODE_LENGTH
 from .models import Account, AccountType, Batch, Hold, Transaction, Transfer
 from .pagination import UncountedPage
 
+if TYPE_CHECKING:
+    from django.contrib.admin.options import _FieldsetSpec
+    from djmoney.money import Money
+
+    from .managers import AccountQuerySet, TransferQuerySet
+
+    # Django's admin classes take no type arguments at run time.
+    _ModelAdmin = admin.ModelAdmin[Any]
+    _AccountTypeAdmin = admin.ModelAdmin[AccountType]
+    _AccountAdmin = admin.ModelAdmin[Account]
+    _HoldInline = admin.TabularInline[Hold, Account]
+    _TabularInline = admin.TabularInline[Any, Any]
+else:
+    _ModelAdmin = _AccountTypeAdmin = _AccountAdmin = admin.ModelAdmin
+    _HoldInline = _TabularInline = admin.TabularInline
+
 
 def has_move_money_permission(request: HttpRequest) -> bool:
     """Whether the user may move money (``accounts.move_money``)."""
@@ -74,7 +93,9 @@ def has_move_money_permission(request: HttpRequest) -> bool:
 MARK_NOTIFIED_PERMISSION = "accounts.mark_notified"
 
 
-def forbidden(model_admin: admin.ModelAdmin, request: HttpRequest, reason: Any) -> HttpResponse:
+def forbidden(
+    model_admin: _ModelAdmin, request: HttpRequest, reason: StrOrPromise
+) -> HttpResponse:
     """A 403 page in the admin's layout, saying which permission is missing."""
     request.current_app = model_admin.admin_site.name
     context = {
@@ -93,7 +114,7 @@ NO_MOVE_MONEY = _(
 NO_VIEW = _("You do not have permission to view this.")
 
 
-def money_cell(value: Any) -> Any:
+def money_cell(value: object) -> SafeString:
     """An amount for a list column: never wrapped after its minus sign."""
     return format_html('<span class="accounts-money">{}</span>', value)
 
@@ -105,21 +126,25 @@ class ActivityFilter(admin.SimpleListFilter):
     title = _("activity")
     parameter_name = "activity"
 
-    def lookups(self, request: HttpRequest, model_admin: Any) -> Any:
+    def lookups(
+        self, request: HttpRequest, model_admin: _ModelAdmin
+    ) -> list[tuple[str, StrOrPromise]]:
         return [
             ("active", _("Active (open and inside its dates)")),
             ("expired", _("Expired")),
             ("not_started", _("Not started yet")),
         ]
 
-    def queryset(self, request: HttpRequest, queryset: Any) -> Any:
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        # Only the accounts' admin lists this filter.
+        accounts = cast("AccountQuerySet", queryset)
         if self.value() == "active":
-            return queryset.active()
+            return accounts.active()
         if self.value() == "expired":
-            return queryset.expired()
+            return accounts.expired()
         if self.value() == "not_started":
-            return queryset.filter(start_date__gt=timezone.now())
-        return queryset
+            return accounts.filter(start_date__gt=timezone.now())
+        return accounts
 
 
 class NotifiedFilter(admin.SimpleListFilter):
@@ -128,10 +153,12 @@ class NotifiedFilter(admin.SimpleListFilter):
     title = _("notified")
     parameter_name = "notified"
 
-    def lookups(self, request: HttpRequest, model_admin: Any) -> Any:
+    def lookups(
+        self, request: HttpRequest, model_admin: _ModelAdmin
+    ) -> list[tuple[str, StrOrPromise]]:
         return [("yes", _("Yes")), ("no", _("No"))]
 
-    def queryset(self, request: HttpRequest, queryset: Any) -> Any:
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
         if self.value() == "yes":
             return queryset.filter(notified_at__isnull=False)
         if self.value() == "no":
@@ -144,10 +171,12 @@ class CurrencyFilter(admin.SimpleListFilter):
     title = _("currency")
     parameter_name = "currency"
 
-    def lookups(self, request: HttpRequest, model_admin: Any) -> Any:
+    def lookups(
+        self, request: HttpRequest, model_admin: _ModelAdmin
+    ) -> list[tuple[str, StrOrPromise]]:
         return [(code, code) for code in conf.CURRENCIES]
 
-    def queryset(self, request: HttpRequest, queryset: Any) -> Any:
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
         return queryset.filter(currency=self.value()) if self.value() else queryset
 
 
@@ -155,29 +184,33 @@ class ReversalFilter(admin.SimpleListFilter):
     title = _("kind")
     parameter_name = "kind"
 
-    def lookups(self, request: HttpRequest, model_admin: Any) -> Any:
+    def lookups(
+        self, request: HttpRequest, model_admin: _ModelAdmin
+    ) -> list[tuple[str, StrOrPromise]]:
         return [("original", _("Transfers")), ("reversal", _("Reversals"))]
 
-    def queryset(self, request: HttpRequest, queryset: Any) -> Any:
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        # Only the transfers' admin lists this filter.
+        transfers = cast("TransferQuerySet", queryset)
         if self.value() == "original":
-            return queryset.originals()
+            return transfers.originals()
         if self.value() == "reversal":
-            return queryset.reversals()
-        return queryset
+            return transfers.reversals()
+        return transfers
 
 
 # Accounts -----------------------------------------------------------------
 
 
 @admin.register(AccountType)
-class AccountTypeAdmin(admin.ModelAdmin):
+class AccountTypeAdmin(_AccountTypeAdmin):
     list_display = ("name", "code", "parent")
     list_select_related = ("parent",)
     search_fields = ("name", "code")
     prepopulated_fields = {"code": ("name",)}
 
 
-class PendingHoldInline(admin.TabularInline):
+class PendingHoldInline(ReadOnlyMixin, _HoldInline):
     """The account's active holds: what its ``held`` amount is made of."""
 
     model = Hold
@@ -189,17 +222,8 @@ class PendingHoldInline(admin.TabularInline):
     extra = 0
     can_delete = False
 
-    def get_queryset(self, request: HttpRequest) -> Any:
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Hold]:
         return super().get_queryset(request).filter(status=Hold.Status.ACTIVE)
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     @admin.display(description=_("reference"))
     def reference_link(self, obj: Hold) -> str:
@@ -212,7 +236,7 @@ class PendingHoldInline(admin.TabularInline):
 class UsersRawIdWidget(ManyToManyRawIdWidget):
     """The ids of an account's secondary users, with their names next to them."""
 
-    def label_and_url_for_value(self, value: Any) -> tuple[str, str]:
+    def label_and_url_for_value(self, value: Sequence[object]) -> tuple[str, str]:
         model = self.rel.model
         try:
             users = list(model._default_manager.using(self.db).filter(pk__in=value))
@@ -222,7 +246,7 @@ class UsersRawIdWidget(ManyToManyRawIdWidget):
 
 
 @admin.register(Account)
-class AccountAdmin(admin.ModelAdmin):
+class AccountAdmin(_AccountAdmin):
     form = AccountForm
     inlines = [PendingHoldInline]
     # The money first: at 1280 pixels, with the filters beside it, the list
@@ -263,46 +287,46 @@ class AccountAdmin(admin.ModelAdmin):
         css = {"all": (ADMIN_CSS,)}
 
     @admin.display(description=_("account"), ordering="name")
-    def account_column(self, obj: Account) -> Any:
+    def account_column(self, obj: Account) -> str:
         # A name may wrap; a card's code, shown as printed, stays on one line.
         if obj.name or not obj.code:
             return str(obj)
         return format_html('<span class="accounts-code">{}</span>', format_code(obj.code))
 
     @admin.display(description=_("balance"), ordering="balance")
-    def balance_money(self, obj: Account) -> Any:
+    def balance_money(self, obj: Account) -> SafeString:
         return money_cell(obj.balance)
 
     @admin.display(description=_("held"), ordering="held")
-    def held_money(self, obj: Account) -> Any:
+    def held_money(self, obj: Account) -> SafeString:
         return money_cell(obj.held)
 
     @admin.display(description=_("credit limit"), ordering="credit_limit")
-    def credit_limit_money(self, obj: Account) -> Any:
+    def credit_limit_money(self, obj: Account) -> SafeString:
         return money_cell(_("no limit") if obj.credit_limit is None else obj.credit_limit)
 
     @admin.display(description=_("code"), ordering="code")
-    def code_column(self, obj: Account) -> Any:
+    def code_column(self, obj: Account) -> SafeString:
         # As printed on the card, so it can be read out and compared.
         return format_html('<span class="accounts-code">{}</span>', format_code(obj.code or ""))
 
     @admin.display(description=_("credit limit"))
-    def credit_limit_shown(self, obj: Account) -> Any:
+    def credit_limit_shown(self, obj: Account) -> object:
         return _("no limit") if obj.credit_limit is None else obj.credit_limit
 
     @admin.display(description=_("available amount"))
-    def available_amount(self, obj: Account) -> Any:
+    def available_amount(self, obj: Account) -> object:
         available = obj.available_amount
         return _("no limit") if available is None else available
 
-    def get_search_fields(self, request: HttpRequest) -> Any:
+    def get_search_fields(self, request: HttpRequest) -> tuple[str, ...]:
         # Read here, not at import: AUTH_USER_MODEL may be any user model.
         username = get_user_model().USERNAME_FIELD
         return ("name", "code", "primary_user__%s" % username, "secondary_users__%s" % username)
 
     def get_search_results(
-        self, request: HttpRequest, queryset: QuerySet, search_term: str
-    ) -> tuple[QuerySet, bool]:
+        self, request: HttpRequest, queryset: QuerySet[Account], search_term: str
+    ) -> tuple[QuerySet[Account], bool]:
         """Also find a card by its code as people type or print it.
 
         ``7kq2-m9xd ht4r`` finds ``7KQ2M9XDHT4RWB3N``: codes are stored
@@ -316,7 +340,7 @@ class AccountAdmin(admin.ModelAdmin):
             results = results | queryset.filter(code__contains=code)
         return results, may_have_duplicates
 
-    def get_autocomplete_fields(self, request: HttpRequest) -> Any:
+    def get_autocomplete_fields(self, request: HttpRequest) -> tuple[str, ...]:
         # Search users as you type where this admin site lets the staff user
         # search them; otherwise ids, with the users' names shown next to them.
         user_admin = self.admin_site._registry.get(get_user_model())
@@ -328,7 +352,9 @@ class AccountAdmin(admin.ModelAdmin):
             return ("primary_user", "secondary_users")
         return ()
 
-    def formfield_for_manytomany(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+    def formfield_for_manytomany(
+        self, db_field: ManyToManyField[Any, Any], request: HttpRequest, **kwargs: Any
+    ) -> ModelMultipleChoiceField[Any] | None:
         if db_field.name == "secondary_users" and db_field.name not in (
             self.get_autocomplete_fields(request)
         ):
@@ -338,13 +364,17 @@ class AccountAdmin(admin.ModelAdmin):
         return super().formfield_for_manytomany(db_field, request, **kwargs)
 
     def get_form(
-        self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
-    ) -> Any:
+        self,
+        request: HttpRequest,
+        obj: Account | None = None,
+        change: bool = False,
+        **kwargs: Any,
+    ) -> type[ModelForm[Account]]:
         form = super().get_form(request, obj, change, **kwargs)
         # Who edits decides what may change (credit limits, codes of funded cards).
         return type(form.__name__, (form,), {"user": request.user})
 
-    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+    def get_fieldsets(self, request: HttpRequest, obj: Account | None = None) -> _FieldsetSpec:
         fieldsets = super().get_fieldsets(request, obj)
         if obj is not None and obj.is_core:
             # Shown as "no limit" rather than the raw None of a read-only field.
@@ -363,7 +393,7 @@ class AccountAdmin(admin.ModelAdmin):
             ]
         return fieldsets
 
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+    def get_readonly_fields(self, request: HttpRequest, obj: Account | None = None) -> list[str]:
         readonly = ["balance", "held", "available_amount", "status", "role", "created"]
         if obj is not None and obj.is_core:
             # The source must keep its unlimited credit; names follow settings.
@@ -381,14 +411,14 @@ class AccountAdmin(admin.ModelAdmin):
             readonly.append("currency")
         return readonly
 
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: Account | None = None) -> bool:
         # Core accounts are protected; accounts with transfers are protected
         # by their ledger rows (on_delete=PROTECT), which the admin lists.
         if obj is not None and obj.is_core:
             return False
         return super().has_delete_permission(request, obj)
 
-    def get_urls(self) -> list[Any]:
+    def get_urls(self) -> list[URLPattern]:
         info = self.opts.app_label, self.opts.model_name
         view = self.admin_site.admin_view
         return [
@@ -416,7 +446,9 @@ class AccountAdmin(admin.ModelAdmin):
             *super().get_urls(),
         ]
 
-    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> Any:
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
         extra_context = {
             "can_move_money": has_move_money_permission(request),
             **(extra_context or {}),
@@ -426,12 +458,12 @@ class AccountAdmin(admin.ModelAdmin):
     def render_change_form(
         self,
         request: HttpRequest,
-        context: Any,
+        context: dict[str, Any],
         add: bool = False,
         change: bool = False,
         form_url: str = "",
-        obj: Any = None,
-    ) -> Any:
+        obj: Account | None = None,
+    ) -> HttpResponse:
         context["can_move_money"] = obj is not None and has_move_money_permission(request)
         # Topping up the source from itself is refused anyway: offer transfers only.
         context["is_source"] = obj is not None and obj.role == Account.Role.SOURCE
@@ -444,19 +476,19 @@ class AccountAdmin(admin.ModelAdmin):
     # reported on its own, so a refusal is never hidden by the others' success.
 
     @admin.action(description=_("Freeze selected accounts"), permissions=["change"])
-    def freeze(self, request: HttpRequest, queryset: QuerySet) -> None:
+    def freeze(self, request: HttpRequest, queryset: QuerySet[Account]) -> None:
         self._change_status(request, queryset, "freeze", _("Account %(account)s is frozen."))
 
     @admin.action(description=_("Thaw selected accounts"), permissions=["change"])
-    def thaw(self, request: HttpRequest, queryset: QuerySet) -> None:
+    def thaw(self, request: HttpRequest, queryset: QuerySet[Account]) -> None:
         self._change_status(request, queryset, "thaw", _("Account %(account)s is open again."))
 
     @admin.action(description=_("Close selected accounts"), permissions=["change"])
-    def close(self, request: HttpRequest, queryset: QuerySet) -> None:
+    def close(self, request: HttpRequest, queryset: QuerySet[Account]) -> None:
         self._change_status(request, queryset, "close", _("Account %(account)s is closed."))
 
     def _change_status(
-        self, request: HttpRequest, queryset: QuerySet, method: str, done: Any
+        self, request: HttpRequest, queryset: QuerySet[Account], method: str, done: StrOrPromise
     ) -> None:
         accounts = list(queryset.order_by("pk"))
         failed = 0
@@ -587,7 +619,7 @@ class AccountAdmin(admin.ModelAdmin):
         return TemplateResponse(request, "admin/accounts/account/statement.html", context)
 
 
-def account_summary(account: Account) -> list[tuple[Any, Any]]:
+def account_summary(account: Account) -> list[tuple[StrOrPromise, object]]:
     available = account.available_amount
     return [
         (_("Account"), account),
@@ -603,7 +635,7 @@ CONFIRM = "_confirm"
 EDIT = "_edit"
 
 
-def source_of(account: Account) -> Any:
+def source_of(account: Account) -> Account | str:
     """The source account of the account's currency, or why there is none.
 
     A currency dropped from ACCOUNTS_CURRENCIES has no source; the form then
@@ -616,15 +648,15 @@ def source_of(account: Account) -> Any:
 
 
 def move_money(
-    model_admin: admin.ModelAdmin,
+    model_admin: _ModelAdmin,
     request: HttpRequest,
     form: MoveMoneyForm,
     *,
-    title: Any,
-    submit_label: Any,
-    original: Any = None,
-    summary: Any = (),
-    success_url: Any = None,
+    title: StrOrPromise,
+    submit_label: StrOrPromise,
+    original: Model | None = None,
+    summary: Sequence[tuple[StrOrPromise, object]] = (),
+    success_url: Callable[[Transfer], str] | None = None,
 ) -> HttpResponse:
     """Show a money form, then what it will do; on confirmation, post it and redirect.
 
@@ -702,7 +734,7 @@ def move_money(
     return TemplateResponse(request, "admin/accounts/move_money.html", context)
 
 
-def transfer_facts(transfer: Transfer) -> dict[str, Any]:
+def transfer_facts(transfer: Transfer) -> dict[str, object]:
     return {
         "amount": transfer.amount,
         "source": transfer.source,
@@ -711,7 +743,7 @@ def transfer_facts(transfer: Transfer) -> dict[str, Any]:
     }
 
 
-def transfer_url(model_admin: admin.ModelAdmin, request: HttpRequest, transfer: Any) -> str:
+def transfer_url(model_admin: _ModelAdmin, request: HttpRequest, transfer: Transfer) -> str:
     """A transfer's page, or, for staff who may not view transfers, the accounts."""
     site = model_admin.admin_site
     if site.get_model_admin(Transfer).has_view_permission(request, transfer):
@@ -722,7 +754,7 @@ def transfer_url(model_admin: admin.ModelAdmin, request: HttpRequest, transfer: 
 # The ledger: read-only ----------------------------------------------------
 
 
-class LedgerAdmin(admin.ModelAdmin):
+class LedgerAdmin(_ModelAdmin):
     """Transfers and transactions are append-only: the admin only shows them.
 
     No add, change or delete, and no actions (so no bulk delete either); the
@@ -737,7 +769,7 @@ class LedgerAdmin(admin.ModelAdmin):
         return request.user.has_perm(MARK_NOTIFIED_PERMISSION)
 
     @admin.action(description=_("Mark as notified"), permissions=["mark_notified"])
-    def mark_as_notified(self, request: HttpRequest, queryset: QuerySet) -> None:
+    def mark_as_notified(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
         """Set ``notified_at`` (the database's time) on the selected rows that have none."""
         selected = queryset.count()
         marked = queryset.mark_notified()  # type: ignore[attr-defined]
@@ -754,18 +786,18 @@ class LedgerAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
 
     @admin.display(description=_("metadata"))
-    def metadata_shown(self, obj: Any) -> Any:
+    def metadata_shown(self, obj: Transfer | Batch | Hold) -> str:
         return metadata_html(obj.metadata)
 
 
-def metadata_html(value: Any) -> Any:
+def metadata_html(value: object) -> str:
     """Metadata as indented JSON, escaped, or a dash when there is none."""
     if not value:
         return "-"
@@ -775,18 +807,9 @@ def metadata_html(value: Any) -> Any:
     )
 
 
-class ReadOnlyInline(admin.TabularInline):
+class ReadOnlyInline(ReadOnlyMixin, _TabularInline):
     extra = 0
     can_delete = False
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 class LegInline(ReadOnlyInline):
@@ -796,7 +819,7 @@ class LegInline(ReadOnlyInline):
     verbose_name = _("leg")
     verbose_name_plural = _("legs")
 
-    def get_queryset(self, request: HttpRequest) -> Any:
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Transaction]:
         return super().get_queryset(request).select_related("account")
 
 
@@ -855,7 +878,7 @@ class TransferAdmin(LedgerAdmin):
     inlines = [LegInline, ReversalInline]
 
     @admin.display(description=_("batch"))
-    def batch_link(self, obj: Transfer) -> Any:
+    def batch_link(self, obj: Transfer) -> str:
         if obj.batch_id is None:
             return "-"
         url = reverse(
@@ -872,18 +895,18 @@ class TransferAdmin(LedgerAdmin):
         css = {"all": (ADMIN_CSS,)}
 
     @admin.display(description=_("amount"), ordering="amount")
-    def amount_money(self, obj: Transfer) -> Any:
+    def amount_money(self, obj: Transfer) -> SafeString:
         return money_cell(obj.amount)
 
     @admin.display(description=_("reversed so far"))
-    def reversed_so_far(self, obj: Transfer) -> Any:
+    def reversed_so_far(self, obj: Transfer) -> Money:
         return obj.reversed_amount()
 
     @admin.display(description=_("left to reverse"))
-    def left_to_reverse(self, obj: Transfer) -> Any:
+    def left_to_reverse(self, obj: Transfer) -> Money:
         return obj.reversible_amount()
 
-    def get_urls(self) -> list[Any]:
+    def get_urls(self) -> list[URLPattern]:
         info = self.opts.app_label, self.opts.model_name
         return [
             path(
@@ -902,12 +925,12 @@ class TransferAdmin(LedgerAdmin):
     def render_change_form(
         self,
         request: HttpRequest,
-        context: Any,
+        context: dict[str, Any],
         add: bool = False,
         change: bool = False,
         form_url: str = "",
-        obj: Any = None,
-    ) -> Any:
+        obj: Transfer | None = None,
+    ) -> HttpResponse:
         context["can_reverse"] = (
             obj is not None
             and has_move_money_permission(request)
@@ -952,7 +975,7 @@ class BatchTransferInline(ReadOnlyInline):
     verbose_name = _("transfer")
     verbose_name_plural = _("transfers, in request order")
 
-    def get_queryset(self, request: HttpRequest) -> Any:
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Transfer]:
         return super().get_queryset(request).select_related("source", "destination")
 
     @admin.display(description=_("reference"))
@@ -1014,11 +1037,11 @@ class TransactionAdmin(LedgerAdmin):
         css = {"all": (ADMIN_CSS,)}
 
     @admin.display(description=_("amount"))
-    def amount_money(self, obj: Transaction) -> Any:
+    def amount_money(self, obj: Transaction) -> SafeString:
         return money_cell(obj.amount)
 
     @admin.display(description=_("balance after"))
-    def balance_after_money(self, obj: Transaction) -> Any:
+    def balance_after_money(self, obj: Transaction) -> SafeString:
         return money_cell(obj.balance_after)
 
 
@@ -1068,14 +1091,14 @@ class HoldAdmin(LedgerAdmin):
         css = {"all": (ADMIN_CSS,)}
 
     @admin.display(description=_("amount"), ordering="amount")
-    def amount_money(self, obj: Hold) -> Any:
+    def amount_money(self, obj: Hold) -> SafeString:
         return money_cell(obj.amount)
 
     def has_move_money_permission(self, request: HttpRequest) -> bool:
         return has_move_money_permission(request)
 
     @admin.action(description=_("Release selected holds…"), permissions=["move_money"])
-    def release_holds(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+    def release_holds(self, request: HttpRequest, queryset: QuerySet[Hold]) -> HttpResponse | None:
         """First a page listing what releasing would free; releasing once it is confirmed.
 
         Each hold is released under its account's lock and reported on its
@@ -1121,7 +1144,7 @@ class HoldAdmin(LedgerAdmin):
 
     def _confirm_release(self, request: HttpRequest, holds: list[Hold]) -> HttpResponse:
         active = [hold for hold in holds if hold.is_active]
-        totals: dict[str, Any] = {}
+        totals: dict[str, Money] = {}
         for hold in active:
             total = totals.get(hold.currency)
             totals[hold.currency] = hold.amount if total is None else total + hold.amount
@@ -1141,7 +1164,7 @@ class HoldAdmin(LedgerAdmin):
             request, "admin/accounts/hold/release_selected_confirmation.html", context
         )
 
-    def get_urls(self) -> list[Any]:
+    def get_urls(self) -> list[URLPattern]:
         info = self.opts.app_label, self.opts.model_name
         return [
             path(
@@ -1155,12 +1178,12 @@ class HoldAdmin(LedgerAdmin):
     def render_change_form(
         self,
         request: HttpRequest,
-        context: Any,
+        context: dict[str, Any],
         add: bool = False,
         change: bool = False,
         form_url: str = "",
-        obj: Any = None,
-    ) -> Any:
+        obj: Hold | None = None,
+    ) -> HttpResponse:
         context["can_release"] = (
             obj is not None and obj.is_active and has_move_money_permission(request)
         )

@@ -16,14 +16,17 @@ left, when it resets) and its latest declined payments
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.contrib import admin
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
+from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
 
 from . import amounts
@@ -31,11 +34,19 @@ from .admin_readonly import ReadOnlyAdmin
 from .forms import AmountTextField, may_move_money
 from .models import Account, Decline, Repayment, SpendingLimit
 
+if TYPE_CHECKING:
+    # Django's form and admin classes take no type arguments at run time.
+    _SpendingLimitForm = forms.ModelForm[SpendingLimit]
+    _SpendingLimitAdmin = admin.ModelAdmin[SpendingLimit]
+else:
+    _SpendingLimitForm = forms.ModelForm
+    _SpendingLimitAdmin = admin.ModelAdmin
+
 #: Declines shown on an account's page (the rest: the declines list, filtered).
 ACCOUNT_DECLINES = 10
 
 
-class SpendingLimitForm(forms.ModelForm):
+class SpendingLimitForm(_SpendingLimitForm):
     """A spending limit; ``user`` decides what may change (see the module)."""
 
     amount = AmountTextField(
@@ -47,19 +58,21 @@ class SpendingLimitForm(forms.ModelForm):
     )
 
     #: Who is editing; the admin sets it per request.
-    user: Any = None
+    user: AbstractBaseUser | AnonymousUser | None = None
 
     class Meta:
         model = SpendingLimit
         fields = ("account", "account_type", "period", "amount")
 
-    def __init__(self, *args: Any, user: Any = None, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, user: AbstractBaseUser | AnonymousUser | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         if user is not None:
             self.user = user
 
     def clean_amount(self) -> Decimal:
-        value = self.cleaned_data["amount"]
+        value: Decimal | None = self.cleaned_data["amount"]
         if value is None or value < 0:
             raise ValidationError(_("Give zero or a positive amount."), code="invalid")
         return value
@@ -98,7 +111,7 @@ class SpendingLimitForm(forms.ModelForm):
 
 
 @admin.register(SpendingLimit)
-class SpendingLimitAdmin(admin.ModelAdmin):
+class SpendingLimitAdmin(_SpendingLimitAdmin):
     form = SpendingLimitForm
     list_display = ("owner", "period", "amount_column", "changed_at", "created")
     list_filter = ("period", "account_type")
@@ -107,25 +120,32 @@ class SpendingLimitAdmin(admin.ModelAdmin):
     list_select_related = ("account", "account_type")
 
     @admin.display(description=_("applies to"))
-    def owner(self, obj: SpendingLimit) -> Any:
+    def owner(self, obj: SpendingLimit) -> SafeString:
         if obj.account_id is not None:
             return format_html(str(_("account {}")), obj.account)
         return format_html(str(_("every account of type {}")), obj.account_type)
 
     @admin.display(description=_("amount"), ordering="amount")
-    def amount_column(self, obj: SpendingLimit) -> Any:
+    def amount_column(self, obj: SpendingLimit) -> SafeString:
         return format_html('<span class="accounts-money">{}</span>', obj.amount_display)
 
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+    def get_readonly_fields(
+        self, request: HttpRequest, obj: SpendingLimit | None = None
+    ) -> tuple[str, ...]:
         # A limit's owner and period never change.
         return ("account", "account_type", "period") if obj is not None else ()
 
     def get_form(
-        self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
-    ) -> Any:
+        self,
+        request: HttpRequest,
+        obj: SpendingLimit | None = None,
+        change: bool = False,
+        **kwargs: Any,
+    ) -> type[forms.ModelForm[SpendingLimit]]:
         form = super().get_form(request, obj, change, **kwargs)
         user = request.user
 
+        # mypy takes no variable (the form class the admin built) as a base class.
         class WithUser(form):  # type: ignore[misc, valid-type]
             def __init__(self, *args: Any, **kw: Any) -> None:
                 super().__init__(*args, user=user, **kw)
@@ -135,7 +155,9 @@ class SpendingLimitAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return super().has_add_permission(request) and may_move_money(request.user)
 
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+    def has_delete_permission(
+        self, request: HttpRequest, obj: SpendingLimit | None = None
+    ) -> bool:
         return super().has_delete_permission(request, obj) and may_move_money(request.user)
 
 
@@ -165,7 +187,7 @@ class DeclineAdmin(ReadOnlyAdmin):
     date_hierarchy = "created"
 
     @admin.display(description=_("reason"), ordering="reason")
-    def reason_column(self, obj: Decline) -> Any:
+    def reason_column(self, obj: Decline) -> SafeString:
         return format_html("{} <small>({})</small>", obj.reason_text, obj.reason)
 
 

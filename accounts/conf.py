@@ -10,12 +10,15 @@ judging it.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from decimal import Decimal
-from typing import Any
+from typing import TypeVar, cast
 
 from django.conf import settings
 
 _MISSING = object()
+
+_T = TypeVar("_T")
 
 
 class Settings:
@@ -28,15 +31,17 @@ class Settings:
     }
 
     @staticmethod
-    def _get(name: str, default: Any) -> Any:
+    def _get(name: str, default: _T) -> _T:
+        # A configured value is taken to be of the type its property declares,
+        # unchecked here: the system checks (accounts.checks) judge it.
         value = getattr(settings, name, _MISSING)
         if value is not _MISSING:
-            return value
+            return cast(_T, value)
         alias = Settings.ALIASES.get(name)
         if alias is not None:
             value = getattr(settings, alias, _MISSING)
             if value is not _MISSING:
-                return value
+                return cast(_T, value)
         return default
 
     @property
@@ -47,7 +52,7 @@ class Settings:
     @property
     def CURRENCIES(self) -> tuple[str, ...]:
         """Currencies accounts may use; core accounts exist for each one."""
-        value = self._get("ACCOUNTS_CURRENCIES", None)
+        value: str | Iterable[str] | None = self._get("ACCOUNTS_CURRENCIES", None)
         if value is None:
             return (self.DEFAULT_CURRENCY,)
         if isinstance(value, str):
@@ -139,7 +144,7 @@ class Settings:
         (``accounts.api.policy.payable_by_type``). Empty by default: customers
         may move money through the API only where the application says so.
         """
-        value = self._get("ACCOUNTS_API_PAYABLE_ACCOUNT_TYPES", ())
+        value: tuple[str, ...] | list[str] = self._get("ACCOUNTS_API_PAYABLE_ACCOUNT_TYPES", ())
         return tuple(value) if isinstance(value, (list, tuple)) else value
 
     @property
@@ -168,7 +173,8 @@ class Settings:
     @property
     def TIME_ZONE(self) -> str:
         """The time zone whose calendar days, weeks and months spending limits count in."""
-        return self._get("ACCOUNTS_TIME_ZONE", None) or settings.TIME_ZONE or "UTC"
+        zone: str | None = self._get("ACCOUNTS_TIME_ZONE", None)
+        return zone or settings.TIME_ZONE or "UTC"
 
     # Declined payments -----------------------------------------------------------
 

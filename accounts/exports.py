@@ -70,7 +70,7 @@ def date_text(value: datetime.datetime) -> str:
     return value.date().isoformat()
 
 
-def text(value: Any) -> str:
+def text(value: object) -> str:
     """Free text, safe to open in a spreadsheet (see the module's docstring)."""
     if value is None:
         return ""

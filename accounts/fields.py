@@ -15,8 +15,9 @@ current time zone.
 from __future__ import annotations
 
 import datetime
+from collections.abc import Sequence
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from django import forms
 from django.conf import settings
@@ -32,6 +33,28 @@ from .exceptions import CurrencyMismatch
 
 CURRENCY_FIELD = "currency"
 
+# A field's set and get types, as django-stubs declares them, so that the
+# subclasses below stay generic and the plugin types their columns (null or
+# not). Django's field classes cannot be subscripted at run time.
+_ST = TypeVar("_ST", contravariant=True)
+_GT = TypeVar("_GT", covariant=True)
+if TYPE_CHECKING:
+    _CharField = models.CharField
+    _DateTimeField = models.DateTimeField
+else:
+
+    class _Untyped:
+        """A field class in a class's bases; its type arguments are for mypy only."""
+
+        def __init__(self, field_class):
+            self.field_class = field_class
+
+        def __getitem__(self, type_arguments):
+            return self.field_class
+
+    _CharField = _Untyped(models.CharField)
+    _DateTimeField = _Untyped(models.DateTimeField)
+
 
 class LedgerMoneyProxy(MoneyFieldProxy):
     """Descriptor that reads the row's currency and refuses to change it."""
@@ -42,7 +65,8 @@ class LedgerMoneyProxy(MoneyFieldProxy):
         if value is None or type(value) is Decimal:
             obj.__dict__[self.field.name] = value
         else:
-            super().__set__(obj, value)
+            # djmoney ships py.typed but leaves its methods unannotated.
+            super().__set__(obj, value)  # type: ignore[no-untyped-call]
 
     def _money_from_obj(self, obj: Any) -> Any:
         amount = obj.__dict__[self.field.name]
@@ -86,10 +110,12 @@ class LedgerMoneyField(MoneyField):
         kwargs.setdefault("currency_field_name", CURRENCY_FIELD)
         kwargs.setdefault("default_currency", None)
         kwargs["money_descriptor_class"] = LedgerMoneyProxy
-        super().__init__(*args, **kwargs)
+        # djmoney ships py.typed but leaves its methods unannotated.
+        super().__init__(*args, **kwargs)  # type: ignore[no-untyped-call]
 
-    def deconstruct(self) -> Any:
-        name, path, args, kwargs = super().deconstruct()
+    def deconstruct(self) -> tuple[str, str, Sequence[Any], dict[str, Any]]:
+        # djmoney ships py.typed but leaves its methods unannotated.
+        name, path, args, kwargs = super().deconstruct()  # type: ignore[no-untyped-call]
         # The shared currency column and the descriptor are fixed by this
         # class, so migrations need not (and should not) repeat them.
         for key in ("currency_field_name", "default_currency", "money_descriptor_class"):
@@ -136,7 +162,9 @@ class WindowAttribute(DeferredAttribute):
         instance.__dict__[self.field.attname] = window_bound(value, end=end)
 
 
-class WindowDateTimeField(models.DateTimeField):
+# Any, not the generic types: typed precisely (datetime | None), the start and
+# end dates need narrowing where expiry.py and the API read them.
+class WindowDateTimeField(_DateTimeField[Any, Any]):
     """Start or end of an account's active window; accepts dates as whole days."""
 
     descriptor_class = WindowAttribute
@@ -145,7 +173,7 @@ class WindowDateTimeField(models.DateTimeField):
         self.end = end
         super().__init__(*args, **kwargs)
 
-    def deconstruct(self) -> Any:
+    def deconstruct(self) -> tuple[str, str, Sequence[Any], dict[str, Any]]:
         name, path, args, kwargs = super().deconstruct()
         if self.end:
             kwargs["end"] = True
@@ -169,7 +197,7 @@ def exact_collation(connection: Any) -> str | None:
     return "utf8mb4_nopad_bin" if connection.mysql_is_mariadb else "utf8mb4_0900_bin"
 
 
-class ExactCharField(models.CharField):
+class ExactCharField(_CharField[_ST, _GT]):
     """A ``CharField`` that every backend compares exactly, byte for byte.
 
     For columns that identify something (idempotency keys, references,

@@ -21,7 +21,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 from django.conf import settings
 from django.db import models
@@ -54,6 +54,11 @@ from .managers import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from django.db.models.expressions import Combinable
+    from djmoney.money import Money
+
     from . import limits
 
 #: Characters of generated references: no 0/O, 1/I/L look-alikes.
@@ -142,7 +147,7 @@ def metadata_field() -> models.JSONField:
     )
 
 
-def effective_at_field() -> models.DateTimeField:
+def effective_at_field() -> models.DateTimeField[datetime | date | str | Combinable, datetime]:
     """``effective_at`` of transfers and holds: when the movement happened in the world."""
     return models.DateTimeField(
         _("effective at"),
@@ -418,7 +423,7 @@ class Account(models.Model):
 
     save.alters_data = True  # type: ignore[attr-defined]
 
-    def delete(self, *args: Any, **kwargs: Any) -> Any:
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
         if self.role:
             raise ProtectedAccount(account=self, action=_("deleted"))
         return super().delete(*args, **kwargs)
@@ -573,7 +578,7 @@ class Account(models.Model):
     # Money --------------------------------------------------------------------
 
     @property
-    def available_amount(self) -> Any:
+    def available_amount(self) -> Money | None:
         """What the account can spend now: balance − held + credit limit; ``None`` when unlimited.
 
         Computed from this instance's values. The facade re-checks under a row
@@ -581,7 +586,8 @@ class Account(models.Model):
         """
         if self.credit_limit is None:
             return None
-        return self.balance - self.held + self.credit_limit
+        # djmoney's fields are untyped: their values read as Any.
+        return cast("Money", self.balance - self.held + self.credit_limit)
 
     def is_debit_permitted(self, amount: Any) -> bool:
         """Whether debiting ``amount`` (Money or Decimal) stays within the credit limit.
@@ -609,7 +615,7 @@ class Account(models.Model):
 
     # History ------------------------------------------------------------------
 
-    def balance_at(self, when: datetime | date, *, using: str | None = None) -> Any:
+    def balance_at(self, when: datetime | date, *, using: str | None = None) -> Money:
         """The balance at moment ``when``; a ``date`` means the end of that day.
 
         One indexed query whatever the length of the history. It reads where
@@ -618,7 +624,7 @@ class Account(models.Model):
         """
         return self._balance_after(using, created__lte=window_bound(when, end=True))
 
-    def _balance_after(self, using: str | None = None, **moment: Any) -> Any:
+    def _balance_after(self, using: str | None = None, **moment: Any) -> Money:
         """The balance after the account's last leg matching ``moment`` (a ``created`` lookup).
 
         Written as "the leg at the latest such moment" rather than "the first
@@ -726,12 +732,14 @@ class Account(models.Model):
             return []
         return limits.spending(self, found, limits.database_now(alias))
 
-    def spending_available(self, *, using: str | None = None) -> Any:
+    def spending_available(self, *, using: str | None = None) -> Money | None:
         """The least that any spending limit still allows now (Money); ``None``: no limit."""
         entries = self.spending(using=using)
         if not entries:
             return None
-        return min((entry.available for entry in entries), key=lambda money: money.amount)
+        available = min((entry.available for entry in entries), key=lambda money: money.amount)
+        # Each entry's ``available`` is a Money; limits.Spending leaves it Any.
+        return cast("Money", available)
 
     # State changes ------------------------------------------------------------
 
@@ -770,8 +778,8 @@ class Statement:
     account: Account
     start: datetime | None
     end: datetime
-    opening_balance: Any
-    closing_balance: Any
+    opening_balance: Money
+    closing_balance: Money
     #: Posted legs in the period, oldest first, each with ``balance_after``.
     transactions: TransactionQuerySet
     #: Holds on the account that still reserve money now (not in the period:
@@ -780,7 +788,7 @@ class Statement:
     #: The date the period applies to and the rows follow: "created" or "effective_at".
     date_field: str = "created"
 
-    def __iter__(self) -> Any:
+    def __iter__(self) -> Iterator[Transaction]:
         return iter(self.transactions)
 
 
@@ -847,7 +855,7 @@ class Batch(models.Model):
 
     save.alters_data = True  # type: ignore[attr-defined]
 
-    def delete(self, *args: Any, **kwargs: Any) -> Any:
+    def delete(self, *args: Any, **kwargs: Any) -> NoReturn:
         raise LedgerImmutable(_("Batches are append-only and cannot be deleted."))
 
     delete.alters_data = True  # type: ignore[attr-defined]
@@ -999,7 +1007,7 @@ class Transfer(models.Model):
 
     save.alters_data = True  # type: ignore[attr-defined]
 
-    def delete(self, *args: Any, **kwargs: Any) -> Any:
+    def delete(self, *args: Any, **kwargs: Any) -> NoReturn:
         raise LedgerImmutable(_("Transfers are append-only and cannot be deleted."))
 
     delete.alters_data = True  # type: ignore[attr-defined]
@@ -1008,7 +1016,7 @@ class Transfer(models.Model):
     def is_reversal(self) -> bool:
         return self.parent_id is not None
 
-    def reversed_amount(self) -> Any:
+    def reversed_amount(self) -> Money:
         """How much of this transfer has been reversed so far (one query).
 
         Summed in Python: SQLite would add the amounts as floating-point numbers.
@@ -1018,11 +1026,12 @@ class Transfer(models.Model):
         )
         return amounts.money(total, self.currency)
 
-    def reversible_amount(self) -> Any:
+    def reversible_amount(self) -> Money:
         """What can still be reversed (zero for a reversal, which cannot be reversed)."""
         if self.is_reversal:
             return amounts.money(Decimal(0), self.currency)
-        return self.amount - self.reversed_amount()
+        # djmoney's fields are untyped: their values read as Any.
+        return cast("Money", self.amount - self.reversed_amount())
 
 
 class Transaction(models.Model):
@@ -1078,7 +1087,7 @@ class Transaction(models.Model):
 
     save.alters_data = True  # type: ignore[attr-defined]
 
-    def delete(self, *args: Any, **kwargs: Any) -> Any:
+    def delete(self, *args: Any, **kwargs: Any) -> NoReturn:
         raise LedgerImmutable(_("Transactions are append-only and cannot be deleted."))
 
     delete.alters_data = True  # type: ignore[attr-defined]
@@ -1208,7 +1217,7 @@ class Hold(models.Model):
 
     save.alters_data = True  # type: ignore[attr-defined]
 
-    def delete(self, *args: Any, **kwargs: Any) -> Any:
+    def delete(self, *args: Any, **kwargs: Any) -> NoReturn:
         raise LedgerImmutable(_("Holds cannot be deleted; release them instead."))
 
     delete.alters_data = True  # type: ignore[attr-defined]
@@ -1222,18 +1231,23 @@ class Hold(models.Model):
         return bool(self.expires_at and (at or timezone.now()) >= self.expires_at)
 
     @property
-    def captured_amount(self) -> Any:
+    def captured_amount(self) -> Money:
         """What the capture moved (zero unless captured)."""
         capture = self.capture
         if capture is None:
             return amounts.money(Decimal(0), self.currency)
-        return capture.amount
+        # djmoney's fields are untyped: their values read as Any.
+        return cast("Money", capture.amount)
 
 
 # Collecting debts: the models live in their own module, imported here so that
 # Django finds them (and so that ``from accounts.models import Debt`` works).
-from .collection_models import CollectionRun, Debt, Settlement  # noqa: E402, F401
+from .collection_models import CollectionRun as CollectionRun  # noqa: E402
+from .collection_models import Debt as Debt  # noqa: E402
+from .collection_models import Settlement as Settlement  # noqa: E402
 
 # Spending limits, repayments and declined payments (accounts.limits, facade.repay,
 # accounts.declines).
-from .wallet_models import Decline, Repayment, SpendingLimit  # noqa: E402, F401
+from .wallet_models import Decline as Decline  # noqa: E402
+from .wallet_models import Repayment as Repayment  # noqa: E402
+from .wallet_models import SpendingLimit as SpendingLimit  # noqa: E402

@@ -14,9 +14,11 @@ class UncountedPage:
     one row more than it shows to learn whether an older page follows.
     """
 
-    def __init__(self, queryset: QuerySet, number: Any, per_page: int) -> None:
+    # Rows stay Any: the admins annotate each one (``row.counterparty``) after paging.
+    def __init__(self, queryset: QuerySet[Any], number: str | int | None, per_page: int) -> None:
         try:
-            self.number = max(int(number), 1)
+            # No page (None, "") is the first page, as is a malformed one.
+            self.number = max(int(number or 1), 1)
         except (TypeError, ValueError):
             self.number = 1
         offset = (self.number - 1) * per_page

@@ -13,7 +13,7 @@ Imported by ``accounts.models``, so that Django finds the models there.
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 from django.conf import settings
 from django.db import models
@@ -32,6 +32,9 @@ from .managers import (
     refuse_ledger_write,
 )
 from .models import Account, AccountType, Hold, Transfer
+
+if TYPE_CHECKING:
+    from djmoney.money import Money
 
 
 class SpendingLimit(models.Model):
@@ -255,18 +258,19 @@ class Repayment(models.Model):
 
     save.alters_data = True  # type: ignore[attr-defined]
 
-    def delete(self, *args: Any, **kwargs: Any) -> Any:
+    def delete(self, *args: Any, **kwargs: Any) -> NoReturn:
         raise LedgerImmutable(_("Repayments are append-only and cannot be deleted."))
 
     delete.alters_data = True  # type: ignore[attr-defined]
 
     @property
-    def repaid(self) -> Any:
+    def repaid(self) -> Money:
         """What was moved (zero when there was no debt)."""
         transfer = self.transfer if self.transfer_id is not None else None
         if transfer is None:
             return amounts.money(Decimal(0), self.currency)
-        return transfer.amount
+        # djmoney's fields are untyped: their values read as Any.
+        return cast("Money", transfer.amount)
 
 
 class Decline(models.Model):
@@ -369,7 +373,7 @@ class Decline(models.Model):
 
     save.alters_data = True  # type: ignore[attr-defined]
 
-    def delete(self, *args: Any, **kwargs: Any) -> Any:
+    def delete(self, *args: Any, **kwargs: Any) -> NoReturn:
         raise LedgerImmutable(_("Declined payments are kept; they cannot be deleted."))
 
     delete.alters_data = True  # type: ignore[attr-defined]
