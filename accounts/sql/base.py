@@ -37,6 +37,13 @@ def field(model: type[models.Model], name: str) -> Any:
     return model._meta.get_field(name)
 
 
+def read_converters(connection: Any, column_field: Any) -> tuple[Any, list[Any]]:
+    """The column a field reads, and the converters the ORM runs on its values."""
+    column = column_field.get_col(column_field.model._meta.db_table)
+    converters: list[Any] = connection.ops.get_db_converters(column)
+    return column, converters + column_field.get_db_converters(connection)
+
+
 def insertable(model: type[models.Model]) -> list[Any]:
     return [f for f in model._meta.concrete_fields if not f.primary_key]
 

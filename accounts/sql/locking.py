@@ -17,7 +17,7 @@ from .. import clock
 from ..clock import NOW_SQL
 from ..models import Account
 from .arrays import array_literal
-from .base import CACHED_ROWS, cached
+from .base import CACHED_ROWS, cached, read_converters
 
 #: Errors a ``NOWAIT`` lock raises when the row is taken: PostgreSQL's
 #: lock_not_available, MariaDB's lock wait timeout, MySQL 8's ER_LOCK_NOWAIT.
@@ -62,8 +62,7 @@ def accounts_from_rows(using: str, rows: list[Any]) -> dict[int, Account]:
         # Only the columns that have converters (none on PostgreSQL).
         converters = []
         for n, f in enumerate(LOCKED_FIELDS):
-            column = f.get_col(Account._meta.db_table)
-            found = connection.ops.get_db_converters(column) + f.get_db_converters(connection)  # type: ignore[attr-defined]
+            column, found = read_converters(connection, f)
             if found:
                 converters.append((n, column, found))
         return converters
@@ -138,9 +137,7 @@ def limits_from_rows(using: str, rows: list[Any], at: int) -> dict[int, dict[str
     field = SpendingLimit._meta.get_field("amount")
 
     def build() -> tuple[Any, list[Any]]:
-        column = field.get_col(SpendingLimit._meta.db_table)
-        found = connection.ops.get_db_converters(column) + field.get_db_converters(connection)
-        return column, found
+        return read_converters(connection, field)
 
     column, converters = cached((using, "limit converters"), build)
     found: dict[int, dict[str, Decimal]] = {}
