@@ -15,10 +15,25 @@ from decimal import Decimal
 from typing import TypeVar, cast
 
 from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 
 _MISSING = object()
 
 _T = TypeVar("_T")
+
+
+#: The names the project's settings do not set. Django's settings object
+#: keeps the values it has read, but looks a missing name up again each
+#: time, raising and catching an AttributeError: on the write path, for
+#: every setting left at its default, on every transfer. Forgotten whenever
+#: a setting changes (``override_settings``, pytest-django's ``settings``).
+_unset: set[str] = set()
+
+
+@receiver(setting_changed)
+def _forget_unset(**kwargs: object) -> None:
+    _unset.clear()
 
 
 class Settings:
@@ -34,14 +49,13 @@ class Settings:
     def _get(name: str, default: _T) -> _T:
         # A configured value is taken to be of the type its property declares,
         # unchecked here: the system checks (accounts.checks) judge it.
-        value = getattr(settings, name, _MISSING)
-        if value is not _MISSING:
-            return cast(_T, value)
-        alias = Settings.ALIASES.get(name)
-        if alias is not None:
-            value = getattr(settings, alias, _MISSING)
+        for candidate in (name, Settings.ALIASES.get(name)):
+            if candidate is None or candidate in _unset:
+                continue
+            value = getattr(settings, candidate, _MISSING)
             if value is not _MISSING:
                 return cast(_T, value)
+            _unset.add(candidate)
         return default
 
     @property
