@@ -17,6 +17,7 @@ Only ``accounts.facade`` writes transfers, transactions and balances.
 from __future__ import annotations
 
 import copy
+import functools
 import secrets
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -117,6 +118,16 @@ def check_date_field(date_field: Any) -> str:
 
 def _verbose_name(instance: models.Model, name: str) -> Any:
     return getattr(instance._meta.get_field(name), "verbose_name", name)
+
+
+#: Types whose values are stored as they are (see :func:`_stored`).
+_PLAIN = frozenset({Decimal, int, str, bool, type(None), datetime, date})
+
+
+@functools.cache
+def _attnames(model: type[models.Model]) -> tuple[str, ...]:
+    """The attribute names of a model's concrete fields."""
+    return tuple(f.attname for f in model._meta.concrete_fields)
 
 
 def _stored(value: Any) -> Any:
@@ -449,6 +460,17 @@ class Account(models.Model):
 
     def _remember(self, names: Any = None) -> None:
         """Record the values of ``names`` (default: every loaded column) as the database's."""
+        values = self.__dict__
+        if names is None:
+            # Every row loaded from the database comes here: the plain values
+            # (no Money, no JSON to copy) as they are.
+            self._loaded = {
+                name: value if type(value) in _PLAIN else _stored(value)
+                for name in _attnames(type(self))
+                if name in values
+                for value in (values[name],)
+            }
+            return
         loaded = dict(self._loaded or {})
         for field in self._meta.concrete_fields:
             if names is not None and field.name not in names and field.attname not in names:
