@@ -20,6 +20,11 @@ concurrent change (a Galera certification conflict, a serialization
 failure), up to ``ACCOUNTS_RETRY_ATTEMPTS`` times when it owns its
 transaction; inside the caller's it raises ``RetryableConflict``: see
 ``accounts.retry``.
+
+Import everything from ``accounts.facade``. The functions are written in
+modules by role (``transfers``: transfer, reverse, repay; ``batches``;
+``holds``; ``status``: freeze, thaw, close, expiry), sharing the checks
+of ``_calls``; those modules are not part of the API.
 """
 
 from __future__ import annotations
