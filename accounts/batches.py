@@ -154,11 +154,7 @@ def post(
                 size=len(planned),
                 reverses=reverses,
                 description=description,
-                user=user,
-                username=posting.username(user),
-                idempotency_key=request.key,
-                request_fingerprint=request.fingerprint(),
-                created=lock.now,
+                **posting.recorded(request, user, lock.now),
                 metadata=metadata or {},
             )
             _write(using, batch, legs, rows, lapsed, lock.now)

@@ -97,11 +97,7 @@ def place(
                 expires_at=expires_at,
                 merchant_reference=merchant_reference,
                 description=description,
-                user=user,
-                username=posting.username(user),
-                idempotency_key=request.key,
-                request_fingerprint=request.fingerprint(),
-                created=lock.now,
+                **posting.recorded(request, user, lock.now),
                 effective_at=effective_at or lock.now,
                 metadata=metadata or {},
             )

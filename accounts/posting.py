@@ -46,6 +46,8 @@ from .rules import check_storable
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
 
+    from .idempotency import Request
+
 logger = logging.getLogger("accounts.facade")
 
 
@@ -331,6 +333,17 @@ def update_instances(rows: dict[int, Account], *instances: Any) -> None:
             for name in limits.USAGE_COLUMNS:
                 instance.__dict__[name] = row.__dict__.get(name)
             instance._remember(["balance", "held", "status", *limits.USAGE_COLUMNS])
+
+
+def recorded(request: Request, user: Any, now: datetime) -> dict[str, Any]:
+    """The columns that say who asked for a new ledger row, with which key, and when."""
+    return {
+        "user": user,
+        "username": username(user),
+        "idempotency_key": request.key,
+        "request_fingerprint": request.fingerprint(),
+        "created": now,
+    }
 
 
 def username(user: AbstractBaseUser | None) -> str:

@@ -91,11 +91,7 @@ def repay(
                         requested=value,
                         debt=debt,
                         transfer=posted,
-                        user=user,
-                        username=posting.username(user),
-                        idempotency_key=request.key,
-                        request_fingerprint=request.fingerprint(),
-                        created=lock.now,
+                        **posting.recorded(request, user, lock.now),
                     ),
                 )
     except IntegrityError as error:
