@@ -488,13 +488,20 @@ BEGIN
     IF s.credit_limit IS NOT NULL AND s.balance - s.held - amt < -s.credit_limit THEN
         RAISE EXCEPTION 'insufficient funds';
     END IF;
-    INSERT INTO accounts_transfer (reference, source_id, destination_id, currency, amount,
-        description, username, created, effective_at, metadata)
-    VALUES (ref, src, dst, s.currency, amt, '', '', now_, now_, '{}') RETURNING id INTO new_id;
-    INSERT INTO accounts_transaction
-        (transfer_id, account_id, currency, amount, balance_after, created)
-    VALUES (new_id, src, s.currency, -amt, s.balance - amt, now_),
-           (new_id, dst, s.currency, amt, d.balance + amt, now_);
+    -- The transfer and its legs in one statement, as the schema's two-legs
+    -- guard asks (migration 0015).
+    WITH t AS (
+        INSERT INTO accounts_transfer (reference, source_id, destination_id, currency, amount,
+            description, username, created, effective_at, metadata)
+        VALUES (ref, src, dst, s.currency, amt, '', '', now_, now_, '{}') RETURNING id
+    ), legs AS (
+        INSERT INTO accounts_transaction
+            (transfer_id, account_id, currency, amount, balance_after, created)
+        SELECT t.id, leg.account, s.currency, leg.amount, leg.after, now_
+          FROM t, (VALUES (src, -amt, s.balance - amt), (dst, amt, d.balance + amt))
+               AS leg(account, amount, after)
+    )
+    SELECT id INTO new_id FROM t;
     UPDATE accounts_account SET balance = CASE WHEN id = src THEN s.balance - amt
                                                ELSE d.balance + amt END
      WHERE id IN (src, dst);
@@ -545,20 +552,21 @@ def floors(repeat: int) -> dict[str, Any]:
                     raise ValueError("outside dates")
             if s[4] is not None and s[2] - s[3] - amount < -s[4]:
                 raise ValueError("insufficient funds")
+            # The transfer and its legs in one statement, as the schema's
+            # two-legs guard asks (migration 0015).
             cursor.execute(
-                "INSERT INTO accounts_transfer (reference, source_id, destination_id, currency, "
-                "amount, description, username, created, effective_at, metadata) "
-                "VALUES (%s, %s, %s, %s, %s, '', '', %s, %s, '{}') RETURNING id",
-                (generate_reference(), source, destination, s[1], amount, now, now),
-            )
-            transfer_id = cursor.fetchone()[0]
-            cursor.execute(
+                "WITH t AS (INSERT INTO accounts_transfer (reference, source_id, destination_id, "
+                "currency, amount, description, username, created, effective_at, metadata) "
+                "VALUES (%s, %s, %s, %s, %s, '', '', %s, %s, '{}') RETURNING id) "
                 "INSERT INTO accounts_transaction (transfer_id, account_id, currency, amount, "
-                "balance_after, created) VALUES (%s, %s, %s, %s, %s, %s), "
-                "(%s, %s, %s, %s, %s, %s)",
+                "balance_after, created) SELECT t.id, leg.account, leg.currency, leg.amount, "
+                "leg.after, leg.created FROM t, (VALUES (%s::bigint, %s, %s::numeric, "
+                "%s::numeric, %s::timestamptz), (%s, %s, %s, %s, %s)) "
+                "AS leg(account, currency, amount, after, created)",
                 (
-                    transfer_id, source, s[1], -amount, s[2] - amount, now,
-                    transfer_id, destination, s[1], amount, d[2] + amount, now,
+                    generate_reference(), source, destination, s[1], amount, now, now,
+                    source, s[1], -amount, s[2] - amount, now,
+                    destination, s[1], amount, d[2] + amount, now,
                 ),
             )  # fmt: skip
             cursor.execute(
