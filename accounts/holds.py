@@ -45,25 +45,14 @@ def accounts_of(using: str, hold_id: int) -> tuple[int, int]:
 
 
 def place(
-    using: str,
-    request: Request,
-    *,
-    source_id: int,
-    destination_id: int,
-    value: Decimal,
-    currency: str | None,
-    expires_at: datetime | None,
-    user: Any = None,
-    merchant_reference: str | None = None,
-    description: str = "",
-    instances: tuple[Any, ...] = (),
-    metadata: dict[str, Any] | None = None,
-    effective_at: datetime | None = None,
+    using: str, request: Request, order: posting.Order, *, expires_at: datetime | None
 ) -> Hold:
-    """Reserve ``value`` on the source for the destination; see ``facade.hold``."""
+    """Reserve the order's value on its source for its destination; see ``facade.hold``."""
+    source_id, destination_id = order.accounts
+    value = order.amount
     try:
-        with posting.locked(using, [source_id, destination_id], limits=True) as lock:
-            src, dst = lock.rows[source_id], lock.rows[destination_id]
+        with posting.locked(using, order.accounts, limits=True) as lock:
+            src, dst = lock.pair(order)
             existing = request.find(Hold, using)
             if existing is not None:
                 return _replay_hold(request, existing, source_id, destination_id, value)
@@ -76,8 +65,8 @@ def place(
                     expires_at=expires_at,
                     now=lock.now,
                 )
-            arguments.check_effective_at(effective_at, lock.now)
-            rules.check_pair(src, dst, currency, lock.now)
+            arguments.check_effective_at(order.effective_at, lock.now)
+            rules.check_pair(src, dst, order.currency, lock.now)
             amounts.check_places(value, src.currency)
             spending_limits = lock.limits.get(source_id)
             if posting.credit_limit(src) is not None or spending_limits:
@@ -95,17 +84,17 @@ def place(
                 currency=src.currency,
                 amount=value,
                 expires_at=expires_at,
-                merchant_reference=merchant_reference,
-                description=description,
-                **posting.recorded(request, user, lock.now),
-                effective_at=effective_at or lock.now,
-                metadata=metadata or {},
+                merchant_reference=order.merchant_reference,
+                description=order.description,
+                **posting.recorded(request, order.user, lock.now),
+                effective_at=order.effective_at or lock.now,
+                metadata=order.metadata,
             )
             posting.write_hold(using, src, placed)
     except IntegrityError as error:
         existing = after_race(Hold, using, request.key, error)
         return _replay_hold(request, existing, source_id, destination_id, value)
-    posting.update_instances(lock.rows, *instances)
+    posting.update_instances(lock.rows, *order.instances)
     return placed
 
 

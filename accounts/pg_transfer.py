@@ -54,7 +54,6 @@ from __future__ import annotations
 import hashlib
 import json
 import weakref
-from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -73,22 +72,13 @@ from .sql.base import cached
 
 
 def post(
-    using: str,
-    request: Request,
-    *,
-    source_id: int,
-    destination_id: int,
-    value: Decimal,
-    currency: str | None,
-    allow_partial: bool,
-    user: Any,
-    merchant_reference: str | None,
-    description: str,
-    instances: tuple[Any, ...],
-    metadata: dict[str, Any],
-    effective_at: datetime | None,
+    using: str, request: Request, order: posting.Order, *, allow_partial: bool
 ) -> Transfer | None:
     """Post a plain transfer in one statement; ``None``: run the generic path instead."""
+    source_id, destination_id = order.accounts
+    value, currency, user = order.amount, order.currency, order.user
+    merchant_reference, description = order.merchant_reference, order.description
+    metadata, effective_at = order.metadata, order.effective_at
     connection = connections[using]
     statement = pg_transfer_sql.statement(connection)
     reference = generate_reference()
@@ -171,7 +161,7 @@ def post(
         },
         destination_id: {"balance": dst[COLUMN["balance"]] + moved},
     }
-    for instance in instances:
+    for instance in order.instances:
         if isinstance(instance, Account) and instance.pk in written:
             instance.__dict__.update(written[instance.pk])
             instance._remember(list(written[instance.pk]))

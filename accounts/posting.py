@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -52,6 +52,39 @@ logger = logging.getLogger("accounts.facade")
 
 
 @dataclass(frozen=True)
+class Order:
+    """What a caller asks the engine to move (or reserve), its arguments checked.
+
+    The facade builds it (``accounts.facade``); the engine's operations
+    (``transfers.post``, ``holds.place``, ``repayments.repay``) take it.
+    ``value=None``: a reversal of what is left of its parent. The ``Account``
+    instances in ``instances`` get their rows' new balances.
+    """
+
+    source_id: int
+    destination_id: int
+    value: Decimal | None
+    currency: str | None
+    user: Any = None
+    merchant_reference: str | None = None
+    description: str = ""
+    instances: tuple[Any, ...] = ()
+    metadata: dict[str, Any] = field(default_factory=dict)
+    effective_at: datetime | None = None
+
+    @property
+    def accounts(self) -> list[int]:
+        """The two accounts' primary keys, source first."""
+        return [self.source_id, self.destination_id]
+
+    @property
+    def amount(self) -> Decimal:
+        """The value of an order for an amount (all but a reversal of what is left)."""
+        assert self.value is not None
+        return self.value
+
+
+@dataclass(frozen=True)
 class Locked:
     """What :func:`locked` read: the accounts by primary key, and the database's time.
 
@@ -61,6 +94,10 @@ class Locked:
     rows: dict[int, Account]
     now: datetime
     limits: dict[int, Limits]
+
+    def pair(self, order: Order) -> tuple[Account, Account]:
+        """The order's source and destination rows."""
+        return self.rows[order.source_id], self.rows[order.destination_id]
 
 
 @contextmanager

@@ -15,9 +15,7 @@ What it decides on, and where it reads it (the trust boundary):
 
 from __future__ import annotations
 
-from datetime import datetime
 from decimal import Decimal
-from typing import Any
 
 from django.db import IntegrityError
 from django.utils.translation import gettext_lazy as _
@@ -28,34 +26,22 @@ from .models import Transfer
 from .wallet_models import Repayment
 
 
-def repay(
-    using: str,
-    request: Request,
-    *,
-    source_id: int,
-    destination_id: int,
-    value: Decimal,
-    currency: str | None,
-    user: Any,
-    merchant_reference: str | None,
-    description: str,
-    instances: tuple[Any, ...],
-    metadata: dict[str, Any] | None = None,
-    effective_at: datetime | None = None,
-) -> Transfer | None:
+def repay(using: str, request: Request, order: posting.Order) -> Transfer | None:
     """Move ``min(value, debt)`` to the destination; ``None`` when it owes nothing."""
+    source_id, destination_id = order.accounts
+    value = order.amount
     try:
-        with posting.locked(using, [source_id, destination_id], limits=True) as lock:
-            src, dst = lock.rows[source_id], lock.rows[destination_id]
+        with posting.locked(using, order.accounts, limits=True) as lock:
+            src, dst = lock.pair(order)
             existing = request.find(Repayment, using)
             if existing is not None:
                 return request.replay(existing, legacy_match=False).transfer
             # Bad input first, whatever the debt.
             if src.currency != dst.currency:
-                rules.check_pair(src, dst, currency, lock.now)
-            amounts.check_same_currency(currency, dst.currency, what=_("The amount"))
+                rules.check_pair(src, dst, order.currency, lock.now)
+            amounts.check_same_currency(order.currency, dst.currency, what=_("The amount"))
             amounts.check_places(value, dst.currency)
-            arguments.check_effective_at(effective_at, lock.now)
+            arguments.check_effective_at(order.effective_at, lock.now)
             debt = max(-posting.amount(dst, "balance"), Decimal(0))
             posted = None
             if debt:
@@ -73,12 +59,12 @@ def repay(
                     dst,
                     moved,
                     lock.now,
-                    user=user,
-                    merchant_reference=merchant_reference,
-                    description=description,
+                    user=order.user,
+                    merchant_reference=order.merchant_reference,
+                    description=order.description,
                     source_columns={"held": posting.amount(src, "held")},
-                    metadata=metadata,
-                    effective_at=effective_at,
+                    metadata=order.metadata,
+                    effective_at=order.effective_at,
                 )
             if posted is not None or request.key is not None:
                 # Without a key and a debt there is nothing to remember.
@@ -91,11 +77,11 @@ def repay(
                         requested=value,
                         debt=debt,
                         transfer=posted,
-                        **posting.recorded(request, user, lock.now),
+                        **posting.recorded(request, order.user, lock.now),
                     ),
                 )
     except IntegrityError as error:
         existing = after_race(Repayment, using, request.key, error)
         return request.replay(existing, legacy_match=False).transfer
-    posting.update_instances(lock.rows, *instances)
+    posting.update_instances(lock.rows, *order.instances)
     return posted

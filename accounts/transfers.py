@@ -23,7 +23,6 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
 
 from django.db import IntegrityError, connections
 from django.db.models import F
@@ -55,51 +54,28 @@ def original(using: str, transfer_id: int) -> Transfer:
 def post(
     using: str,
     request: Request,
+    order: posting.Order,
     *,
-    source_id: int,
-    destination_id: int,
-    value: Decimal | None,
-    currency: str | None,
     parent: Transfer | None = None,
     allow_partial: bool = False,
-    user: Any = None,
-    merchant_reference: str | None = None,
-    description: str = "",
-    instances: tuple[Any, ...] = (),
-    metadata: dict[str, Any] | None = None,
-    effective_at: datetime | None = None,
 ) -> Transfer:
     """Post one transfer, or a reversal of ``parent`` (read from the database).
 
-    ``value=None`` is accepted for reversals only: reverse what is left.
-    The ``Account`` instances in ``instances`` get their rows' new balances.
+    ``order.value=None`` is accepted for reversals only: reverse what is left.
     """
-    if parent is None and value is not None and connections[using].vendor == "postgresql":
-        posted = pg_transfer.post(
-            using,
-            request,
-            source_id=source_id,
-            destination_id=destination_id,
-            value=value,
-            currency=currency,
-            allow_partial=allow_partial,
-            user=user,
-            merchant_reference=merchant_reference,
-            description=description,
-            instances=instances,
-            metadata=metadata or {},
-            effective_at=effective_at,
-        )
+    if parent is None and order.value is not None and connections[using].vendor == "postgresql":
+        posted = pg_transfer.post(using, request, order, allow_partial=allow_partial)
         if posted is not None:
             return posted
+    source_id, destination_id = order.accounts
     try:
-        with posting.locked(using, [source_id, destination_id], limits=True) as lock:
-            src, dst = lock.rows[source_id], lock.rows[destination_id]
+        with posting.locked(using, order.accounts, limits=True) as lock:
+            src, dst = lock.pair(order)
             existing = request.find(Transfer, using)
             if existing is not None:
-                return replay(request, existing, source_id, destination_id, value, parent)
+                return replay(request, existing, source_id, destination_id, order.value, parent)
             # Bad input, before any rule (as the PostgreSQL statement does).
-            arguments.check_effective_at(effective_at, lock.now)
+            arguments.check_effective_at(order.effective_at, lock.now)
             held = posting.amount(src, "held")
             spending_limits = lock.limits.get(source_id)
             if posting.credit_limit(src) is not None or spending_limits:
@@ -108,8 +84,8 @@ def post(
             value = rules.decide_transfer(
                 src,
                 dst,
-                value,
-                currency,
+                order.value,
+                order.currency,
                 lock.now,
                 allow_partial=allow_partial,
                 parent=parent,
@@ -129,21 +105,21 @@ def post(
                 value,
                 lock.now,
                 parent=parent,
-                user=user,
-                merchant_reference=merchant_reference,
-                description=description,
+                user=order.user,
+                merchant_reference=order.merchant_reference,
+                description=order.description,
                 key=request.key,
                 fingerprint=request.fingerprint(),
                 source_columns={"held": posting.amount(src, "held")} if lapsed else None,
-                metadata=metadata,
-                effective_at=effective_at,
+                metadata=order.metadata,
+                effective_at=order.effective_at,
             )
     except IntegrityError as error:
         # A concurrent call with the same key committed first (the unique
         # index made this insert wait for it): answer as a repeat would.
         existing = after_race(Transfer, using, request.key, error)
-        return replay(request, existing, source_id, destination_id, value, parent)
-    posting.update_instances(lock.rows, *instances)
+        return replay(request, existing, source_id, destination_id, order.value, parent)
+    posting.update_instances(lock.rows, *order.instances)
     return posted
 
 

@@ -13,7 +13,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, TypeAlias, TypedDict
+from typing import TYPE_CHECKING, TypeAlias
 
 from django.utils.translation import gettext_lazy as _
 
@@ -21,6 +21,7 @@ from .. import amounts, arguments, declines, rules, transfers
 from ..exceptions import InvalidArgument, SameAccount
 from ..idempotency import Request
 from ..models import Transfer
+from ..posting import Order
 
 if TYPE_CHECKING:
     from django.contrib.auth.base_user import AbstractBaseUser
@@ -83,21 +84,6 @@ class Caller:
             metadata=metadata,
             **request,
         )
-
-
-class Posting(TypedDict):
-    """The keyword arguments every posting of money between two accounts takes."""
-
-    source_id: int
-    destination_id: int
-    value: Decimal
-    currency: str | None
-    user: AbstractBaseUser | None
-    merchant_reference: str | None
-    description: str
-    instances: tuple[Account | int, Account | int]
-    metadata: dict[str, JSON]
-    effective_at: datetime | None
 
 
 @dataclass(frozen=True)
@@ -170,9 +156,9 @@ class Movement:
             currency=self.currency,
         )
 
-    def posting(self, caller: Caller) -> Posting:
-        """The engine's keyword arguments for this movement, made by ``caller``."""
-        return Posting(
+    def order(self, caller: Caller) -> Order:
+        """The engine's order for this movement, made by ``caller``."""
+        return Order(
             source_id=self.source_id,
             destination_id=self.destination_id,
             value=self.value,

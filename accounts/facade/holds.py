@@ -50,7 +50,7 @@ def hold(
     request = move.request("hold", caller, expires_at=move.expires_at)
     using = router.db_for_write(Hold)
     with move.declined(using, declines.HOLD, caller):
-        return holds.place(using, request, expires_at=move.expires_at, **move.posting(caller))
+        return holds.place(using, request, move.order(caller), expires_at=move.expires_at)
 
 
 @retry_on_conflict

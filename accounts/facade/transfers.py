@@ -11,6 +11,7 @@ from django.db import router
 
 from .. import arguments, declines, repayments, transfers
 from ..models import Account, Transfer
+from ..posting import Order
 from ..retry import retry_on_conflict
 from ._calls import (
     Amount,
@@ -86,9 +87,9 @@ def transfer(
         return transfers.post(
             using,
             request,
+            move.order(caller),
             parent=original,
             allow_partial=bool(allow_partial),
-            **move.posting(caller),
         )
 
 
@@ -135,14 +136,11 @@ def reverse(
         currency=currency,
         merchant_reference=caller.merchant_reference,
     )
-    return transfers.post(
-        using,
-        request,
+    order = Order(
         source_id=original.destination_id,
         destination_id=original.source_id,
         value=value,
         currency=currency,
-        parent=original,
         user=caller.user,
         merchant_reference=(
             original.merchant_reference
@@ -154,6 +152,7 @@ def reverse(
         metadata=original.metadata if given is None else given,
         effective_at=effective_at,
     )
+    return transfers.post(using, request, order, parent=original)
 
 
 @retry_on_conflict
@@ -190,4 +189,4 @@ def repay(
     request = move.request("repay", caller)
     using = router.db_for_write(Transfer)
     with move.declined(using, declines.REPAY, caller):
-        return repayments.repay(using, request, **move.posting(caller))
+        return repayments.repay(using, request, move.order(caller))
