@@ -45,13 +45,12 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from . import admin_reports, admin_wallets, facade
+from .account_forms import MOVE_MONEY_PERMISSION, AccountForm
 from .admin_readonly import ADMIN_CSS
 from .codes import format_code, normalize_code
 from .conf import conf
 from .exceptions import AccountException, HoldResolved
 from .forms import (
-    MOVE_MONEY_PERMISSION,
-    AccountForm,
     MoveMoneyForm,
     ReleaseForm,
     ReverseForm,
