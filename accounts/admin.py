@@ -48,13 +48,12 @@ from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
 
 from . import admin_reports, admin_wallets, facade
+from .account_forms import MOVE_MONEY_PERMISSION, AccountForm
 from .admin_readonly import ADMIN_CSS, ReadOnlyMixin
 from .codes import format_code, normalize_code
 from .conf import conf
 from .exceptions import AccountException, HoldResolved, StrOrPromise
 from .forms import (
-    MOVE_MONEY_PERMISSION,
-    AccountForm,
     MoveMoneyForm,
     ReleaseForm,
     ReverseForm,

@@ -30,8 +30,9 @@ from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
 
 from . import amounts
+from .account_forms import may_move_money
 from .admin_readonly import ReadOnlyAdmin
-from .forms import AmountTextField, may_move_money
+from .amount_fields import AmountTextField
 from .models import Account, Decline, Repayment, SpendingLimit
 
 if TYPE_CHECKING:

@@ -14,6 +14,7 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
 from . import collections
+from .amount_fields import AmountField
 from .collection_models import Debt
 from .exceptions import (
     AccountException,
@@ -21,7 +22,7 @@ from .exceptions import (
     IdempotencyConflict,
     SettlementExceedsDebt,
 )
-from .forms import AMOUNT_ERRORS, AmountField, MoveMoneyForm
+from .forms import AMOUNT_ERRORS, MoveMoneyForm
 from .models import Transfer
 
 __all__ = ["SettleForm", "FailForm"]

@@ -1,43 +1,38 @@
 """
-Forms for the admin: editing accounts, moving money and filtering statements.
+Forms for the admin: moving money, releasing holds and filtering statements.
 
-Amounts are typed as text and read here, on the server (:func:`parse_amount_text`):
-a browser's number input silently drops a decimal comma (``1,50`` is sent
-as ``150``), so none is used. A decimal comma is read as a decimal point, a
-thousands separator is accepted only where it cannot be misread, and
-anything else is refused with a message saying what to type.
+The money forms check amounts with ``accounts.amounts`` (through
+:mod:`accounts.amount_fields`), the same code the facade uses, so a bad
+amount is a form error before anything is locked. The facade still makes
+every decision that depends on the database (status, dates, credit limit,
+what is left to reverse) under its row locks; the errors it raises are added
+to the form by :meth:`MoveMoneyForm.save`.
 
-The money forms check amounts with ``accounts.amounts``, the same code the
-facade uses, so a bad amount is a form error before anything is locked. The
-facade still makes every decision that depends on the database (status,
-dates, credit limit, what is left to reverse) under its row locks; the
-errors it raises are added to the form by :meth:`MoveMoneyForm.save`.
-
-Whatever changes how much can be spent is moving money: :class:`AccountForm`
-lets only a user with ``accounts.move_money`` raise or clear a credit limit,
-create an account that may spend without being topped up, or put a code on
-an account that holds money and has no users (whoever holds the code could
-spend it). Lowering a limit stays open to everyone who may edit accounts.
+The account form is in :mod:`accounts.account_forms` and the amount fields
+in :mod:`accounts.amount_fields`; both are importable from here too.
 """
 
 from __future__ import annotations
 
-import json
-import re
-from decimal import Decimal, InvalidOperation
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.contrib.admin.widgets import AutocompleteSelect
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
-from django.db import models, router, transaction
 from django.utils.crypto import get_random_string
 from django.utils.translation import gettext_lazy as _
 
 from . import amounts, facade
+
+# Re-exported (``X as X``): the sandbox, the tests and the README import these from here.
+from .account_forms import AccountForm as AccountForm
+from .amount_fields import AmountField as AmountField
+from .amount_fields import AmountTextInput as AmountTextInput
+from .amount_fields import CreditLimitField as CreditLimitField
+from .amount_fields import check_places as check_places
+from .amount_fields import parse_amount_text as parse_amount_text
 from .codes import normalize_code
-from .conf import conf
 from .exceptions import (
     AccountException,
     HoldResolved,
@@ -48,8 +43,8 @@ from .exceptions import (
 )
 from .models import Account, Hold, Transfer
 
-#: The permission that guards everything that changes how much can be spent.
-MOVE_MONEY_PERMISSION = "accounts.move_money"
+if TYPE_CHECKING:
+    from .exceptions import StrOrPromise
 
 #: Facade errors about the amount itself; the forms show them on the amount field.
 AMOUNT_ERRORS = (InvalidAmount, InsufficientFunds, InvalidReversal)
@@ -58,453 +53,8 @@ TOKEN_ALPHABET = "0123456789abcdef"
 TOKEN_LENGTH = 32
 
 
-def currency_choices() -> list[tuple[str, str]]:
-    # A callable, so that ACCOUNTS_CURRENCIES is read when the form is used.
-    return [(code, code) for code in conf.CURRENCIES]
-
-
 def new_token() -> str:
     return get_random_string(TOKEN_LENGTH, TOKEN_ALPHABET)
-
-
-def may_move_money(user: Any) -> bool:
-    """Whether ``user`` has ``accounts.move_money`` (``None``: nobody, so no)."""
-    return user is not None and user.has_perm(MOVE_MONEY_PERMISSION)
-
-
-# Amounts typed by people ------------------------------------------------------------
-
-#: Spaces people and locales put between groups of thousands (never a decimal separator).
-_SPACES = " \u00a0\u202f\u2009"
-#: Apostrophes (Swiss style, 1'234.50): group separators too.
-_APOSTROPHES = "'\u2019"
-_SIGNS = {"-": "-", "\u2212": "-", "+": ""}
-_ALLOWED = re.compile(r"[0-9.,%s%s]*\Z" % (_SPACES, _APOSTROPHES))
-
-
-def _grouped(digits: str, separator: str) -> bool:
-    """Whether ``digits`` are groups of three after a first group of one to three."""
-    groups = digits.split(separator)
-    return (
-        1 <= len(groups[0]) <= 3
-        and groups[0].isdigit()
-        and all(len(group) == 3 and group.isdigit() for group in groups[1:])
-    )
-
-
-def _decimal_hint(value: Decimal) -> str:
-    """``value`` written so that it cannot be misread: 1.5 as 1.50, 1.001 as 1.0010."""
-    places = max(2, -value.normalize().as_tuple().exponent)  # type: ignore[operator]
-    if places == 3:
-        places = 4
-    return str(value.quantize(Decimal(1).scaleb(-places)))
-
-
-def parse_amount_text(text: str) -> Decimal:
-    """Read an amount a person typed; raise ``ValidationError`` rather than guess.
-
-    * ``12.50`` and ``12,50`` are both twelve and a half: a decimal comma is
-      read as a decimal point, never dropped.
-    * Thousands separators are accepted where they cannot be a decimal
-      separator: ``1,234.50``, ``1.234,50``, ``1 234,50``, ``1'234.50``,
-      ``1,234,567``, each with groups of three.
-    * A lone comma followed by exactly three digits (``1,500``) could be
-      either, and is refused with a message saying what to type. A lone
-      point is the decimal point (``1.500`` is one and a half).
-    * Signs are kept (the caller refuses negative amounts); letters,
-      currency symbols and exponents are refused.
-    """
-    value = text.strip()
-    sign = ""
-    if value[:1] in _SIGNS:
-        sign, value = _SIGNS[value[0]], value[1:].strip()
-    if not value or not _ALLOWED.match(value):
-        if re.search(r"[^\W\d_]|[$£€¥¤]", value):
-            raise ValidationError(
-                _(
-                    "Type the amount in digits only, without a currency symbol or code "
-                    "(for example 12.50)."
-                ),
-                code="invalid",
-            )
-        raise ValidationError(
-            _("Type the amount as a number, for example 12.50 or 12,50."), code="invalid"
-        )
-    spaced = any(c in value for c in _SPACES + _APOSTROPHES)
-    for c in _SPACES + _APOSTROPHES:
-        value = value.replace(c, " ")
-    dots, commas = value.count("."), value.count(",")
-    if dots and commas:
-        # The one that comes last separates the decimals; the other one groups.
-        point = "." if value.rfind(".") > value.rfind(",") else ","
-        group = "," if point == "." else "."
-    elif dots + commas > 1:
-        point, group = "", "." if dots else ","
-    elif dots + commas == 1:
-        point, group = ("." if dots else ","), ""
-    else:
-        point, group = "", ""
-    if point and value.count(point) > 1:
-        raise ValidationError(
-            _("%(value)s has more than one decimal separator."),
-            code="invalid",
-            params={"value": text.strip()},
-        )
-    whole, _sep, fraction = value.partition(point) if point else (value, "", "")
-    if group and " " in whole:
-        raise ValidationError(
-            _("%(value)s mixes two kinds of thousands separator."),
-            code="invalid",
-            params={"value": text.strip()},
-        )
-    group = group or (" " if spaced else "")
-    if group and group in whole and not _grouped(whole, group):
-        raise ValidationError(
-            _(
-                "%(value)s has a thousands separator in the wrong place: groups of "
-                "three digits, or type the amount without it."
-            ),
-            code="invalid",
-            params={"value": text.strip()},
-        )
-    if point and (not fraction.isdigit() or " " in fraction):
-        raise ValidationError(
-            _("Type the amount as a number, for example 12.50 or 12,50."), code="invalid"
-        )
-    digits = whole.replace(group, "") if group else whole
-    if digits and not digits.isdigit():
-        raise ValidationError(
-            _("Type the amount as a number, for example 12.50 or 12,50."), code="invalid"
-        )
-    if point == "," and not group and len(fraction) == 3 and digits.lstrip("0"):
-        # 1,500: a thousands separator (as in London), or a decimal comma (as
-        # in Paris)? A lone point is always the decimal point.
-        as_decimal = Decimal(digits + "." + fraction)
-        raise ValidationError(
-            _(
-                "%(value)s could mean %(thousands)s or %(decimal)s: type %(thousands)s or "
-                "%(decimal)s."
-            ),
-            code="ambiguous",
-            params={
-                "value": text.strip(),
-                "thousands": digits + fraction,
-                "decimal": _decimal_hint(as_decimal),
-            },
-        )
-    try:
-        return Decimal(sign + (digits or "0") + ("." + fraction if fraction else ""))
-    except InvalidOperation:  # pragma: no cover - the checks above leave only digits
-        raise ValidationError(
-            _("Type the amount as a number, for example 12.50 or 12,50."), code="invalid"
-        ) from None
-
-
-class AmountTextInput(forms.TextInput):
-    """A text box for an amount: phones show digits, browsers send what was typed."""
-
-    def __init__(self, attrs: dict[str, Any] | None = None) -> None:
-        super().__init__(
-            {"inputmode": "decimal", "autocomplete": "off", "size": 12, **(attrs or {})}
-        )
-
-
-class AmountTextField(forms.Field):
-    """An amount typed as text and read by :func:`parse_amount_text` into a ``Decimal``."""
-
-    widget = AmountTextInput
-
-    def prepare_value(self, value: Any) -> Any:
-        return getattr(value, "amount", value)
-
-    def to_python(self, value: Any) -> Decimal | None:
-        if isinstance(value, Decimal):
-            return value
-        if value in self.empty_values or not str(value).strip():
-            return None
-        return parse_amount_text(str(value))
-
-    def has_changed(self, initial: Any, data: Any) -> bool:
-        try:
-            new = self.to_python(data)
-        except ValidationError:
-            return True
-        old = getattr(initial, "amount", initial)
-        if isinstance(old, str):
-            old = self.to_python(old)
-        return old != new
-
-
-class AmountField(AmountTextField):
-    """A positive amount to move, refused by the same rules as ``facade.transfer``.
-
-    The number of decimal places depends on the currency, which the form
-    knows; forms call :func:`check_places` once it is known.
-    """
-
-    def clean(self, value: Any) -> Any:
-        value = super().clean(value)
-        if value is not None:
-            try:
-                amounts.parse_amount(value)
-            except InvalidAmount as exc:
-                raise ValidationError(str(exc), code="invalid_amount") from exc
-        return value
-
-
-class CreditLimitField(AmountTextField):
-    """A credit limit: zero or more, typed as text; empty means no limit."""
-
-    def clean(self, value: Any) -> Any:
-        value = super().clean(value)
-        if value is not None and value < 0:
-            raise ValidationError(
-                _("A credit limit cannot be negative: give zero, a positive amount, or nothing."),
-                code="negative",
-            )
-        return value
-
-
-def check_places(form: forms.Form, amount: Any, currency: str) -> None:
-    """Add an amount error to ``form`` when ``amount`` has too many decimal places."""
-    if amount is None:
-        return
-    try:
-        amounts.check_places(amount, currency)
-    except InvalidAmount as exc:
-        form.add_error("amount", ValidationError(str(exc), code="invalid_amount"))
-
-
-# Accounts ---------------------------------------------------------------------------
-
-#: The account fields an edit form carries, as they were shown (see AccountForm.shown).
-EDITABLE_FIELDS = [
-    "name",
-    "code",
-    "description",
-    "account_type",
-    "primary_user",
-    "secondary_users",
-    "currency",
-    "credit_limit",
-    "start_date",
-    "end_date",
-    "metadata",
-]
-
-
-def account_snapshot(account: Account) -> dict[str, Any]:
-    """The editable fields of ``account`` as plain JSON values, to compare two readings."""
-    snapshot: dict[str, Any] = {}
-    for name in EDITABLE_FIELDS:
-        field = cast(models.Field, Account._meta.get_field(name))
-        if field.many_to_many:
-            snapshot[name] = sorted(
-                account.secondary_users.values_list("pk", flat=True) if account.pk else []
-            )
-            continue
-        value = getattr(account, field.attname)
-        if isinstance(value, (dict, list)):
-            # JSON (metadata): key order is not kept by every database.
-            snapshot[name] = json.dumps(value, sort_keys=True)
-            continue
-        value = getattr(value, "amount", value)  # a Money, in its currency's places
-        snapshot[name] = None if value is None else str(value)
-    return snapshot
-
-
-class AccountForm(forms.ModelForm):
-    """Create or edit an account. Balance and status are not fields: only the
-    facade changes a balance, and status changes go through the locked
-    ``freeze()``, ``thaw()`` and ``close()`` (the admin's actions).
-
-    ``user`` is who is editing: raising or clearing a credit limit, creating
-    an account that can spend before it is topped up, and putting a code on
-    a funded account without users need their ``accounts.move_money``
-    permission (without a user, nobody has it). The admin passes the
-    request's user.
-
-    An edit carries the values it showed (the hidden ``shown`` field): if
-    someone else changed the account since, the form is refused instead of
-    writing the old values back.
-    """
-
-    currency = forms.ChoiceField(label=_("Currency"), choices=currency_choices)
-    credit_limit = CreditLimitField(
-        label=_("Credit limit"),
-        required=False,
-        help_text=_(
-            "How far the balance may go below zero; empty means no limit. Lowering it "
-            "below the current debt is allowed and only blocks further debits. Raising "
-            "or clearing it needs the permission to move money."
-        ),
-    )
-    shown = forms.CharField(widget=forms.HiddenInput, required=False)
-
-    #: Who is editing (see the class docstring); the admin sets it per request.
-    user: Any = None
-
-    class Meta:
-        model = Account
-        fields = EDITABLE_FIELDS
-        widgets = {
-            "description": forms.Textarea(attrs={"rows": 3}),
-            "metadata": forms.Textarea(attrs={"rows": 3}),
-        }
-
-    def __init__(self, *args: Any, user: Any = None, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        if user is not None:
-            self.user = user
-        if self.instance.pk is not None and not self.is_bound:
-            self.initial["shown"] = json.dumps(account_snapshot(self.instance), sort_keys=True)
-
-    def clean(self) -> dict[str, Any]:
-        cleaned = super().clean() or self.cleaned_data
-        current = self._current() if self.instance.pk is not None else None
-        if current is not None:
-            self._check_not_stale(current)
-        if not may_move_money(self.user):
-            self._check_spending_unchanged(current, cleaned)
-        return cleaned
-
-    def _current(self) -> Account | None:
-        """The account as stored now; locked until the save commits when inside a transaction.
-
-        The admin's change view is one transaction, so nobody can change the
-        row between this check and the save.
-        """
-        using = router.db_for_write(Account, instance=self.instance)
-        rows = Account.objects.using(using).filter(pk=self.instance.pk)
-        if transaction.get_connection(using).in_atomic_block:
-            rows = rows.select_for_update()
-        return rows.first()
-
-    def _check_not_stale(self, current: Account) -> None:
-        shown = self.data.get(self.add_prefix("shown")) if self.is_bound else None
-        if not shown:
-            return  # a form built in code, not from the page it showed
-        try:
-            before = json.loads(shown)
-        except ValueError:
-            before = {}
-        now = account_snapshot(current)
-        changed = [name for name in EDITABLE_FIELDS if before.get(name) != now[name]]
-        if changed:
-            labels = ", ".join(
-                str(cast(models.Field, Account._meta.get_field(name)).verbose_name)
-                for name in changed
-            )
-            raise ValidationError(
-                _(
-                    "This account was changed by someone else after this page was opened "
-                    "(%(fields)s). Nothing was saved: reload the page to see the current "
-                    "values, then make your change again."
-                ),
-                code="stale",
-                params={"fields": labels},
-            )
-
-    def _check_spending_unchanged(self, current: Account | None, cleaned: dict[str, Any]) -> None:
-        """Refuse what only staff who may move money may do (see the class docstring)."""
-        limit = cleaned.get("credit_limit") if "credit_limit" in self.fields else None
-        if current is None:
-            if "credit_limit" in self.fields and (limit is None or limit > 0):
-                self.add_error(
-                    "credit_limit",
-                    ValidationError(
-                        _(
-                            "Only staff who may move money can create an account with a "
-                            "credit limit or with no limit. Leave it at 0."
-                        ),
-                        code="move_money",
-                    ),
-                )
-            return
-        old_limit = amounts.raw(current, "credit_limit")
-        if "credit_limit" in self.fields and "credit_limit" in cleaned:
-            if limit is None and old_limit is not None:
-                self.add_error(
-                    "credit_limit",
-                    ValidationError(
-                        _("Only staff who may move money can remove an account's credit limit."),
-                        code="move_money",
-                    ),
-                )
-            elif limit is not None and old_limit is not None and limit > old_limit:
-                self.add_error(
-                    "credit_limit",
-                    ValidationError(
-                        _(
-                            "Only staff who may move money can raise a credit limit "
-                            "(%(limit)s now); it may be lowered."
-                        ),
-                        code="move_money",
-                        params={"limit": amounts.money(old_limit, current.currency)},
-                    ),
-                )
-        else:
-            limit = old_limit
-        if "account_type" in self.fields and "account_type" in cleaned:
-            self._check_type_limits(current, cleaned.get("account_type"))
-        balance = amounts.raw(current, "balance") or Decimal(0)
-        can_spend = balance > 0 or limit is None or limit > 0
-        code = cleaned.get("code") if "code" in self.fields else current.code
-        code = normalize_code(code or "") or None
-        primary = cleaned.get("primary_user") if "primary_user" in self.fields else None
-        if "primary_user" not in self.fields:
-            primary = current.primary_user_id
-        if "secondary_users" in self.fields:
-            secondary = bool(cleaned.get("secondary_users"))
-        else:
-            secondary = current.secondary_users.exists()
-        had_users = current.primary_user_id is not None or current.secondary_users.exists()
-        code_changed = code != (normalize_code(current.code or "") or None)
-        if code and can_spend and not primary and not secondary:
-            if code_changed or had_users:
-                self.add_error(
-                    "code" if code_changed else None,
-                    ValidationError(
-                        _(
-                            "Only staff who may move money can put a code on an account "
-                            "that holds money and has no users: anyone holding the code "
-                            "could spend it."
-                        ),
-                        code="move_money",
-                    ),
-                )
-
-    def _check_type_limits(self, current: Account, account_type: Any) -> None:
-        """Moving an account to another type must not raise or remove a spending limit."""
-        from .models import SpendingLimit
-
-        new_type = getattr(account_type, "pk", account_type)
-        if new_type == current.account_type_id:
-            return
-        limits = SpendingLimit.objects.using(current._state.db)
-        before = limits.effective_for(current)
-        moved = Account(pk=current.pk, role=current.role, account_type_id=new_type)
-        after = limits.effective_for(moved)
-        looser = [
-            period
-            for period, amount in before.items()
-            if period not in after or after[period] > amount
-        ]
-        if looser:
-            self.add_error(
-                "account_type",
-                ValidationError(
-                    _(
-                        "Only staff who may move money can move an account to a type whose "
-                        "spending limits are higher or missing (%(periods)s)."
-                    ),
-                    code="move_money",
-                    params={"periods": ", ".join(looser)},
-                ),
-            )
-
-
-# Moving money -----------------------------------------------------------------------
 
 
 class MoveMoneyForm(forms.Form):
@@ -541,6 +91,14 @@ class MoveMoneyForm(forms.Form):
             # A form built without its page (e.g. in code) still posts once.
             self.cleaned_data["token"] = new_token()
         return self.cleaned_data
+
+    def refuse_more_than(self, left: Any, message: StrOrPromise) -> None:
+        """Add an amount error when the amount is more than ``left`` (a ``Money``), with
+        ``message``, which may name it as ``%(left)s``."""
+        amount = self.cleaned_data.get("amount")
+        if amount is not None and amount > left.amount and "amount" not in self.errors:
+            error = ValidationError(message, code="too_much", params={"left": left})
+            self.add_error("amount", error)
 
     def idempotency_key(self) -> str | None:
         token = self.cleaned_data.get("token")
@@ -610,9 +168,8 @@ class MoveMoneyForm(forms.Form):
         return None
 
     def post(self, user: Any) -> Transfer:
-        raise NotImplementedError
-
-    def _transfer(self, source: Account, destination: Account, user: Any) -> Transfer:
+        """Move the amount from :meth:`accounts`' source to their destination."""
+        source, destination = self.accounts()
         data = self.cleaned_data
         return facade.transfer(
             source,
@@ -646,10 +203,6 @@ class TopUpForm(MoveMoneyForm):
     def accounts(self) -> tuple[Account, Account]:
         return Account.objects.source_account(self.account.currency), self.account
 
-    def post(self, user: Any) -> Transfer:
-        source, destination = self.accounts()
-        return self._transfer(source, destination, user)
-
 
 class WithdrawForm(TopUpForm):
     """Move money off an account, back to the source account of its currency."""
@@ -676,8 +229,8 @@ class TransferForm(MoveMoneyForm):
         self.order_fields(self.field_order)
 
     def currency(self) -> str | None:
-        source = self.cleaned_data.get("source")
-        destination = self.cleaned_data.get("destination")
+        source: Account | None = self.cleaned_data.get("source")
+        destination: Account | None = self.cleaned_data.get("destination")
         if source is None or destination is None:
             return None
         if source == destination:
@@ -697,10 +250,6 @@ class TransferForm(MoveMoneyForm):
 
     def accounts(self) -> tuple[Account, Account]:
         return self.cleaned_data["source"], self.cleaned_data["destination"]
-
-    def post(self, user: Any) -> Transfer:
-        source, destination = self.accounts()
-        return self._transfer(source, destination, user)
 
 
 class ReverseForm(MoveMoneyForm):
@@ -737,7 +286,6 @@ class ReverseForm(MoveMoneyForm):
         # What the confirmation would promise must be possible now; the
         # facade still decides, under its locks, when the form is confirmed.
         left = self.transfer.reversible_amount()
-        amount = self.cleaned_data.get("amount")
         if self.transfer.parent_id is not None:
             raise ValidationError(
                 _("Transfer %(reference)s is itself a reversal and cannot be reversed."),
@@ -750,13 +298,7 @@ class ReverseForm(MoveMoneyForm):
                 code="reversed",
                 params={"reference": self.transfer.reference},
             )
-        if amount is not None and amount > left.amount and "amount" not in self.errors:
-            self.add_error(
-                "amount",
-                ValidationError(
-                    _("Only %(left)s is left to reverse."), code="too_much", params={"left": left}
-                ),
-            )
+        self.refuse_more_than(left, _("Only %(left)s is left to reverse."))
         return self.cleaned_data
 
     def amount_to_move(self) -> Any:

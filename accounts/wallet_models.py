@@ -25,13 +25,9 @@ from . import amounts
 from .clock import DatabaseNow
 from .exceptions import InvalidAmount, LedgerImmutable, ProtectedAccount
 from .fields import ExactCharField, LedgerMoneyField
-from .managers import (
-    DeclineQuerySet,
-    RepaymentQuerySet,
-    SpendingLimitQuerySet,
-    refuse_ledger_write,
-)
+from .managers import refuse_ledger_write
 from .models import Account, AccountType, Hold, Transfer
+from .wallet_managers import DeclineQuerySet, RepaymentQuerySet, SpendingLimitQuerySet
 
 if TYPE_CHECKING:
     from djmoney.money import Money
