@@ -142,3 +142,10 @@ __all__ = [
     "StrOrPromise",
     "UnsupportedCurrency",
 ]
+
+# Shown in tracebacks and reprs, and pickled, under the module to import them
+# from: where each is written is this module's business.
+for _name in __all__:
+    _found = globals()[_name]
+    if isinstance(_found, type) and issubclass(_found, AccountException):
+        _found.__module__ = __name__

@@ -167,3 +167,17 @@ def test_every_exception_has_a_customer_message_without_its_facts(cls):
     exc = cls(60) if cls is CodeLookupBlocked else cls()
     message = exc.user_message
     assert message and message[0].isupper() and message.endswith(".")
+
+
+def test_every_exception_is_named_by_the_module_to_import_it_from():
+    import pickle
+
+    classes = [
+        getattr(exceptions, name)
+        for name in exceptions.__all__
+        if isinstance(getattr(exceptions, name), type)
+    ]
+    assert {cls.__module__ for cls in classes} == {"accounts.exceptions"}
+    refused = exceptions.InvalidArgument("Bad %(what)s.", what="input")
+    assert repr(pickle.loads(pickle.dumps(refused))) == repr(refused)
+    assert type(pickle.loads(pickle.dumps(refused))) is exceptions.InvalidArgument
