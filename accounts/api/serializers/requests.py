@@ -52,6 +52,21 @@ def text(max_length: int | None = None, **kwargs: Any) -> StrictCharField:
     return StrictCharField(**kwargs)
 
 
+def reference_field(help_text: StrOrPromise) -> StrictCharField:
+    """A request's optional ``merchant_reference``: up to 128 characters, or null."""
+    return text(128, allow_null=True, help_text=help_text)
+
+
+def metadata_field(help_text: StrOrPromise) -> MetadataField:
+    """A request's optional ``metadata``, checked as the ledger checks it."""
+    return MetadataField(required=False, help_text=help_text)
+
+
+def partial_field(help_text: StrOrPromise) -> StrictBooleanField:
+    """A request's ``allow_partial``: false unless the request says true."""
+    return StrictBooleanField(required=False, default=False, help_text=help_text)
+
+
 def effective_at_field(help_text: StrOrPromise | None = None) -> AwareDateTimeField:
     """An optional ``effective_at`` of a request (the facade judges it against its clock)."""
     return AwareDateTimeField(
@@ -110,18 +125,12 @@ class TransferRequest(MoneyRequest):
     destination = AccountIdField(help_text=_("Id of the account to credit."))
     amount = AmountField()
     currency = CurrencyField()
-    merchant_reference = text(
-        128, allow_null=True, help_text=_("Your reference, e.g. an order number.")
-    )
+    merchant_reference = reference_field(_("Your reference, e.g. an order number."))
     description = text(allow_blank=True, help_text=_("Shown on statements."))
-    allow_partial = StrictBooleanField(
-        required=False,
-        default=False,
-        help_text=_("Move as much of the amount as the source can cover now (at least 0.01)."),
+    allow_partial = partial_field(
+        _("Move as much of the amount as the source can cover now (at least 0.01).")
     )
-    metadata = MetadataField(
-        required=False, help_text=_("A JSON object of your own, stored on the transfer.")
-    )
+    metadata = metadata_field(_("A JSON object of your own, stored on the transfer."))
     effective_at = effective_at_field()
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
@@ -144,11 +153,9 @@ class ReverseRequest(MoneyRequest):
         required=False, help_text=_("How much to reverse; leave out for all that is left.")
     )
     currency = CurrencyField(required=False, help_text=_("Required with amount."))
-    merchant_reference = text(128, allow_null=True, help_text=_("Default: the original's."))
+    merchant_reference = reference_field(_("Default: the original's."))
     description = text(allow_blank=True, help_text=_("Why; shown on statements."))
-    metadata = MetadataField(
-        required=False, help_text=_("A JSON object of your own; default: the original's.")
-    )
+    metadata = metadata_field(_("A JSON object of your own; default: the original's."))
     effective_at = effective_at_field()
 
 
@@ -157,11 +164,9 @@ class RepayRequest(BetweenAccountsRequest):
     destination = AccountIdField(help_text=_("Id of the account whose debt is repaid."))
     amount = AmountField(help_text=_("The most to repay: less moves if the debt is smaller."))
     currency = CurrencyField()
-    merchant_reference = text(128, allow_null=True, help_text=_("Your reference."))
+    merchant_reference = reference_field(_("Your reference."))
     description = text(allow_blank=True, help_text=_("Shown on statements."))
-    metadata = MetadataField(
-        required=False, help_text=_("A JSON object of your own, stored on the repaying transfer.")
-    )
+    metadata = metadata_field(_("A JSON object of your own, stored on the repaying transfer."))
     effective_at = effective_at_field()
 
 
@@ -175,11 +180,9 @@ class HoldRequest(BetweenAccountsRequest):
         allow_null=True,
         help_text=_("From then on the hold reserves nothing; null or left out: never."),
     )
-    merchant_reference = text(128, allow_null=True, help_text=_("Your reference."))
+    merchant_reference = reference_field(_("Your reference."))
     description = text(allow_blank=True)
-    metadata = MetadataField(
-        required=False, help_text=_("A JSON object of your own, stored on the hold.")
-    )
+    metadata = metadata_field(_("A JSON object of your own, stored on the hold."))
     effective_at = effective_at_field()
 
 
@@ -187,9 +190,7 @@ class CaptureRequest(MoneyRequest):
     amount = AmountField(required=False, help_text=_("How much to capture; default: all of it."))
     currency = CurrencyField(required=False, help_text=_("Required with amount."))
     description = text(allow_blank=True, help_text=_("Default: the hold's description."))
-    metadata = MetadataField(
-        required=False, help_text=_("A JSON object of your own; default: the hold's.")
-    )
+    metadata = metadata_field(_("A JSON object of your own; default: the hold's."))
     effective_at = effective_at_field()
 
 
@@ -204,16 +205,12 @@ class BatchTransferRequest(MoneyRequest):
     destination = AccountIdField(help_text=_("Id of the account to credit."))
     amount = AmountField()
     currency = CurrencyField()
-    merchant_reference = text(128, allow_null=True, help_text=_("Your reference."))
+    merchant_reference = reference_field(_("Your reference."))
     description = text(allow_blank=True, help_text=_("Default: the batch's description."))
-    allow_partial = StrictBooleanField(
-        required=False,
-        default=False,
-        help_text=_("Move as much of the amount as the source can cover then (at least 0.01)."),
+    allow_partial = partial_field(
+        _("Move as much of the amount as the source can cover then (at least 0.01).")
     )
-    metadata = MetadataField(
-        required=False, help_text=_("A JSON object of your own, stored on this transfer.")
-    )
+    metadata = metadata_field(_("A JSON object of your own, stored on this transfer."))
     effective_at = effective_at_field(
         _(
             "When it happened in the world, with its UTC offset; not after the posting "
@@ -237,9 +234,8 @@ class BatchRequest(StrictSerializer):
     description = text(
         allow_blank=True, help_text=_("The batch's, and each transfer's unless it has its own.")
     )
-    metadata = MetadataField(
-        required=False,
-        help_text=_("A JSON object of your own, stored on the batch (not on its transfers)."),
+    metadata = metadata_field(
+        _("A JSON object of your own, stored on the batch (not on its transfers).")
     )
     effective_at = effective_at_field(
         _(

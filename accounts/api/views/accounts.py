@@ -20,6 +20,8 @@ from .base import LedgerView, validated
 ACCOUNT_ID = schema.path_parameter("id", int, "account's id")
 CURSOR = OpenApiParameter("cursor", str, description="From a previous page's next/previous.")
 PAGE_SIZE = OpenApiParameter("page_size", int, description="1 to 200; default 50.")
+#: The errors of a page of one account's history (its statement, its declines).
+ACCOUNT_PAGE_ERRORS = ("invalid", "not_found", *schema.AUTH)
 
 
 class AccountListView(LedgerView[Account]):
@@ -90,7 +92,7 @@ class StatementView(LedgerView[Any]):
         "period. Dates mean whole days in the site's time zone. Pages of 50 "
         "(``page_size`` up to 200); every page costs the same however long the history.",
         {200: serializers.StatementSerializer},
-        ("invalid", "not_found", *schema.AUTH),
+        ACCOUNT_PAGE_ERRORS,
         parameters=[
             ACCOUNT_ID,
             OpenApiParameter(
@@ -157,7 +159,7 @@ class DeclineListView(LedgerView[Any]):
         "the user may use; any for users with ``accounts.view_account``. Pages of 50 "
         "(``page_size`` up to 200).",
         {200: serializers.DeclinePageSerializer},
-        ("invalid", "not_found", *schema.AUTH),
+        ACCOUNT_PAGE_ERRORS,
         parameters=[ACCOUNT_ID, CURSOR, PAGE_SIZE],
     )
     def get(self, request: Request, pk: int) -> Response:

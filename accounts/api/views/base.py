@@ -13,6 +13,7 @@ from django.db.models import Model, QuerySet
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
+from djmoney.money import Money
 from drf_spectacular.openapi import AutoSchema
 from rest_framework import status
 from rest_framework.exceptions import ValidationError
@@ -24,7 +25,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import Serializer
 
-from ...models import Transfer
+from ...models import Account, Transfer
 from ..errors import exception_handler
 from ..permissions import MovesMoney
 from ..serializers import TransferSerializer
@@ -75,6 +76,11 @@ def validated(
 def given(data: dict[str, Any], *names: str) -> dict[str, Any]:
     """The optional fields ``names`` of validated ``data``, None for those left out."""
     return {name: data.get(name) for name in names}
+
+
+def movement(data: dict[str, Any]) -> tuple[Account, Account, Money]:
+    """A checked request's source, destination and amount: the facade's first arguments."""
+    return data["source"], data["destination"], data["money"]
 
 
 def reread(instance: _M, *related: str) -> _M:

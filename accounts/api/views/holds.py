@@ -12,7 +12,7 @@ from ... import facade
 from ...models import Hold, Transfer
 from .. import schema, serializers
 from ..permissions import visible_holds
-from .base import DETAILS, LedgerView, MovingView, reread, validated
+from .base import DETAILS, LedgerView, MovingView, movement, reread, validated
 
 HOLD_REFERENCE = schema.path_parameter("reference", str, "hold's reference")
 
@@ -54,13 +54,7 @@ class HoldCreateView(MovingView[Hold]):
     )
     def post(self, request: Request) -> Response:
         data, passed = self.arguments(serializers.HoldRequest, *DETAILS)
-        hold = facade.hold(
-            data["source"],
-            data["destination"],
-            data["money"],
-            expires_at=data.get("expires_at"),
-            **passed,
-        )
+        hold = facade.hold(*movement(data), expires_at=data.get("expires_at"), **passed)
         return self.created(hold_data(hold), "hold-detail", hold.reference)
 
 

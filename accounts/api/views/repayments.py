@@ -11,7 +11,7 @@ from rest_framework.response import Response
 
 from ... import amounts, facade
 from .. import schema, serializers
-from .base import DETAILS, MovingView, reread
+from .base import DETAILS, MovingView, movement, reread
 
 
 class RepaymentCreateView(MovingView[Any]):
@@ -68,10 +68,9 @@ class RepaymentCreateView(MovingView[Any]):
     )
     def post(self, request: Request) -> Response:
         data, passed = self.arguments(serializers.RepayRequest, *DETAILS)
-        destination = data["destination"]
-        transfer = facade.repay(data["source"], destination, data["money"], **passed)
+        transfer = facade.repay(*movement(data), **passed)
         if transfer is None:
-            zero = amounts.money(Decimal(0), destination.currency)
+            zero = amounts.money(Decimal(0), data["destination"].currency)
             nothing = {"transfer": None, "amount": zero, "debt": zero}
             return Response(serializers.RepaymentSerializer(nothing).data)
         transfer = reread(transfer, "parent", "repayment")

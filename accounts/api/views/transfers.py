@@ -10,7 +10,7 @@ from ... import facade
 from ...models import Transfer
 from .. import schema, serializers
 from ..permissions import visible_transfers
-from .base import DETAILS, LedgerView, MovingView
+from .base import DETAILS, LedgerView, MovingView, movement
 
 TRANSFER_REFERENCE = schema.path_parameter("reference", str, "transfer's reference")
 
@@ -47,13 +47,7 @@ class TransferCreateView(LedgerView[Transfer]):
     )
     def post(self, request: Request) -> Response:
         data, passed = self.arguments(serializers.TransferRequest, *DETAILS)
-        transfer = facade.transfer(
-            data["source"],
-            data["destination"],
-            data["money"],
-            allow_partial=data["allow_partial"],
-            **passed,
-        )
+        transfer = facade.transfer(*movement(data), allow_partial=data["allow_partial"], **passed)
         return self.transfer_created(transfer)
 
 
