@@ -14,16 +14,19 @@ Amounts go in as decimal strings (``"10.00"``) and come out as
 
 from __future__ import annotations
 
+import datetime
 import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.translation import gettext_lazy as _
+from djmoney.money import Money
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from .. import amounts, arguments
+from ..arguments import JSON
 from ..conf import conf
 from ..exceptions import InvalidAmount, InvalidArgument
 
@@ -33,7 +36,7 @@ AMOUNT_PATTERN = r"^[0-9]{1,15}(\.[0-9]{1,4})?$"
 SIGNED_AMOUNT_PATTERN = r"^-?[0-9]+(\.[0-9]+)?$"
 
 
-class MoneySerializer(serializers.Serializer):
+class MoneySerializer(serializers.Serializer[Money]):
     """An amount of money: a decimal string and its ISO 4217 currency code."""
 
     amount = serializers.CharField(
@@ -46,18 +49,18 @@ class MoneySerializer(serializers.Serializer):
 
 
 @extend_schema_field(MoneySerializer)
-class MoneyField(serializers.Field):
+class MoneyField(serializers.Field[Money, dict[str, str], dict[str, str], Any]):
     """A read-only ``Money`` written as ``{"amount": "10.00", "currency": "GBP"}``."""
 
     def __init__(self, **kwargs: Any) -> None:
         kwargs["read_only"] = True
         super().__init__(**kwargs)
 
-    def to_representation(self, value: Any) -> dict[str, str]:
+    def to_representation(self, value: Money) -> dict[str, str]:
         return {"amount": str(value.amount), "currency": value.currency.code}
 
 
-class StrictSerializer(serializers.Serializer):
+class StrictSerializer(serializers.Serializer[dict[str, Any]]):
     """A serializer that refuses fields it does not know, naming each of them."""
 
     default_error_messages = {"unknown": _("This field is not known.")}
@@ -93,22 +96,22 @@ class StrictBooleanField(serializers.BooleanField):
 
 
 @extend_schema_field({"type": "integer", "minimum": 1, "example": 7})
-class AccountIdField(serializers.Field):
+class AccountIdField(serializers.Field[int, object, int, Any]):
     """An account's id as a JSON integer."""
 
     default_error_messages = {"invalid": _("Must be an account id (a JSON integer).")}
 
-    def to_internal_value(self, data: Any) -> int:
+    def to_internal_value(self, data: object) -> int:
         if isinstance(data, bool) or not isinstance(data, int) or data < 1:
             self.fail("invalid")
         return data
 
-    def to_representation(self, value: Any) -> int:
+    def to_representation(self, value: int) -> int:
         return int(value)
 
 
 @extend_schema_field({"type": "string", "pattern": AMOUNT_PATTERN, "example": "10.00"})
-class AmountField(serializers.Field):
+class AmountField(serializers.Field[Decimal, object, str, Any]):
     """A positive amount as a decimal string: ``"10.00"``; never a JSON number.
 
     The number of decimal places is checked against the currency by the
@@ -120,7 +123,7 @@ class AmountField(serializers.Field):
         "format": _('Write the amount as digits with an optional decimal point, like "10.00".'),
     }
 
-    def to_internal_value(self, data: Any) -> Decimal:
+    def to_internal_value(self, data: object) -> Decimal:
         if not isinstance(data, str):
             self.fail("type", type=type(data).__name__)
         if not re.match(AMOUNT_PATTERN, data):
@@ -134,19 +137,19 @@ class AmountField(serializers.Field):
 
 
 @extend_schema_field({"type": "string", "pattern": "^[A-Z]{3}$", "example": "GBP"})
-class CurrencyField(serializers.Field):
+class CurrencyField(serializers.Field[str, object, str, Any]):
     """One of ``ACCOUNTS_CURRENCIES``, as an ISO 4217 code string."""
 
     default_error_messages = {
         "invalid": _("{value} is not one of the currencies in use ({currencies}).")
     }
 
-    def to_internal_value(self, data: Any) -> str:
+    def to_internal_value(self, data: object) -> str:
         if not isinstance(data, str) or data not in conf.CURRENCIES:
             self.fail("invalid", value=repr(data), currencies=", ".join(conf.CURRENCIES))
         return data
 
-    def to_representation(self, value: Any) -> str:
+    def to_representation(self, value: str) -> str:
         return str(value)
 
 
@@ -164,7 +167,7 @@ class MomentField(serializers.DateTimeField):
 
 
 @extend_schema_field(DATETIME_SCHEMA)
-class AwareDateTimeField(serializers.Field):
+class AwareDateTimeField(serializers.Field[datetime.datetime, object, str, Any]):
     """An ISO 8601 date and time with its UTC offset (``2026-03-01T12:00:00+00:00``)."""
 
     default_error_messages = {
@@ -173,7 +176,7 @@ class AwareDateTimeField(serializers.Field):
         )
     }
 
-    def to_internal_value(self, data: Any) -> Any:
+    def to_internal_value(self, data: object) -> datetime.datetime:
         try:
             moment = parse_datetime(data) if isinstance(data, str) else None
         except ValueError:  # well formed, but no such moment (2026-02-30T12:00)
@@ -182,7 +185,7 @@ class AwareDateTimeField(serializers.Field):
             self.fail("invalid")
         return moment
 
-    def to_representation(self, value: Any) -> str:
+    def to_representation(self, value: datetime.datetime) -> str:
         return value.isoformat()
 
 
@@ -200,7 +203,7 @@ METADATA_SCHEMA = {
 
 
 @extend_schema_field(METADATA_SCHEMA)
-class MetadataField(serializers.Field):
+class MetadataField(serializers.Field[dict[str, JSON], object, dict[str, JSON], Any]):
     """A JSON object of the caller's, checked as the ledger checks metadata.
 
     ``accounts.arguments.metadata`` decides (an object, JSON values, storable
@@ -209,13 +212,13 @@ class MetadataField(serializers.Field):
     anything is locked; the facade checks it again, the same way.
     """
 
-    def to_internal_value(self, data: Any) -> Any:
+    def to_internal_value(self, data: object) -> dict[str, JSON]:
         try:
             return arguments.metadata(data)
         except InvalidArgument as exc:
             raise serializers.ValidationError(str(exc), code="invalid") from exc
 
-    def to_representation(self, value: Any) -> Any:
+    def to_representation(self, value: dict[str, JSON]) -> dict[str, JSON]:
         return value
 
 
@@ -227,7 +230,7 @@ def check_places(amount: Decimal, currency: str, field: str = "amount") -> None:
         raise serializers.ValidationError({field: [str(exc)]}, code="invalid_amount") from exc
 
 
-def parse_day_or_moment(text: str) -> Any:
+def parse_day_or_moment(text: str) -> datetime.date | None:
     """A query parameter: a date (a whole day) or an aware date and time; None if neither."""
     try:
         day = parse_date(text)

@@ -20,9 +20,9 @@ import base64
 import binascii
 import datetime
 import json
-from typing import Any
+from typing import Any, Generic, TypeVar
 
-from django.db.models import Q, QuerySet
+from django.db.models import Model, Q, QuerySet
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext_lazy as _
 from rest_framework.exceptions import ValidationError
@@ -32,6 +32,8 @@ from rest_framework.utils.urls import replace_query_param
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200
 
+_M = TypeVar("_M", bound=Model)
+
 
 def _moment(text: str) -> datetime.datetime | None:
     try:
@@ -40,12 +42,12 @@ def _moment(text: str) -> datetime.datetime | None:
         return None
 
 
-class KeysetPage:
+class KeysetPage(Generic[_M]):
     """One page of ``queryset`` in order of ``keys`` (unique together), descending if asked."""
 
     def __init__(
         self,
-        queryset: QuerySet,
+        queryset: QuerySet[_M],
         request: Request,
         keys: tuple[str, ...],
         *,
@@ -118,7 +120,7 @@ class KeysetPage:
                 raise invalid
         return position, direction == "p"
 
-    def _encode(self, row: Any, direction: str) -> str:
+    def _encode(self, row: _M, direction: str) -> str:
         values = []
         for key in self.keys:
             value: Any = row
@@ -138,3 +140,12 @@ class KeysetPage:
     @property
     def previous_link(self) -> str | None:
         return self._link(self._encode(self.rows[0], "p")) if self.has_previous else None
+
+    def body(self, **fields: Any) -> dict[str, Any]:
+        """An answer's data: ``fields``, then the page's links and its rows as ``results``."""
+        return {
+            **fields,
+            "next": self.next_link,
+            "previous": self.previous_link,
+            "results": self.rows,
+        }

@@ -1,23 +1,30 @@
 """
 OpenAPI documentation shared by the API's views: the error body, the error
-codes each operation answers with (with an example of each), and the
-``Idempotency-Key`` header.
+codes each operation answers with (with an example of each), the
+``Idempotency-Key`` header, the path parameters, and :func:`operation`, the
+one way a view documents its operation.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 from django.utils.translation import gettext_lazy as _
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+)
 from rest_framework import serializers
 
 from .errors import CODES
 from .fields import MoneySerializer
 
 
-class ErrorFactsSerializer(serializers.Serializer):
+class ErrorFactsSerializer(serializers.Serializer[dict[str, Any]]):
     """What the ledger knew when it refused; only the facts that apply are present."""
 
     account = serializers.IntegerField(required=False, help_text=_("The account at issue."))
@@ -67,7 +74,7 @@ class ErrorFactsSerializer(serializers.Serializer):
     )
 
 
-class ErrorSerializer(serializers.Serializer):
+class ErrorSerializer(serializers.Serializer[dict[str, Any]]):
     """Every error: a stable machine code, a message for a person, and what applies of the rest."""
 
     code = serializers.ChoiceField(
@@ -184,6 +191,8 @@ def example(code: str) -> dict[str, Any]:
 AUTH = ("not_authenticated", "authentication_failed")
 #: Errors of any endpoint that reads a JSON body.
 BODY = ("invalid", "parse_error", "unsupported_media_type")
+#: Errors an endpoint that reads one object by its id or reference can answer.
+READ_ONE = ("not_found", *AUTH)
 #: What the ledger refuses a transfer or a hold with.
 MOVE = (
     "invalid_amount",
@@ -205,7 +214,7 @@ def error_responses(*codes: str) -> dict[int, OpenApiResponse]:
     by_status: dict[int, list[str]] = defaultdict(list)
     for code in codes:
         by_status[CODES[code].status].append(code)
-    responses = {}
+    responses: dict[int, OpenApiResponse] = {}
     for status, listed in sorted(by_status.items()):
         description = "Error codes: " + "; ".join(
             "``%s``: %s" % (code, CODES[code].description) for code in listed
@@ -231,3 +240,47 @@ IDEMPOTENCY_KEY = OpenApiParameter(
         "refused with 409 idempotency_conflict. Keys are kept per user."
     ),
 )
+
+
+def moving(*codes: str) -> tuple[str, ...]:
+    """The errors of an operation that moves or reserves money: ``codes`` among the rest."""
+    return (*BODY, *AUTH, "permission_denied", *codes, *MOVE)
+
+
+def path_parameter(name: str, kind: type[int | str], what: str) -> OpenApiParameter:
+    """The URL's ``name`` (an id or a reference) of the object ``what`` names."""
+    return OpenApiParameter(name, kind, OpenApiParameter.PATH, description="The %s." % what)
+
+
+def request_example(name: str, value: dict[str, Any]) -> OpenApiExample:
+    """An example of an operation's request body."""
+    return OpenApiExample(name, request_only=True, value=value)
+
+
+_View = TypeVar("_View", bound=Callable[..., Any])
+
+
+def operation(
+    operation_id: str,
+    tag: str,
+    summary: str,
+    description: str,
+    answers: Mapping[int, Any],
+    errors: tuple[str, ...],
+    **documented: Any,
+) -> Callable[[_View], _View]:
+    """Document a view's method: ``extend_schema`` with what every operation of the API gives.
+
+    ``answers``: the serializer (or ``OpenApiResponse``) of each success
+    status; ``errors``: the codes it can answer with (:func:`error_responses`
+    documents them). The rest (``parameters``, ``request``, ``examples``,
+    ``auth``) goes to ``extend_schema`` as given.
+    """
+    return extend_schema(
+        operation_id=operation_id,
+        tags=[tag],
+        summary=summary,
+        description=description,
+        responses={**answers, **error_responses(*errors)},
+        **documented,
+    )
