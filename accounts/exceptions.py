@@ -149,3 +149,4 @@ for _name in __all__:
     _found = globals()[_name]
     if isinstance(_found, type) and issubclass(_found, AccountException):
         _found.__module__ = __name__
+del _name, _found
