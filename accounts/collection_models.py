@@ -28,7 +28,7 @@ from django.utils.translation import gettext_lazy as _
 from . import amounts
 from .exceptions import LedgerImmutable
 from .fields import ExactCharField, LedgerMoneyField, zero
-from .models import Account, AccountType, Transfer, generate_reference
+from .models import Account, AccountType, Transfer, reference_field
 
 if TYPE_CHECKING:
     import datetime
@@ -72,6 +72,23 @@ class _KeptHere(_WrittenHere[_M]):
         raise _refuse(self.model)
 
 
+class _Kept(models.Model):
+    """A row only ``accounts.collections`` writes, in its own way: ``save()``, ``delete()`` refuse."""
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        raise _refuse(type(self))
+
+    save.alters_data = True  # type: ignore[attr-defined]
+
+    def delete(self, *args: Any, **kwargs: Any) -> Any:
+        raise _refuse(type(self))
+
+    delete.alters_data = True  # type: ignore[attr-defined]
+
+
 class CollectionRunQuerySet(_WrittenHere["CollectionRun"]):
     def due(self, at: datetime.datetime | None = None) -> CollectionRunQuerySet:
         """Runs with work to do at ``at`` (default: now): not finished, freeze moment passed.
@@ -98,9 +115,7 @@ class CollectionRun(models.Model):
         #: Every debt is resolved and at least one failed.
         FAILED = "failed", _("Failed")
 
-    reference = ExactCharField(
-        _("reference"), max_length=32, unique=True, default=generate_reference, editable=False
-    )
+    reference = reference_field()
     scope = ExactCharField(
         _("scope"),
         max_length=160,
@@ -239,7 +254,7 @@ class DebtQuerySet(_KeptHere["Debt"]):
         models.QuerySet.bulk_create(self, debts)
 
 
-class Debt(models.Model):
+class Debt(_Kept):
     """What one account owed when a run froze, and how much of it came back."""
 
     class Status(models.TextChoices):
@@ -342,16 +357,6 @@ class Debt(models.Model):
     def __str__(self) -> str:
         return str(_("debt #%(id)s") % {"id": self.pk})
 
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        raise _refuse(type(self))
-
-    save.alters_data = True  # type: ignore[attr-defined]
-
-    def delete(self, *args: Any, **kwargs: Any) -> Any:
-        raise _refuse(type(self))
-
-    delete.alters_data = True  # type: ignore[attr-defined]
-
     @property
     def is_open(self) -> bool:
         """Whether money may still come back for it (pending or initiated)."""
@@ -376,7 +381,7 @@ class SettlementQuerySet(_KeptHere["Settlement"]):
     """Settlements are recorded once (``Settlement._record``) and never change."""
 
 
-class Settlement(models.Model):
+class Settlement(_Kept):
     """Money that came back for a debt: the transfer that recorded it, by external reference."""
 
     debt = models.ForeignKey(
@@ -406,16 +411,6 @@ class Settlement(models.Model):
 
     def __str__(self) -> str:
         return str(self.reference)
-
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        raise _refuse(type(self))
-
-    save.alters_data = True  # type: ignore[attr-defined]
-
-    def delete(self, *args: Any, **kwargs: Any) -> Any:
-        raise _refuse(type(self))
-
-    delete.alters_data = True  # type: ignore[attr-defined]
 
     def _record(self, using: str) -> None:
         """Insert this new settlement; only ``accounts.collections`` calls this."""

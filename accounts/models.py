@@ -22,7 +22,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, NoReturn, cast
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, cast
 
 from django.conf import settings
 from django.db import models
@@ -57,10 +57,12 @@ from .managers import (
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+    from django.contrib.auth.base_user import AbstractBaseUser
     from django.db.models.expressions import Combinable
     from djmoney.money import Money
 
     from . import limits
+    from .exceptions import StrOrPromise
 
 #: Characters of generated references: no 0/O, 1/I/L look-alikes.
 REFERENCE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
@@ -169,6 +171,101 @@ def effective_at_field() -> models.DateTimeField[datetime | date | str | Combina
             "follow the posting order (created)."
         ),
     )
+
+
+#: ``request_fingerprint``'s help text where a caller's request wrote the row.
+FINGERPRINT_HELP = _(
+    "SHA-256 of the request that wrote this row, as asked: with the idempotency "
+    "key, only an identical request is answered with this row."
+)
+
+
+def reference_field() -> ExactCharField[str | int | Combinable, str]:
+    """``reference`` of ledger rows: generated, unique, never edited."""
+    return ExactCharField(
+        _("reference"), max_length=32, unique=True, default=generate_reference, editable=False
+    )
+
+
+def user_field() -> models.ForeignKey[
+    AbstractBaseUser | Combinable | None, AbstractBaseUser | None
+]:
+    """``user`` of ledger rows: who asked; emptied when the user is deleted."""
+    return models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("user"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+
+
+def username_field(
+    help_text: StrOrPromise = "",
+) -> models.CharField[str | int | Combinable, str]:
+    """``username`` of ledger rows: who asked, kept when the user is deleted."""
+    return models.CharField(_("username"), max_length=150, blank=True, help_text=help_text)
+
+
+def idempotency_key_field() -> ExactCharField[str | int | Combinable | None, str | None]:
+    """``idempotency_key`` of rows a caller's request writes: optional, unique, exact."""
+    return ExactCharField(_("idempotency key"), max_length=128, null=True, blank=True, unique=True)
+
+
+def request_fingerprint_field(
+    help_text: StrOrPromise = "",
+) -> models.CharField[str | int | Combinable | None, str | None]:
+    """``request_fingerprint`` of rows a caller's request writes (see :data:`FINGERPRINT_HELP`)."""
+    return models.CharField(
+        _("request fingerprint"),
+        max_length=64,
+        null=True,
+        blank=True,
+        editable=False,
+        help_text=help_text,
+    )
+
+
+def created_field() -> models.DateTimeField[datetime | date | str | Combinable, datetime]:
+    """``created`` of ledger rows: when the row was written, indexed."""
+    return models.DateTimeField(_("created"), default=timezone.now, db_index=True)
+
+
+def notified_at_field(
+    help_text: StrOrPromise,
+) -> models.DateTimeField[datetime | date | str | Combinable | None, datetime | None]:
+    """``notified_at`` of transfers and holds: set once by ``mark_notified()``."""
+    return models.DateTimeField(
+        _("notified at"), null=True, blank=True, editable=False, help_text=help_text
+    )
+
+
+class AppendOnly(models.Model):
+    """A ledger row written only by the locked path, in SQL: ``save()`` and ``delete()`` refuse.
+
+    ``delete_refused`` is the message of a refused delete; ``change_refused``,
+    where set, the message of a refused change of a saved row (else a change
+    is refused as any write is, by ``refuse_ledger_write``).
+    """
+
+    delete_refused: ClassVar[StrOrPromise]
+    change_refused: ClassVar[StrOrPromise | None] = None
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.change_refused is not None and not self._state.adding:
+            raise LedgerImmutable(self.change_refused)
+        refuse_ledger_write(type(self))
+
+    save.alters_data = True  # type: ignore[attr-defined]
+
+    def delete(self, *args: Any, **kwargs: Any) -> NoReturn:
+        raise LedgerImmutable(self.delete_refused)
+
+    delete.alters_data = True  # type: ignore[attr-defined]
 
 
 class AccountType(models.Model):
@@ -814,7 +911,7 @@ class Statement:
         return iter(self.transactions)
 
 
-class Batch(models.Model):
+class Batch(AppendOnly):
     """Transfers posted together, under one set of locks and one commit. Append-only.
 
     Made by ``accounts.facade.transfer_many``; its transfers, in request
@@ -822,9 +919,7 @@ class Batch(models.Model):
     ``facade.reverse_batch`` to the batch it reverses.
     """
 
-    reference = ExactCharField(
-        _("reference"), max_length=32, unique=True, default=generate_reference, editable=False
-    )
+    reference = reference_field()
     atomic = models.BooleanField(
         _("all or nothing"),
         default=True,
@@ -844,25 +939,16 @@ class Batch(models.Model):
         related_name="reversals",
     )
     description = models.TextField(_("description"), blank=True)
-    user = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        verbose_name=_("user"),
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-    )
-    username = models.CharField(_("username"), max_length=150, blank=True)
-    idempotency_key = ExactCharField(
-        _("idempotency key"), max_length=128, null=True, blank=True, unique=True
-    )
-    request_fingerprint = models.CharField(
-        _("request fingerprint"), max_length=64, null=True, blank=True, editable=False
-    )
-    created = models.DateTimeField(_("created"), default=timezone.now, db_index=True)
+    user = user_field()
+    username = username_field()
+    idempotency_key = idempotency_key_field()
+    request_fingerprint = request_fingerprint_field()
+    created = created_field()
     metadata = metadata_field()
 
     objects = BatchQuerySet.as_manager()
+
+    delete_refused = _("Batches are append-only and cannot be deleted.")
 
     class Meta:
         ordering = ["-created", "-pk"]
@@ -871,16 +957,6 @@ class Batch(models.Model):
 
     def __str__(self) -> str:
         return self.reference
-
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        refuse_ledger_write(type(self))
-
-    save.alters_data = True  # type: ignore[attr-defined]
-
-    def delete(self, *args: Any, **kwargs: Any) -> NoReturn:
-        raise LedgerImmutable(_("Batches are append-only and cannot be deleted."))
-
-    delete.alters_data = True  # type: ignore[attr-defined]
 
     @property
     def transfers(self) -> TransferQuerySet:
@@ -903,12 +979,10 @@ class Report(Account):
         verbose_name_plural = _("reports")
 
 
-class Transfer(models.Model):
+class Transfer(AppendOnly):
     """One movement of money from ``source`` to ``destination``. Append-only."""
 
-    reference = ExactCharField(
-        _("reference"), max_length=32, unique=True, default=generate_reference, editable=False
-    )
+    reference = reference_field()
     source = models.ForeignKey(
         Account,
         verbose_name=_("source"),
@@ -951,49 +1025,24 @@ class Transfer(models.Model):
         _("merchant reference"), max_length=128, null=True, blank=True, db_index=True
     )
     description = models.TextField(_("description"), blank=True)
-    user = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        verbose_name=_("user"),
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-    )
-    username = models.CharField(
-        _("username"),
-        max_length=150,
-        blank=True,
-        help_text=_("Who made the transfer, kept when the user is deleted."),
-    )
-    idempotency_key = ExactCharField(
-        _("idempotency key"), max_length=128, null=True, blank=True, unique=True
-    )
-    request_fingerprint = models.CharField(
-        _("request fingerprint"),
-        max_length=64,
-        null=True,
-        blank=True,
-        editable=False,
-        help_text=_(
-            "SHA-256 of the request that wrote this row, as asked: with the idempotency "
-            "key, only an identical request is answered with this row."
-        ),
-    )
-    created = models.DateTimeField(_("created"), default=timezone.now, db_index=True)
+    user = user_field()
+    username = username_field(_("Who made the transfer, kept when the user is deleted."))
+    idempotency_key = idempotency_key_field()
+    request_fingerprint = request_fingerprint_field(FINGERPRINT_HELP)
+    created = created_field()
     effective_at = effective_at_field()
     metadata = metadata_field()
-    notified_at = models.DateTimeField(
-        _("notified at"),
-        null=True,
-        blank=True,
-        editable=False,
-        help_text=_(
+    notified_at = notified_at_field(
+        _(
             "When the notification of this transfer was sent; empty: not yet. Set once, "
             "by mark_notified(), and never changed or cleared."
-        ),
+        )
     )
 
     objects = TransferQuerySet.as_manager()
+
+    delete_refused = _("Transfers are append-only and cannot be deleted.")
+    change_refused = _("Transfers are append-only and cannot be changed.")
 
     class Meta:
         ordering = ["-created", "-pk"]
@@ -1022,18 +1071,6 @@ class Transfer(models.Model):
     def __str__(self) -> str:
         return self.reference
 
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        if not self._state.adding:
-            raise LedgerImmutable(_("Transfers are append-only and cannot be changed."))
-        refuse_ledger_write(type(self))
-
-    save.alters_data = True  # type: ignore[attr-defined]
-
-    def delete(self, *args: Any, **kwargs: Any) -> NoReturn:
-        raise LedgerImmutable(_("Transfers are append-only and cannot be deleted."))
-
-    delete.alters_data = True  # type: ignore[attr-defined]
-
     @property
     def is_reversal(self) -> bool:
         return self.parent_id is not None
@@ -1056,7 +1093,7 @@ class Transfer(models.Model):
         return cast("Money", self.amount - self.reversed_amount())
 
 
-class Transaction(models.Model):
+class Transaction(AppendOnly):
     """One leg of a transfer: a signed amount on one account. Append-only."""
 
     # Both foreign keys are the leading columns of the indexes in Meta, so
@@ -1082,6 +1119,9 @@ class Transaction(models.Model):
 
     objects = TransactionQuerySet.as_manager()
 
+    delete_refused = _("Transactions are append-only and cannot be deleted.")
+    change_refused = _("Transactions are append-only and cannot be changed.")
+
     class Meta:
         ordering = ["-created", "-pk"]
         verbose_name = _("transaction")
@@ -1102,20 +1142,8 @@ class Transaction(models.Model):
     def __str__(self) -> str:
         return "%s %s" % (self.transfer_id, self.amount)
 
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        if not self._state.adding:
-            raise LedgerImmutable(_("Transactions are append-only and cannot be changed."))
-        refuse_ledger_write(type(self))
 
-    save.alters_data = True  # type: ignore[attr-defined]
-
-    def delete(self, *args: Any, **kwargs: Any) -> NoReturn:
-        raise LedgerImmutable(_("Transactions are append-only and cannot be deleted."))
-
-    delete.alters_data = True  # type: ignore[attr-defined]
-
-
-class Hold(models.Model):
+class Hold(AppendOnly):
     """Money reserved on ``source`` for ``destination``: captured or released later.
 
     While active, ``amount`` counts in the source's ``held`` and is not
@@ -1131,9 +1159,7 @@ class Hold(models.Model):
         RELEASED = "released", _("Released")
         EXPIRED = "expired", _("Expired")
 
-    reference = ExactCharField(
-        _("reference"), max_length=32, unique=True, default=generate_reference, editable=False
-    )
+    reference = reference_field()
     source = models.ForeignKey(
         Account,
         verbose_name=_("source"),
@@ -1157,30 +1183,11 @@ class Hold(models.Model):
         _("merchant reference"), max_length=128, null=True, blank=True, db_index=True
     )
     description = models.TextField(_("description"), blank=True)
-    user = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        verbose_name=_("user"),
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-    )
-    username = models.CharField(_("username"), max_length=150, blank=True)
-    idempotency_key = ExactCharField(
-        _("idempotency key"), max_length=128, null=True, blank=True, unique=True
-    )
-    request_fingerprint = models.CharField(
-        _("request fingerprint"),
-        max_length=64,
-        null=True,
-        blank=True,
-        editable=False,
-        help_text=_(
-            "SHA-256 of the request that wrote this row, as asked: with the idempotency "
-            "key, only an identical request is answered with this row."
-        ),
-    )
-    created = models.DateTimeField(_("created"), default=timezone.now, db_index=True)
+    user = user_field()
+    username = username_field()
+    idempotency_key = idempotency_key_field()
+    request_fingerprint = request_fingerprint_field(FINGERPRINT_HELP)
+    created = created_field()
     effective_at = effective_at_field()
     metadata = metadata_field()
     resolved_at = models.DateTimeField(_("resolved at"), null=True, blank=True)
@@ -1198,18 +1205,16 @@ class Hold(models.Model):
         on_delete=models.PROTECT,
         related_name="hold",
     )
-    notified_at = models.DateTimeField(
-        _("notified at"),
-        null=True,
-        blank=True,
-        editable=False,
-        help_text=_(
+    notified_at = notified_at_field(
+        _(
             "When the notification of this hold was sent; empty: not yet. Set once, "
             "by mark_notified(), and never changed or cleared."
-        ),
+        )
     )
 
     objects = HoldQuerySet.as_manager()
+
+    delete_refused = _("Holds cannot be deleted; release them instead.")
 
     class Meta:
         ordering = ["-created", "-pk"]
@@ -1233,16 +1238,6 @@ class Hold(models.Model):
 
     def __str__(self) -> str:
         return self.reference
-
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        refuse_ledger_write(type(self))
-
-    save.alters_data = True  # type: ignore[attr-defined]
-
-    def delete(self, *args: Any, **kwargs: Any) -> NoReturn:
-        raise LedgerImmutable(_("Holds cannot be deleted; release them instead."))
-
-    delete.alters_data = True  # type: ignore[attr-defined]
 
     @property
     def is_active(self) -> bool:

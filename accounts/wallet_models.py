@@ -13,9 +13,8 @@ Imported by ``accounts.models``, so that Django finds the models there.
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, NoReturn, cast
+from typing import TYPE_CHECKING, Any, cast
 
-from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -23,10 +22,20 @@ from django.utils.translation import gettext_lazy as _
 
 from . import amounts
 from .clock import DatabaseNow
-from .exceptions import InvalidAmount, LedgerImmutable, ProtectedAccount
+from .exceptions import InvalidAmount, ProtectedAccount
 from .fields import ExactCharField, LedgerMoneyField
-from .managers import refuse_ledger_write
-from .models import Account, AccountType, Hold, Transfer
+from .models import (
+    Account,
+    AccountType,
+    AppendOnly,
+    Hold,
+    Transfer,
+    created_field,
+    idempotency_key_field,
+    request_fingerprint_field,
+    user_field,
+    username_field,
+)
 from .wallet_managers import DeclineQuerySet, RepaymentQuerySet, SpendingLimitQuerySet
 
 if TYPE_CHECKING:
@@ -191,7 +200,7 @@ class SpendingLimit(models.Model):
         self.amount = value
 
 
-class Repayment(models.Model):
+class Repayment(AppendOnly):
     """One call of ``facade.repay``: the debt it found under the lock, and what it moved.
 
     Written for every repayment, also when there was no debt (no transfer),
@@ -222,24 +231,15 @@ class Repayment(models.Model):
         related_name="repayment",
         help_text=_("Empty: there was no debt, nothing was moved."),
     )
-    user = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        verbose_name=_("user"),
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-    )
-    username = models.CharField(_("username"), max_length=150, blank=True)
-    idempotency_key = ExactCharField(
-        _("idempotency key"), max_length=128, null=True, blank=True, unique=True
-    )
-    request_fingerprint = models.CharField(
-        _("request fingerprint"), max_length=64, null=True, blank=True, editable=False
-    )
-    created = models.DateTimeField(_("created"), default=timezone.now, db_index=True)
+    user = user_field()
+    username = username_field()
+    idempotency_key = idempotency_key_field()
+    request_fingerprint = request_fingerprint_field()
+    created = created_field()
 
     objects = RepaymentQuerySet.as_manager()
+
+    delete_refused = _("Repayments are append-only and cannot be deleted.")
 
     class Meta:
         ordering = ["-created", "-pk"]
@@ -248,16 +248,6 @@ class Repayment(models.Model):
 
     def __str__(self) -> str:
         return _("Repayment %(id)s") % {"id": self.pk}
-
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        refuse_ledger_write(type(self))
-
-    save.alters_data = True  # type: ignore[attr-defined]
-
-    def delete(self, *args: Any, **kwargs: Any) -> NoReturn:
-        raise LedgerImmutable(_("Repayments are append-only and cannot be deleted."))
-
-    delete.alters_data = True  # type: ignore[attr-defined]
 
     @property
     def repaid(self) -> Money:
@@ -269,7 +259,7 @@ class Repayment(models.Model):
         return cast("Money", transfer.amount)
 
 
-class Decline(models.Model):
+class Decline(AppendOnly):
     """A payment the ledger refused by its rules (not for bad input), kept to show why.
 
     Written by ``accounts.declines`` when ``ACCOUNTS_RECORD_DECLINES`` is on,
@@ -332,17 +322,10 @@ class Decline(models.Model):
         _("merchant reference"), max_length=128, null=True, blank=True
     )
     description = models.TextField(_("description"), blank=True)
-    user = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        verbose_name=_("user"),
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-    )
-    username = models.CharField(_("username"), max_length=150, blank=True)
+    user = user_field()
+    username = username_field()
     idempotency_key = models.CharField(_("idempotency key"), max_length=128, blank=True)
-    created = models.DateTimeField(_("created"), default=timezone.now, db_index=True)
+    created = created_field()
     metadata = models.JSONField(
         _("metadata"),
         default=dict,
@@ -351,6 +334,8 @@ class Decline(models.Model):
     )
 
     objects = DeclineQuerySet.as_manager()
+
+    delete_refused = _("Declined payments are kept; they cannot be deleted.")
 
     class Meta:
         ordering = ["-created", "-pk"]
@@ -363,16 +348,6 @@ class Decline(models.Model):
 
     def __str__(self) -> str:
         return "%s: %s" % (self.get_operation_display(), self.reason)
-
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        refuse_ledger_write(type(self))
-
-    save.alters_data = True  # type: ignore[attr-defined]
-
-    def delete(self, *args: Any, **kwargs: Any) -> NoReturn:
-        raise LedgerImmutable(_("Declined payments are kept; they cannot be deleted."))
-
-    delete.alters_data = True  # type: ignore[attr-defined]
 
     @property
     def reason_text(self) -> str:
