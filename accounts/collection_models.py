@@ -73,7 +73,7 @@ class _KeptHere(_WrittenHere[_M]):
 
 
 class _Kept(models.Model):
-    """A row only ``accounts.collections`` writes, in its own way: ``save()``, ``delete()`` refuse."""
+    """A row only ``accounts.collections`` writes, its own way: save() and delete() refuse."""
 
     class Meta:
         abstract = True
