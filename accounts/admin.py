@@ -29,7 +29,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from functools import partial
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
@@ -39,7 +39,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db.models import ManyToManyField, Model, QuerySet
 from django.forms import ModelForm, ModelMultipleChoiceField
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
@@ -82,6 +82,8 @@ else:
     _ModelAdmin = _AccountTypeAdmin = _AccountAdmin = admin.ModelAdmin
     _HoldInline = _TabularInline = admin.TabularInline
 
+_M = TypeVar("_M", bound=Model)
+
 
 def has_move_money_permission(request: HttpRequest) -> bool:
     """Whether the user may move money (``accounts.move_money``)."""
@@ -116,6 +118,61 @@ NO_VIEW = _("You do not have permission to view this.")
 def money_cell(value: object) -> SafeString:
     """An amount for a list column: never wrapped after its minus sign."""
     return format_html('<span class="accounts-money">{}</span>', value)
+
+
+def money_column(
+    attribute: str, description: StrOrPromise, *, ordering: str | None = None
+) -> Callable[[object, Model], SafeString]:
+    """An admin column (a method of the admin) showing ``obj.<attribute>`` by :func:`money_cell`.
+
+    ``ordering``: what the list sorts by when the column's header is clicked
+    (none: the column does not sort).
+    """
+
+    def column(model_admin: object, obj: Model) -> SafeString:
+        return money_cell(getattr(obj, attribute))
+
+    return admin.display(description=description, ordering=ordering)(column)
+
+
+def own_urls(
+    model_admin: _ModelAdmin, *pages: tuple[str, Callable[..., HttpResponseBase], str]
+) -> list[URLPattern]:
+    """An admin's own pages, each ``(route, view, name)``, behind ``admin_view``.
+
+    Each is named ``<app>_<model>_<name>`` (``admin:accounts_hold_release``);
+    ``get_urls()`` puts them before Django's, whose ``<path:object_id>/``
+    would match them first.
+    """
+    info = model_admin.opts.app_label, model_admin.opts.model_name
+    view = model_admin.admin_site.admin_view
+    return [
+        path(route, view(page), name="%s_%s_%s" % (*info, name)) for route, page, name in pages
+    ]
+
+
+def object_or_refusal(
+    model_admin: admin.ModelAdmin[_M],
+    request: HttpRequest,
+    object_id: str,
+    missing: StrOrPromise,
+    *,
+    moving: bool,
+) -> _M | HttpResponse:
+    """The object of an admin page, or the 403 page saying which permission is missing.
+
+    ``moving``: the page moves money, which needs ``accounts.move_money``
+    (checked first). Raises ``Http404`` with ``missing`` (which names
+    ``%(id)s``) when the admin has no such object.
+    """
+    if moving and not has_move_money_permission(request):
+        return forbidden(model_admin, request, NO_MOVE_MONEY)
+    obj = model_admin.get_object(request, unquote(object_id))
+    if obj is None:
+        raise Http404(missing % {"id": object_id})
+    if not model_admin.has_view_permission(request, obj):
+        return forbidden(model_admin, request, NO_VIEW)
+    return obj
 
 
 # List filters -------------------------------------------------------------
@@ -292,13 +349,9 @@ class AccountAdmin(_AccountAdmin):
             return str(obj)
         return format_html('<span class="accounts-code">{}</span>', format_code(obj.code))
 
-    @admin.display(description=_("balance"), ordering="balance")
-    def balance_money(self, obj: Account) -> SafeString:
-        return money_cell(obj.balance)
+    balance_money = money_column("balance", _("balance"), ordering="balance")
 
-    @admin.display(description=_("held"), ordering="held")
-    def held_money(self, obj: Account) -> SafeString:
-        return money_cell(obj.held)
+    held_money = money_column("held", _("held"), ordering="held")
 
     @admin.display(description=_("credit limit"), ordering="credit_limit")
     def credit_limit_money(self, obj: Account) -> SafeString:
@@ -418,29 +471,18 @@ class AccountAdmin(_AccountAdmin):
         return super().has_delete_permission(request, obj)
 
     def get_urls(self) -> list[URLPattern]:
-        info = self.opts.app_label, self.opts.model_name
-        view = self.admin_site.admin_view
         return [
-            path("transfer/", view(self.transfer_view), name="%s_%s_transfer" % info),
-            path(
-                "<path:object_id>/top_up/",
-                view(self.top_up_view),
-                name="%s_%s_top_up" % info,
-            ),
-            path(
-                "<path:object_id>/withdraw/",
-                view(self.withdraw_view),
-                name="%s_%s_withdraw" % info,
-            ),
-            path(
-                "<path:object_id>/statement/",
-                view(self.statement_view),
-                name="%s_%s_statement" % info,
-            ),
-            path(
-                "<path:object_id>/statement/csv/",
-                view(partial(admin_reports.statement_csv, self)),
-                name="%s_%s_statement_csv" % info,
+            *own_urls(
+                self,
+                ("transfer/", self.transfer_view, "transfer"),
+                ("<path:object_id>/top_up/", self.top_up_view, "top_up"),
+                ("<path:object_id>/withdraw/", self.withdraw_view, "withdraw"),
+                ("<path:object_id>/statement/", self.statement_view, "statement"),
+                (
+                    "<path:object_id>/statement/csv/",
+                    partial(admin_reports.statement_csv, self),
+                    "statement_csv",
+                ),
             ),
             *super().get_urls(),
         ]
@@ -511,7 +553,7 @@ class AccountAdmin(_AccountAdmin):
     # Moving money ---------------------------------------------------------
 
     def top_up_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
-        account = self._account_for_moving_money(request, object_id)
+        account = self._account(request, object_id, moving=True)
         if isinstance(account, HttpResponse):
             return account
         return move_money(
@@ -528,7 +570,7 @@ class AccountAdmin(_AccountAdmin):
         )
 
     def withdraw_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
-        account = self._account_for_moving_money(request, object_id)
+        account = self._account(request, object_id, moving=True)
         if isinstance(account, HttpResponse):
             return account
         return move_money(
@@ -561,27 +603,20 @@ class AccountAdmin(_AccountAdmin):
             self, request, form, title=_("Transfer money"), submit_label=_("Transfer")
         )
 
-    def _account_for_moving_money(
-        self, request: HttpRequest, object_id: str
+    def _account(
+        self, request: HttpRequest, object_id: str, *, moving: bool
     ) -> Account | HttpResponse:
         """The account, or the 403 page saying which permission is missing."""
-        if not has_move_money_permission(request):
-            return forbidden(self, request, NO_MOVE_MONEY)
-        account = self.get_object(request, unquote(object_id))
-        if account is None:
-            raise Http404(_("There is no account with id %(id)s.") % {"id": object_id})
-        if not self.has_view_permission(request, account):
-            return forbidden(self, request, NO_VIEW)
-        return account
+        return object_or_refusal(
+            self, request, object_id, _("There is no account with id %(id)s."), moving=moving
+        )
 
     # Statement ------------------------------------------------------------
 
     def statement_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
-        account = self.get_object(request, unquote(object_id))
-        if account is None:
-            raise Http404(_("There is no account with id %(id)s.") % {"id": object_id})
-        if not self.has_view_permission(request, account):
-            return forbidden(self, request, NO_VIEW)
+        account = self._account(request, object_id, moving=False)
+        if isinstance(account, HttpResponse):
+            return account
         filter_form = StatementFilterForm(request.GET)
         start = end = None
         date_field = "created"
@@ -893,9 +928,7 @@ class TransferAdmin(LedgerAdmin):
     class Media:
         css = {"all": (ADMIN_CSS,)}
 
-    @admin.display(description=_("amount"), ordering="amount")
-    def amount_money(self, obj: Transfer) -> SafeString:
-        return money_cell(obj.amount)
+    amount_money = money_column("amount", _("amount"), ordering="amount")
 
     @admin.display(description=_("reversed so far"))
     def reversed_so_far(self, obj: Transfer) -> Money:
@@ -906,17 +939,11 @@ class TransferAdmin(LedgerAdmin):
         return obj.reversible_amount()
 
     def get_urls(self) -> list[URLPattern]:
-        info = self.opts.app_label, self.opts.model_name
         return [
-            path(
-                "<path:object_id>/reverse/",
-                self.admin_site.admin_view(self.reverse_view),
-                name="%s_%s_reverse" % info,
-            ),
-            path(
-                "export/",
-                self.admin_site.admin_view(partial(admin_reports.transfers_csv, self)),
-                name="%s_%s_export" % info,
+            *own_urls(
+                self,
+                ("<path:object_id>/reverse/", self.reverse_view, "reverse"),
+                ("export/", partial(admin_reports.transfers_csv, self), "export"),
             ),
             *super().get_urls(),
         ]
@@ -938,13 +965,11 @@ class TransferAdmin(LedgerAdmin):
         return super().render_change_form(request, context, add, change, form_url, obj)
 
     def reverse_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
-        if not has_move_money_permission(request):
-            return forbidden(self, request, NO_MOVE_MONEY)
-        transfer = self.get_object(request, unquote(object_id))
-        if transfer is None:
-            raise Http404(_("There is no transfer with id %(id)s.") % {"id": object_id})
-        if not self.has_view_permission(request, transfer):
-            return forbidden(self, request, NO_VIEW)
+        transfer = object_or_refusal(
+            self, request, object_id, _("There is no transfer with id %(id)s."), moving=True
+        )
+        if isinstance(transfer, HttpResponse):
+            return transfer
         return move_money(
             self,
             request,
@@ -1035,13 +1060,9 @@ class TransactionAdmin(LedgerAdmin):
     class Media:
         css = {"all": (ADMIN_CSS,)}
 
-    @admin.display(description=_("amount"))
-    def amount_money(self, obj: Transaction) -> SafeString:
-        return money_cell(obj.amount)
+    amount_money = money_column("amount", _("amount"))
 
-    @admin.display(description=_("balance after"))
-    def balance_after_money(self, obj: Transaction) -> SafeString:
-        return money_cell(obj.balance_after)
+    balance_after_money = money_column("balance_after", _("balance after"))
 
 
 @admin.register(Hold)
@@ -1089,9 +1110,7 @@ class HoldAdmin(LedgerAdmin):
     class Media:
         css = {"all": (ADMIN_CSS,)}
 
-    @admin.display(description=_("amount"), ordering="amount")
-    def amount_money(self, obj: Hold) -> SafeString:
-        return money_cell(obj.amount)
+    amount_money = money_column("amount", _("amount"), ordering="amount")
 
     def has_move_money_permission(self, request: HttpRequest) -> bool:
         return has_move_money_permission(request)
@@ -1164,13 +1183,8 @@ class HoldAdmin(LedgerAdmin):
         )
 
     def get_urls(self) -> list[URLPattern]:
-        info = self.opts.app_label, self.opts.model_name
         return [
-            path(
-                "<path:object_id>/release/",
-                self.admin_site.admin_view(self.release_view),
-                name="%s_%s_release" % info,
-            ),
+            *own_urls(self, ("<path:object_id>/release/", self.release_view, "release")),
             *super().get_urls(),
         ]
 
@@ -1189,13 +1203,11 @@ class HoldAdmin(LedgerAdmin):
         return super().render_change_form(request, context, add, change, form_url, obj)
 
     def release_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
-        if not has_move_money_permission(request):
-            return forbidden(self, request, NO_MOVE_MONEY)
-        hold = self.get_object(request, unquote(object_id))
-        if hold is None:
-            raise Http404(_("There is no hold with id %(id)s.") % {"id": object_id})
-        if not self.has_view_permission(request, hold):
-            return forbidden(self, request, NO_VIEW)
+        hold = object_or_refusal(
+            self, request, object_id, _("There is no hold with id %(id)s."), moving=True
+        )
+        if isinstance(hold, HttpResponse):
+            return hold
         # The page is the confirmation: it says what releasing does, and the
         # form has no fields, so its POST is the confirmed request.
         form = ReleaseForm(request.POST if request.method == "POST" else None, hold=hold)

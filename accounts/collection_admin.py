@@ -30,7 +30,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
-from .admin import money_cell
+from .admin import money_column
 from .admin_readonly import ReadOnlyAdmin, admin_url, fields_of
 from .collection_forms import FailForm, SettleForm
 from .collection_models import CollectionRun
@@ -116,25 +116,15 @@ class CollectionRunAdmin(ReadOnlyAdmin):
             timezone.localdate(obj.period_end).isoformat(),
         )
 
-    @admin.display(description=_("to recover"), ordering="total_owed")
-    def owed_money(self, obj: CollectionRun) -> Any:
-        return money_cell(obj.total_owed)
+    owed_money = money_column("total_owed", _("to recover"), ordering="total_owed")
 
-    @admin.display(description=_("not initiated yet"))
-    def pending_money(self, obj: CollectionRun) -> Any:
-        return money_cell(obj.total_pending)
+    pending_money = money_column("total_pending", _("not initiated yet"))
 
-    @admin.display(description=_("initiated"), ordering="total_initiated")
-    def initiated_money(self, obj: CollectionRun) -> Any:
-        return money_cell(obj.total_initiated)
+    initiated_money = money_column("total_initiated", _("initiated"), ordering="total_initiated")
 
-    @admin.display(description=_("recovered"), ordering="total_recovered")
-    def recovered_money(self, obj: CollectionRun) -> Any:
-        return money_cell(obj.total_recovered)
+    recovered_money = money_column("total_recovered", _("recovered"), ordering="total_recovered")
 
-    @admin.display(description=_("failed"), ordering="total_failed")
-    def failed_money(self, obj: CollectionRun) -> Any:
-        return money_cell(obj.total_failed)
+    failed_money = money_column("total_failed", _("failed"), ordering="total_failed")
 
     @admin.display(description=_("debts"))
     def debts_column(self, obj: CollectionRun) -> Any:

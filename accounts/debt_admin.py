@@ -15,16 +15,13 @@ from typing import TYPE_CHECKING, Any, cast
 
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
-from django.contrib.admin.utils import unquote
 from django.http import (
-    Http404,
     HttpRequest,
     HttpResponse,
     HttpResponseRedirect,
     StreamingHttpResponse,
 )
 from django.template.response import TemplateResponse
-from django.urls import path
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
@@ -32,12 +29,12 @@ from . import collections
 from .admin import (
     CONFIRM,
     EDIT,
-    NO_MOVE_MONEY,
-    NO_VIEW,
-    forbidden,
     has_move_money_permission,
     money_cell,
+    money_column,
     move_money,
+    object_or_refusal,
+    own_urls,
 )
 from .admin_readonly import ReadOnlyAdmin, ReadOnlyMixin, admin_url, fields_of
 from .collection_forms import FailForm, SettleForm
@@ -47,6 +44,8 @@ from .models import Transfer
 from .pagination import UncountedPage
 
 if TYPE_CHECKING:
+    from django.urls import URLPattern
+
     _TabularInline = admin.TabularInline[Settlement, Debt]
 else:
     _TabularInline = admin.TabularInline
@@ -128,33 +127,20 @@ class DebtAdmin(ReadOnlyAdmin):
     def debt_column(self, obj: Debt) -> str:
         return str(obj)
 
-    @admin.display(description=_("owed"), ordering="amount")
-    def owed_money(self, obj: Debt) -> Any:
-        return money_cell(obj.amount)
+    owed_money = money_column("amount", _("owed"), ordering="amount")
 
-    @admin.display(description=_("recovered"), ordering="recovered")
-    def recovered_money(self, obj: Debt) -> Any:
-        return money_cell(obj.recovered)
+    recovered_money = money_column("recovered", _("recovered"), ordering="recovered")
 
-    @admin.display(description=_("still owed"))
-    def still_owed(self, obj: Debt) -> Any:
-        return money_cell(obj.remaining)
+    still_owed = money_column("remaining", _("still owed"))
 
-    def get_urls(self) -> list[Any]:
-        info = self.opts.app_label, self.opts.model_name
-        view = self.admin_site.admin_view
+    def get_urls(self) -> list[URLPattern]:
         return [
-            path("<path:object_id>/settle/", view(self.settle_view), name="%s_%s_settle" % info),
-            path("<path:object_id>/fail/", view(self.fail_view), name="%s_%s_fail" % info),
-            path(
-                "<path:object_id>/statement/",
-                view(self.statement_view),
-                name="%s_%s_statement" % info,
-            ),
-            path(
-                "<path:object_id>/statement.csv",
-                view(self.statement_csv_view),
-                name="%s_%s_statement_csv" % info,
+            *own_urls(
+                self,
+                ("<path:object_id>/settle/", self.settle_view, "settle"),
+                ("<path:object_id>/fail/", self.fail_view, "fail"),
+                ("<path:object_id>/statement/", self.statement_view, "statement"),
+                ("<path:object_id>/statement.csv", self.statement_csv_view, "statement_csv"),
             ),
             *super().get_urls(),
         ]
@@ -175,14 +161,9 @@ class DebtAdmin(ReadOnlyAdmin):
 
     def _debt(self, request: HttpRequest, object_id: str, *, moving: bool) -> Debt | HttpResponse:
         """The debt, or the 403 page saying which permission is missing."""
-        if moving and not has_move_money_permission(request):
-            return forbidden(self, request, NO_MOVE_MONEY)
-        debt: Debt | None = self.get_object(request, unquote(object_id))
-        if debt is None:
-            raise Http404(_("There is no debt with id %(id)s.") % {"id": object_id})
-        if not self.has_view_permission(request, debt):
-            return forbidden(self, request, NO_VIEW)
-        return debt
+        return object_or_refusal(
+            self, request, object_id, _("There is no debt with id %(id)s."), moving=moving
+        )
 
     def _summary(self, debt: Debt) -> list[tuple[Any, Any]]:
         return [
