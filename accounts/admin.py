@@ -57,7 +57,6 @@ from .forms import (
     MoveMoneyForm,
     ReleaseForm,
     ReverseForm,
-    StatementFilterForm,
     TopUpForm,
     TransferForm,
     WithdrawForm,
@@ -70,7 +69,7 @@ if TYPE_CHECKING:
     from django.contrib.admin.options import _FieldsetSpec
     from djmoney.money import Money
 
-    from .managers import AccountQuerySet, TransferQuerySet
+    from .managers import AccountQuerySet, TransactionQuerySet, TransferQuerySet
 
     # Django's admin classes take no type arguments at run time.
     _ModelAdmin = admin.ModelAdmin[Any]
@@ -553,37 +552,41 @@ class AccountAdmin(_AccountAdmin):
     # Moving money ---------------------------------------------------------
 
     def top_up_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
-        account = self._account(request, object_id, moving=True)
-        if isinstance(account, HttpResponse):
-            return account
-        return move_money(
-            self,
-            request,
-            TopUpForm(request.POST or None, account=account),
-            title=_("Top up %(account)s") % {"account": account},
-            submit_label=_("Top up"),
-            original=account,
-            summary=[
-                *account_summary(account),
-                (_("From"), source_of(account)),
-            ],
+        return self._with_source(
+            request, object_id, TopUpForm, _("Top up %(account)s"), _("Top up"), _("From")
         )
 
     def withdraw_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        return self._with_source(
+            request,
+            object_id,
+            WithdrawForm,
+            _("Withdraw from %(account)s"),
+            _("Withdraw"),
+            _("To"),
+        )
+
+    def _with_source(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_class: type[TopUpForm | WithdrawForm],
+        title: StrOrPromise,
+        submit_label: StrOrPromise,
+        source_label: StrOrPromise,
+    ) -> HttpResponse:
+        """Top up or withdraw: money between the account and the source account."""
         account = self._account(request, object_id, moving=True)
         if isinstance(account, HttpResponse):
             return account
         return move_money(
             self,
             request,
-            WithdrawForm(request.POST or None, account=account),
-            title=_("Withdraw from %(account)s") % {"account": account},
-            submit_label=_("Withdraw"),
+            form_class(request.POST or None, account=account),
+            title=title % {"account": account},
+            submit_label=submit_label,
             original=account,
-            summary=[
-                *account_summary(account),
-                (_("To"), source_of(account)),
-            ],
+            summary=[*account_summary(account), (source_label, source_of(account))],
         )
 
     def transfer_view(self, request: HttpRequest) -> HttpResponse:
@@ -617,40 +620,59 @@ class AccountAdmin(_AccountAdmin):
         account = self._account(request, object_id, moving=False)
         if isinstance(account, HttpResponse):
             return account
-        filter_form = StatementFilterForm(request.GET)
-        start = end = None
-        date_field = "created"
-        if filter_form.is_valid():
-            start, end = filter_form.cleaned_data["start"], filter_form.cleaned_data["end"]
-            date_field = filter_form.cleaned_data["date_field"]
+        filter_form, start, end, date_field = admin_reports.statement_dates(request)
         statement = account.statement(start, end, date_field=date_field)
-        # Newest first; the counterparty comes in the same query, never per row.
-        rows = statement.transactions.reverse().select_related(
-            "transfer__source", "transfer__destination"
-        )
-        page = UncountedPage(rows, request.GET.get("p"), self.statement_per_page)
-        for row in page.object_list:
-            transfer = row.transfer
-            row.counterparty = (
-                transfer.destination if transfer.source_id == account.pk else transfer.source
-            )
-        request.current_app = self.admin_site.name
         context = {
-            **self.admin_site.each_context(request),
+            # Newest first.
+            **statement_context(
+                self,
+                request,
+                statement.transactions.reverse(),
+                account.pk,
+                original=account,
+                per_page=self.statement_per_page,
+            ),
             "title": _("Statement of %(account)s") % {"account": account},
-            "opts": self.opts,
-            "transfer_opts": Transfer._meta,
-            "original": account,
             "account": account,
             "statement": statement,
             "filter_form": filter_form,
-            "page": page,
-            "can_view_transfers": self.admin_site.get_model_admin(Transfer).has_view_permission(
-                request
-            ),
             "balance_chart": admin_reports.balance_chart(account, start, end),
         }
         return TemplateResponse(request, "admin/accounts/account/statement.html", context)
+
+
+def statement_context(
+    model_admin: _ModelAdmin,
+    request: HttpRequest,
+    rows: TransactionQuerySet,
+    account_id: int,
+    *,
+    original: Model,
+    per_page: int,
+) -> dict[str, object]:
+    """What the statement pages of accounts and debts show alike: a page of ``rows``, and more.
+
+    Each leg on the page carries its ``counterparty``: the other account of
+    its transfer (``account_id`` is the statement's), read in the same
+    query, never once per row.
+    """
+    rows = rows.select_related("transfer__source", "transfer__destination")
+    page = UncountedPage(rows, request.GET.get("p"), per_page)
+    for row in page.object_list:
+        transfer = row.transfer
+        row.counterparty = (
+            transfer.destination if transfer.source_id == account_id else transfer.source
+        )
+    request.current_app = model_admin.admin_site.name
+    transfers_admin = model_admin.admin_site.get_model_admin(Transfer)
+    return {
+        **model_admin.admin_site.each_context(request),
+        "opts": model_admin.opts,
+        "transfer_opts": Transfer._meta,
+        "original": original,
+        "page": page,
+        "can_view_transfers": transfers_admin.has_view_permission(request),
+    }
 
 
 def account_summary(account: Account) -> list[tuple[StrOrPromise, object]]:

@@ -276,6 +276,20 @@ def _table(report: reports.Report) -> dict[str, Any]:
 # Hooks for the accounts' and transfers' admins -------------------------------------------------
 
 
+def statement_dates(
+    request: HttpRequest,
+) -> tuple[StatementFilterForm, datetime.date | None, datetime.date | None, str]:
+    """The statement page's filter form, and the ``start``, ``end`` and date field it asks for.
+
+    A form that is not valid asks for the whole history, by posting date.
+    """
+    form = StatementFilterForm(request.GET)
+    if not form.is_valid():
+        return form, None, None, "created"
+    data = form.cleaned_data
+    return form, data["start"], data["end"], data["date_field"]
+
+
 def statement_csv(
     model_admin: _ModelAdmin, request: HttpRequest, object_id: str
 ) -> StreamingHttpResponse:
@@ -285,12 +299,7 @@ def statement_csv(
         raise Http404(_("There is no account with id %(id)s.") % {"id": object_id})
     if not model_admin.has_view_permission(request, account):
         raise PermissionDenied
-    dates = StatementFilterForm(request.GET)
-    start = end = None
-    date_field = "created"
-    if dates.is_valid():
-        start, end = dates.cleaned_data["start"], dates.cleaned_data["end"]
-        date_field = dates.cleaned_data["date_field"]
+    _form, start, end, date_field = statement_dates(request)
     name = "statement-%s%s%s.csv" % (
         account.pk,
         "".join("-%s" % value for value in (start, end) if value),

@@ -35,13 +35,12 @@ from .admin import (
     move_money,
     object_or_refusal,
     own_urls,
+    statement_context,
 )
 from .admin_readonly import ReadOnlyAdmin, ReadOnlyMixin, admin_url, fields_of
 from .collection_forms import FailForm, SettleForm
 from .collection_models import Debt, Settlement
 from .exports import csv_lines
-from .models import Transfer
-from .pagination import UncountedPage
 
 if TYPE_CHECKING:
     from django.urls import URLPattern
@@ -256,28 +255,20 @@ class DebtAdmin(ReadOnlyAdmin):
         if isinstance(debt, HttpResponse):
             return debt
         statement = collections.debt_statement(debt)
-        rows = statement.transactions.select_related("transfer__source", "transfer__destination")
-        page = UncountedPage(rows, request.GET.get("p"), self.statement_per_page)
-        for row in page.object_list:
-            transfer = row.transfer
-            row.counterparty = (
-                transfer.destination if transfer.source_id == debt.account_id else transfer.source
-            )
-        request.current_app = self.admin_site.name
         context = {
-            **self.admin_site.each_context(request),
+            **statement_context(
+                self,
+                request,
+                statement.transactions,
+                debt.account_id,
+                original=statement.debt,
+                per_page=self.statement_per_page,
+            ),
             "title": _("Statement of %(debt)s") % {"debt": debt},
-            "opts": self.opts,
-            "transfer_opts": Transfer._meta,
-            "original": statement.debt,
             "debt": statement.debt,
             "run": statement.run,
             "account": statement.account,
             "statement": statement,
-            "page": page,
-            "can_view_transfers": self.admin_site.get_model_admin(Transfer).has_view_permission(
-                request
-            ),
             "media": self.media,
         }
         return TemplateResponse(request, "admin/accounts/debt/statement.html", context)
