@@ -62,6 +62,18 @@ def register() -> None:
     checks.register(check_collection_settings, "accounts")
 
 
+def setting_error(
+    name: str, value: object, must: str, error_id: str, hint: str | None = None
+) -> checks.Error:
+    """The error of setting ``name``, whose ``value`` is not what it ``must`` be."""
+    return checks.Error("%s is %r; it must be %s." % (name, value, must), hint=hint, id=error_id)
+
+
+def is_integer(value: object, minimum: int, maximum: float = math.inf) -> bool:
+    """Whether ``value`` is an integer (``True`` is not) from ``minimum`` to ``maximum``."""
+    return isinstance(value, int) and not isinstance(value, bool) and minimum <= value <= maximum
+
+
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     errors: list[checks.CheckMessage] = []
     default = conf.DEFAULT_CURRENCY
@@ -80,11 +92,12 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
         not isinstance(raw, (list, tuple)) or not raw or not all(isinstance(c, str) for c in raw)
     ):
         errors.append(
-            checks.Error(
-                "ACCOUNTS_CURRENCIES is %r; it must be a non-empty list of currency codes."
-                % (raw,),
+            setting_error(
+                "ACCOUNTS_CURRENCIES",
+                raw,
+                "a non-empty list of currency codes",
+                "accounts.E002",
                 hint="For example ACCOUNTS_CURRENCIES = ['GBP', 'EUR'].",
-                id="accounts.E002",
             )
         )
     else:
@@ -126,10 +139,12 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
             continue
         if not isinstance(value, Decimal) or not value.is_finite() or value < 0:
             errors.append(
-                checks.Error(
-                    "%s is %r; it must be a non-negative Decimal or None." % (name, value),
+                setting_error(
+                    name,
+                    value,
+                    "a non-negative Decimal or None",
+                    "accounts.E005",
                     hint="For example %s = Decimal('500.00')." % name,
-                    id="accounts.E005",
                 )
             )
         else:
@@ -203,14 +218,9 @@ def check_code_lookup_settings(
         ),
     ):
         value = getattr(conf, name.removeprefix("ACCOUNTS_"))
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            errors.append(
-                checks.Error(
-                    "%s is %r; it must be an integer of at least %d." % (name, value, minimum),
-                    hint=hint,
-                    id=error_id,
-                )
-            )
+        if not is_integer(value, minimum):
+            must = "an integer of at least %d" % minimum
+            errors.append(setting_error(name, value, must, error_id, hint=hint))
     alias = conf.CODE_LOOKUP_CACHE
     if not isinstance(alias, str) or alias not in settings.CACHES:
         errors.append(
@@ -276,11 +286,12 @@ def check_api_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.Ch
     types = conf.API_PAYABLE_ACCOUNT_TYPES
     if not isinstance(types, tuple) or not all(isinstance(c, str) and c for c in types):
         errors.append(
-            checks.Error(
-                "ACCOUNTS_API_PAYABLE_ACCOUNT_TYPES is %r; it must be a list of account "
-                "type codes." % (getattr(settings, "ACCOUNTS_API_PAYABLE_ACCOUNT_TYPES", None),),
+            setting_error(
+                "ACCOUNTS_API_PAYABLE_ACCOUNT_TYPES",
+                getattr(settings, "ACCOUNTS_API_PAYABLE_ACCOUNT_TYPES", None),
+                "a list of account type codes",
+                "accounts.E012",
                 hint="For example ACCOUNTS_API_PAYABLE_ACCOUNT_TYPES = ['wallets'].",
-                id="accounts.E012",
             )
         )
     path = conf.API_PAYMENT_POLICY
@@ -310,22 +321,25 @@ def check_engine_settings(app_configs: Any = None, **kwargs: Any) -> list[checks
     """The settings of the posting engine: batch sizes, prepared statements."""
     errors: list[checks.CheckMessage] = []
     size = conf.BATCH_MAX_SIZE
-    if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= 2_000:
+    if not is_integer(size, 1, 2_000):
         errors.append(
-            checks.Error(
-                "ACCOUNTS_BATCH_MAX_SIZE is %r; it must be an integer from 1 to 2000." % (size,),
+            setting_error(
+                "ACCOUNTS_BATCH_MAX_SIZE",
+                size,
+                "an integer from 1 to 2000",
+                "accounts.E014",
                 hint="The default, 1000, keeps a batch's statements well inside every "
                 "database's limits on parameters.",
-                id="accounts.E014",
             )
         )
     if not isinstance(conf.PREPARE_STATEMENTS, bool):
         errors.append(
-            checks.Error(
-                "ACCOUNTS_PREPARE_STATEMENTS is %r; it must be True or False."
-                % (conf.PREPARE_STATEMENTS,),
+            setting_error(
+                "ACCOUNTS_PREPARE_STATEMENTS",
+                conf.PREPARE_STATEMENTS,
+                "True or False",
+                "accounts.E015",
                 hint="False behind a pooler that moves sessions between transactions.",
-                id="accounts.E015",
             )
         )
     return errors
@@ -335,13 +349,14 @@ def check_retry_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.
     """The settings of ``accounts.retry`` (write conflicts on clusters, SERIALIZABLE)."""
     errors: list[checks.CheckMessage] = []
     attempts = conf.RETRY_ATTEMPTS
-    if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
+    if not is_integer(attempts, 1):
         errors.append(
-            checks.Error(
-                "ACCOUNTS_RETRY_ATTEMPTS is %r; it must be an integer of at least 1."
-                % (attempts,),
+            setting_error(
+                "ACCOUNTS_RETRY_ATTEMPTS",
+                attempts,
+                "an integer of at least 1",
+                "accounts.E016",
                 hint="Attempts in all, the first included: for example 5 (1 never retries).",
-                id="accounts.E016",
             )
         )
     backoff = conf.RETRY_BACKOFF
@@ -352,11 +367,12 @@ def check_retry_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.
         or backoff < 0
     ):
         errors.append(
-            checks.Error(
-                "ACCOUNTS_RETRY_BACKOFF is %r; it must be a number of seconds, zero or more."
-                % (backoff,),
+            setting_error(
+                "ACCOUNTS_RETRY_BACKOFF",
+                backoff,
+                "a number of seconds, zero or more",
+                "accounts.E017",
                 hint="For example 0.02: up to 20 ms before the second attempt, doubling after.",
-                id="accounts.E017",
             )
         )
     return errors
@@ -374,28 +390,30 @@ def check_wallet_settings(app_configs: Any = None, **kwargs: Any) -> list[checks
         valid = False
     if not valid:
         errors.append(
-            checks.Error(
-                "ACCOUNTS_TIME_ZONE is %r; it must be the name of a time zone." % (name,),
+            setting_error(
+                "ACCOUNTS_TIME_ZONE",
+                name,
+                "the name of a time zone",
+                "accounts.E020",
                 hint='An IANA name such as "Europe/London" or "UTC": spending limits count '
                 "calendar days, weeks and months in it.",
-                id="accounts.E020",
             )
         )
     if not isinstance(conf.RECORD_DECLINES, bool):
         errors.append(
-            checks.Error(
-                "ACCOUNTS_RECORD_DECLINES is %r; it must be True or False."
-                % (conf.RECORD_DECLINES,),
-                id="accounts.E021",
+            setting_error(
+                "ACCOUNTS_RECORD_DECLINES", conf.RECORD_DECLINES, "True or False", "accounts.E021"
             )
         )
     size = conf.METADATA_MAX_BYTES
-    if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+    if not is_integer(size, 1):
         errors.append(
-            checks.Error(
-                "ACCOUNTS_METADATA_MAX_BYTES is %r; it must be a positive integer." % (size,),
+            setting_error(
+                "ACCOUNTS_METADATA_MAX_BYTES",
+                size,
+                "a positive integer",
+                "accounts.E022",
                 hint="The largest metadata allowed, in bytes of compact JSON; default 4096.",
-                id="accounts.E022",
             )
         )
     return errors
@@ -411,11 +429,12 @@ def check_collection_settings(app_configs: Any = None, **kwargs: Any) -> list[ch
         for currency, name in sources.items()
     ):
         return [
-            checks.Error(
-                "ACCOUNTS_COLLECTION_SOURCES is %r; it must be None or a dict of currency "
-                "code to account name." % (sources,),
+            setting_error(
+                "ACCOUNTS_COLLECTION_SOURCES",
+                sources,
+                "None or a dict of currency code to account name",
+                "accounts.E018",
                 hint="For example ACCOUNTS_COLLECTION_SOURCES = {'GBP': 'Direct debits (GBP)'}.",
-                id="accounts.E018",
             )
         ]
     unknown = sorted(currency for currency in sources if currency not in conf.CURRENCIES)
