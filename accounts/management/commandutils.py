@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from dateutil import parser as dateparser
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DEFAULT_DB_ALIAS
 from django.utils import timezone
 
@@ -128,6 +128,21 @@ class Output:
                 " (dry run: nothing written)" if self.dry_run else "",
             )
         )
+
+
+class SweepCommand(BaseCommand):
+    """A sweep command: the options of :func:`add_sweep_arguments`, then :meth:`sweep`."""
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        add_sweep_arguments(parser)
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        now = sweep_time(options["as_of"], options)
+        self.sweep(now, Output(self, options), options)
+
+    def sweep(self, now: datetime.datetime, out: Output, options: dict[str, Any]) -> None:
+        """Do the sweep as of ``now`` (the parsed ``--as-of``), printing to ``out``."""
+        raise NotImplementedError
 
 
 def run_sweep(

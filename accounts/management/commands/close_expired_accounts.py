@@ -1,19 +1,19 @@
+import datetime
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError
 
 from accounts import expiry
 from accounts.expiry import Expiry
 from accounts.management.commandutils import (
     Output,
-    add_sweep_arguments,
+    SweepCommand,
     run_sweep,
-    sweep_time,
 )
 from accounts.models import Account
 
 
-class Command(BaseCommand):
+class Command(SweepCommand):
     help = (
         "Close accounts whose end date has passed, moving any money left on them to the "
         "expired account of their currency. Safe to run from cron while other copies run. "
@@ -21,13 +21,8 @@ class Command(BaseCommand):
         "failed, 2 usage error."
     )
 
-    def add_arguments(self, parser: CommandParser) -> None:
-        add_sweep_arguments(parser)
-
-    def handle(self, *args: Any, **options: Any) -> None:
-        now = sweep_time(options["as_of"], options)
-        dry_run = options["dry_run"]
-        out = Output(self, options)
+    def sweep(self, now: datetime.datetime, out: Output, options: dict[str, Any]) -> None:
+        dry_run = out.dry_run
         sinks: dict[str, Account | str] = {}
 
         def sink(currency: str) -> Account | str:

@@ -1,31 +1,26 @@
+import datetime
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError
 
 from accounts import expiry
 from accounts.management.commandutils import (
     Output,
-    add_sweep_arguments,
+    SweepCommand,
     run_sweep,
-    sweep_time,
 )
 from accounts.models import Hold
 
 
-class Command(BaseCommand):
+class Command(SweepCommand):
     help = (
         "Mark active holds past their expiry as expired, freeing the money they reserved. "
         "Safe to run from cron while other copies run. -v 0: errors only; -v 2: each hold. "
         "Exit status: 0 done, 1 some hold failed, 2 usage error."
     )
 
-    def add_arguments(self, parser: CommandParser) -> None:
-        add_sweep_arguments(parser)
-
-    def handle(self, *args: Any, **options: Any) -> None:
-        now = sweep_time(options["as_of"], options)
-        dry_run = options["dry_run"]
-        out = Output(self, options)
+    def sweep(self, now: datetime.datetime, out: Output, options: dict[str, Any]) -> None:
+        dry_run = out.dry_run
 
         def report(hold: Hold, expired: bool) -> None:
             if expired:

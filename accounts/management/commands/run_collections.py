@@ -1,6 +1,7 @@
+import datetime
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from accounts import amounts, collections
 from accounts.collection_models import CollectionRun, Debt
@@ -8,13 +9,12 @@ from accounts.exceptions import AccountException
 from accounts.management.collectionutils import describe, money_text
 from accounts.management.commandutils import (
     Output,
-    add_sweep_arguments,
+    SweepCommand,
     progress_printer,
-    sweep_time,
 )
 
 
-class Command(BaseCommand):
+class Command(SweepCommand):
     help = (
         "Run the collection runs that are due (their freeze moment has passed), or those "
         "named: freeze each one not frozen yet, then initiate its pending debts (the "
@@ -30,12 +30,10 @@ class Command(BaseCommand):
             metavar="REFERENCE",
             help="Run these runs (by reference) instead of every due one.",
         )
-        add_sweep_arguments(parser)
+        super().add_arguments(parser)
 
-    def handle(self, *args: Any, **options: Any) -> None:
-        now = sweep_time(options["as_of"], options)
-        dry_run = options["dry_run"]
-        out = Output(self, options)
+    def sweep(self, now: datetime.datetime, out: Output, options: dict[str, Any]) -> None:
+        dry_run = out.dry_run
         if options["references"]:
             runs = list(CollectionRun.objects.filter(reference__in=options["references"]))
             missing = set(options["references"]) - {run.reference for run in runs}
