@@ -29,7 +29,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from functools import partial
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
@@ -62,6 +62,7 @@ from .forms import (
     WithdrawForm,
 )
 from .lookup import MAX_CODE_LENGTH
+from .managers import AccountQuerySet, TransferQuerySet
 from .models import Account, AccountType, Batch, Hold, Transaction, Transfer
 from .pagination import UncountedPage
 
@@ -69,7 +70,7 @@ if TYPE_CHECKING:
     from django.contrib.admin.options import _FieldsetSpec
     from djmoney.money import Money
 
-    from .managers import AccountQuerySet, TransactionQuerySet, TransferQuerySet
+    from .managers import TransactionQuerySet
 
     # Django's admin classes take no type arguments at run time.
     _ModelAdmin = admin.ModelAdmin[Any]
@@ -82,6 +83,7 @@ else:
     _HoldInline = _TabularInline = admin.TabularInline
 
 _M = TypeVar("_M", bound=Model)
+_Q = TypeVar("_Q", bound=QuerySet[Any])
 
 
 def has_move_money_permission(request: HttpRequest) -> bool:
@@ -177,48 +179,49 @@ def object_or_refusal(
 # List filters -------------------------------------------------------------
 
 
-class ActivityFilter(admin.SimpleListFilter):
-    title = _("activity")
-    parameter_name = "activity"
+class NarrowingFilter(admin.SimpleListFilter, Generic[_Q]):
+    """A list filter driven by a table: each choice's value, label, and how it narrows the list.
+
+    ``_Q`` is the list's QuerySet class (the one admin that lists the filter).
+    """
+
+    narrowings: Sequence[tuple[str, StrOrPromise, Callable[[_Q], _Q]]]
 
     def lookups(
         self, request: HttpRequest, model_admin: _ModelAdmin
     ) -> list[tuple[str, StrOrPromise]]:
-        return [
-            ("active", _("Active (open and inside its dates)")),
-            ("expired", _("Expired")),
-            ("not_started", _("Not started yet")),
-        ]
+        return [(value, label) for value, label, _narrow in self.narrowings]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
-        # Only the accounts' admin lists this filter.
-        accounts = cast("AccountQuerySet", queryset)
-        if self.value() == "active":
-            return accounts.active()
-        if self.value() == "expired":
-            return accounts.expired()
-        if self.value() == "not_started":
-            return accounts.filter(start_date__gt=timezone.now())
-        return accounts
+        for value, _label, narrow in self.narrowings:
+            if self.value() == value:
+                return narrow(cast(_Q, queryset))
+        return queryset
 
 
-class NotifiedFilter(admin.SimpleListFilter):
+class ActivityFilter(NarrowingFilter[AccountQuerySet]):
+    title = _("activity")
+    parameter_name = "activity"
+    narrowings = [
+        ("active", _("Active (open and inside its dates)"), lambda accounts: accounts.active()),
+        ("expired", _("Expired"), lambda accounts: accounts.expired()),
+        (
+            "not_started",
+            _("Not started yet"),
+            lambda accounts: accounts.filter(start_date__gt=timezone.now()),
+        ),
+    ]
+
+
+class NotifiedFilter(NarrowingFilter[QuerySet[Any]]):
     """Transfers or holds whose notification was sent (``notified_at`` set), or not yet."""
 
     title = _("notified")
     parameter_name = "notified"
-
-    def lookups(
-        self, request: HttpRequest, model_admin: _ModelAdmin
-    ) -> list[tuple[str, StrOrPromise]]:
-        return [("yes", _("Yes")), ("no", _("No"))]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
-        if self.value() == "yes":
-            return queryset.filter(notified_at__isnull=False)
-        if self.value() == "no":
-            return queryset.filter(notified_at__isnull=True)
-        return queryset
+    narrowings = [
+        ("yes", _("Yes"), lambda rows: rows.filter(notified_at__isnull=False)),
+        ("no", _("No"), lambda rows: rows.filter(notified_at__isnull=True)),
+    ]
 
 
 class CurrencyFilter(admin.SimpleListFilter):
@@ -235,23 +238,13 @@ class CurrencyFilter(admin.SimpleListFilter):
         return queryset.filter(currency=self.value()) if self.value() else queryset
 
 
-class ReversalFilter(admin.SimpleListFilter):
+class ReversalFilter(NarrowingFilter[TransferQuerySet]):
     title = _("kind")
     parameter_name = "kind"
-
-    def lookups(
-        self, request: HttpRequest, model_admin: _ModelAdmin
-    ) -> list[tuple[str, StrOrPromise]]:
-        return [("original", _("Transfers")), ("reversal", _("Reversals"))]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
-        # Only the transfers' admin lists this filter.
-        transfers = cast("TransferQuerySet", queryset)
-        if self.value() == "original":
-            return transfers.originals()
-        if self.value() == "reversal":
-            return transfers.reversals()
-        return transfers
+    narrowings = [
+        ("original", _("Transfers"), lambda transfers: transfers.originals()),
+        ("reversal", _("Reversals"), lambda transfers: transfers.reversals()),
+    ]
 
 
 # Accounts -----------------------------------------------------------------
