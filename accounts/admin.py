@@ -38,7 +38,7 @@ from django.contrib.admin.widgets import ManyToManyRawIdWidget
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db.models import ManyToManyField, Model, QuerySet
-from django.forms import ModelForm, ModelMultipleChoiceField
+from django.forms import Form, ModelForm, ModelMultipleChoiceField
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
@@ -751,21 +751,16 @@ def move_money(
                 return HttpResponseRedirect(url)
         elif EDIT not in request.POST:
             confirming = True
-    request.current_app = model_admin.admin_site.name
-    context = {
-        **model_admin.admin_site.each_context(request),
-        "title": title,
-        "submit_label": submit_label,
-        "opts": model_admin.opts,
-        "original": original,
-        "summary": summary,
-        "form": form,
-        "adminform": helpers.AdminForm(
-            cast(Any, form), [(None, {"fields": list(form.fields)})], {}
-        ),
-        "media": model_admin.media + form.media,
-        "confirming": confirming,
-    }
+    context = form_page_context(
+        model_admin,
+        request,
+        form,
+        title=title,
+        submit_label=submit_label,
+        original=original,
+        summary=summary,
+        confirming=confirming,
+    )
     if confirming:
         context.update(
             title=_("Confirm: %(title)s") % {"title": title},
@@ -781,6 +776,39 @@ def move_money(
             can_confirm=True,
         )
     return TemplateResponse(request, "admin/accounts/move_money.html", context)
+
+
+def form_page_context(
+    model_admin: _ModelAdmin,
+    request: HttpRequest,
+    form: Form,
+    *,
+    title: StrOrPromise,
+    submit_label: StrOrPromise,
+    original: Model | None,
+    summary: Sequence[tuple[StrOrPromise, object]],
+    confirming: bool,
+) -> dict[str, Any]:
+    """The context of ``move_money.html`` for a form with a confirmation step, before its own.
+
+    The money forms (:func:`move_money`) and failing a debt add what their
+    confirmation says.
+    """
+    request.current_app = model_admin.admin_site.name
+    return {
+        **model_admin.admin_site.each_context(request),
+        "title": title,
+        "submit_label": submit_label,
+        "opts": model_admin.opts,
+        "original": original,
+        "summary": summary,
+        "form": form,
+        "adminform": helpers.AdminForm(
+            cast(Any, form), [(None, {"fields": list(form.fields)})], {}
+        ),
+        "media": model_admin.media + form.media,
+        "confirming": confirming,
+    }
 
 
 def transfer_facts(transfer: Transfer) -> dict[str, object]:

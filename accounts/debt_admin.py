@@ -11,10 +11,9 @@ See :mod:`accounts.collection_admin`.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
-from django.contrib.admin import helpers
 from django.http import (
     HttpRequest,
     HttpResponse,
@@ -29,6 +28,7 @@ from . import collections
 from .admin import (
     CONFIRM,
     EDIT,
+    form_page_context,
     has_move_money_permission,
     money_cell,
     money_column,
@@ -223,21 +223,16 @@ class DebtAdmin(ReadOnlyAdmin):
                     return HttpResponseRedirect(admin_url(self.admin_site, "debt_change", debt.pk))
             elif EDIT not in request.POST:
                 confirming = True
-        request.current_app = self.admin_site.name
-        context = {
-            **self.admin_site.each_context(request),
-            "title": _("Mark %(debt)s failed") % {"debt": debt},
-            "submit_label": _("Mark failed"),
-            "opts": self.opts,
-            "original": debt,
-            "summary": self._summary(debt),
-            "form": form,
-            "adminform": helpers.AdminForm(
-                cast(Any, form), [(None, {"fields": list(form.fields)})], {}
-            ),
-            "media": self.media + form.media,
-            "confirming": confirming,
-        }
+        context = form_page_context(
+            self,
+            request,
+            form,
+            title=_("Mark %(debt)s failed") % {"debt": debt},
+            submit_label=_("Mark failed"),
+            original=debt,
+            summary=self._summary(debt),
+            confirming=confirming,
+        )
         if confirming:
             context.update(
                 title=_("Confirm: mark %(debt)s failed") % {"debt": debt},
