@@ -11,12 +11,11 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
-from dateutil import parser as dateparser
 from django.core.management.base import CommandError
 from django.utils import timezone
 
 from accounts.collection_models import CollectionRun
-from accounts.management.commandutils import USAGE_ERROR
+from accounts.management.commandutils import USAGE_ERROR, date_or_datetime
 
 
 def usage_error(message: str) -> CommandError:
@@ -35,17 +34,10 @@ def parse_date(value: str, option: str) -> datetime.date:
 
 def parse_moment(value: str, option: str) -> datetime.datetime:
     """An ISO datetime (naive means the current time zone); a date means its last moment."""
-    try:
-        return datetime.datetime.combine(datetime.date.fromisoformat(value), datetime.time.max)
-    except ValueError:
-        pass
-    try:
-        moment = dateparser.isoparse(value)
-    except (ValueError, OverflowError):
-        raise usage_error(
-            "%s %r is not an ISO date or datetime (e.g. 2026-01-31T23:59:59)." % (option, value)
-        ) from None
-    return moment
+    moment = date_or_datetime(value, option, "2026-01-31T23:59:59")
+    if isinstance(moment, datetime.datetime):
+        return moment
+    return datetime.datetime.combine(moment, datetime.time.max)
 
 
 def aware(moment: datetime.datetime) -> datetime.datetime:

@@ -61,6 +61,24 @@ def positive_int(value: str) -> int:
     return number
 
 
+def date_or_datetime(value: str, option: str, example: str) -> datetime.date | datetime.datetime:
+    """``value`` of ``option`` as an ISO date, else as an ISO datetime (naive as given).
+
+    Raises ``CommandError`` (exit code 2) saying so, with ``example``, when it is neither.
+    """
+    try:
+        return datetime.date.fromisoformat(value)
+    except ValueError:
+        pass
+    try:
+        return dateparser.isoparse(value)
+    except (ValueError, OverflowError):
+        raise CommandError(
+            "%s %r is not an ISO date or datetime (e.g. %s)." % (option, value, example),
+            returncode=USAGE_ERROR,
+        ) from None
+
+
 def sweep_time(value: str | None, options: dict[str, Any] | None = None) -> datetime.datetime:
     """Parse --as-of; default to now.
 

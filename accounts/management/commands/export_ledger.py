@@ -17,12 +17,12 @@ import os
 import tempfile
 from typing import Any
 
-from dateutil import parser as dateparser
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DEFAULT_DB_ALIAS, DatabaseError
 from django.utils import timezone
 
 from accounts.exports import JOURNAL_COLUMNS, journal_rows
+from accounts.management.commandutils import date_or_datetime
 from accounts.models import AccountType
 
 USAGE, FAILED = 2, 1
@@ -30,18 +30,9 @@ USAGE, FAILED = 2, 1
 
 def moment(value: str, option: str) -> datetime.date | datetime.datetime:
     """An ISO date (a whole day) or datetime (naive: the current time zone)."""
-    try:
-        return datetime.date.fromisoformat(value)
-    except ValueError:
-        pass
-    try:
-        parsed = dateparser.isoparse(value)
-    except (ValueError, OverflowError):
-        raise CommandError(
-            "%s %r is not an ISO date or datetime (e.g. 2026-01-31 or "
-            "2026-01-31T18:00:00+00:00)." % (option, value),
-            returncode=USAGE,
-        ) from None
+    parsed = date_or_datetime(value, option, "2026-01-31 or 2026-01-31T18:00:00+00:00")
+    if not isinstance(parsed, datetime.datetime):
+        return parsed
     return timezone.make_aware(parsed) if timezone.is_naive(parsed) else parsed
 
 
