@@ -1175,11 +1175,7 @@ class HoldAdmin(LedgerAdmin):
                 facade.release(hold, user=request.user)
             except HoldResolved as exc:
                 if exc.hold.status == Hold.Status.RELEASED:
-                    self.message_user(
-                        request,
-                        _("Hold %(hold)s was already released; nothing changed.") % {"hold": hold},
-                        messages.INFO,
-                    )
+                    self._report_release(request, hold, already=True, level=messages.INFO)
                     continue
                 failed += 1
                 self.message_user(request, str(exc), messages.ERROR)
@@ -1187,13 +1183,7 @@ class HoldAdmin(LedgerAdmin):
                 failed += 1
                 self.message_user(request, str(exc), messages.ERROR)
             else:
-                self.log_change(request, hold, [{"changed": {"fields": ["status"]}}])
-                self.message_user(
-                    request,
-                    _("Hold %(hold)s is released: %(amount)s is available again.")
-                    % {"hold": hold, "amount": hold.amount},
-                    messages.SUCCESS,
-                )
+                self._report_release(request, hold, already=False)
         if failed:
             self.message_user(
                 request,
@@ -1202,6 +1192,25 @@ class HoldAdmin(LedgerAdmin):
                 messages.WARNING,
             )
         return None
+
+    def _report_release(
+        self, request: HttpRequest, hold: Hold, *, already: bool, level: int = messages.INFO
+    ) -> None:
+        """Say that ``hold`` is released (and log it), or that it already was, at ``level``."""
+        if already:
+            self.message_user(
+                request,
+                _("Hold %(hold)s was already released; nothing changed.") % {"hold": hold},
+                level,
+            )
+            return
+        self.log_change(request, hold, [{"changed": {"fields": ["status"]}}])
+        self.message_user(
+            request,
+            _("Hold %(hold)s is released: %(amount)s is available again.")
+            % {"hold": hold, "amount": hold.amount},
+            messages.SUCCESS,
+        )
 
     def _confirm_release(self, request: HttpRequest, holds: list[Hold]) -> HttpResponse:
         active = [hold for hold in holds if hold.is_active]
@@ -1258,20 +1267,9 @@ class HoldAdmin(LedgerAdmin):
         if request.method == "POST" and form.is_valid():
             released = form.save(request.user)
             if released is not None or form.already_released:
-                if form.already_released:
-                    self.message_user(
-                        request,
-                        _("Hold %(hold)s was already released; nothing changed.") % {"hold": hold},
-                        messages.WARNING,
-                    )
-                else:
-                    self.log_change(request, hold, [{"changed": {"fields": ["status"]}}])
-                    self.message_user(
-                        request,
-                        _("Hold %(hold)s is released: %(amount)s is available again.")
-                        % {"hold": hold, "amount": hold.amount},
-                        messages.SUCCESS,
-                    )
+                self._report_release(
+                    request, hold, already=form.already_released, level=messages.WARNING
+                )
                 return HttpResponseRedirect(
                     reverse(
                         "admin:accounts_hold_change",
