@@ -4,7 +4,7 @@ The admin of collecting debts: collection runs with their totals, and their debt
 Runs and debts are written only by ``accounts.collections``: the admin shows
 them, and lets staff with ``accounts.move_money`` record what happened to a
 debt, each with the confirmation step of every money form
-(``accounts.admin.move_money``):
+(``accounts.admin_pages.move_money``):
 
 * ``admin:accounts_debt_settle`` (``debt/<id>/settle/``): money came back.
   The form's external reference is the settlement's idempotency key, so
@@ -30,7 +30,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
-from .admin import money_column
+from .admin_pages import money_column
 from .admin_readonly import ReadOnlyAdmin, admin_url, fields_of
 from .collection_forms import FailForm, SettleForm
 from .collection_models import CollectionRun

@@ -2,7 +2,7 @@
 The forms of the debt admin: record money that came back for a debt, or mark it failed.
 
 Both go through ``accounts.collections`` (``settle``, ``fail``), after the
-confirmation step of every money form (``accounts.admin.move_money``).
+confirmation step of every money form (``accounts.admin_pages.move_money``).
 """
 
 from __future__ import annotations

@@ -28,12 +28,14 @@ from django.utils.translation import gettext_lazy as _
 from . import amounts
 from .exceptions import LedgerImmutable
 from .fields import ExactCharField, LedgerMoneyField, zero
-from .models import Account, AccountType, Transfer, reference_field
+from .model_columns import reference_field
 
 if TYPE_CHECKING:
     import datetime
 
     from djmoney.money import Money
+
+    from .models import Transfer
 
 
 _M = TypeVar("_M", bound=models.Model)
@@ -125,7 +127,7 @@ class CollectionRun(models.Model):
         ),
     )
     account_type = models.ForeignKey(
-        AccountType,
+        "accounts.AccountType",
         verbose_name=_("account type"),
         null=True,
         blank=True,
@@ -133,7 +135,7 @@ class CollectionRun(models.Model):
         related_name="+",
     )
     members = models.ManyToManyField(
-        Account,
+        "accounts.Account",
         verbose_name=_("accounts given"),
         blank=True,
         related_name="+",
@@ -141,7 +143,7 @@ class CollectionRun(models.Model):
     )
     currency = models.CharField(_("currency"), max_length=3)
     source = models.ForeignKey(
-        Account,
+        "accounts.Account",
         verbose_name=_("collected from"),
         on_delete=models.PROTECT,
         related_name="+",
@@ -276,7 +278,7 @@ class Debt(_Kept):
         db_index=False,
     )
     account = models.ForeignKey(
-        Account,
+        "accounts.Account",
         verbose_name=_("account"),
         on_delete=models.PROTECT,
         related_name="debts",
@@ -320,7 +322,7 @@ class Debt(_Kept):
         help_text=_("Username of who recorded the last settlement or the failure."),
     )
     transfers: models.ManyToManyField[Transfer, Settlement] = models.ManyToManyField(
-        Transfer,
+        "accounts.Transfer",
         verbose_name=_("recovery transfers"),
         through="Settlement",
         related_name="settled_debts",
@@ -388,7 +390,10 @@ class Settlement(_Kept):
         Debt, verbose_name=_("debt"), on_delete=models.PROTECT, related_name="settlements"
     )
     transfer = models.OneToOneField(
-        Transfer, verbose_name=_("transfer"), on_delete=models.PROTECT, related_name="settlement"
+        "accounts.Transfer",
+        verbose_name=_("transfer"),
+        on_delete=models.PROTECT,
+        related_name="settlement",
     )
     reference = ExactCharField(
         _("external reference"),

@@ -25,7 +25,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from . import collections
-from .admin import (
+from .admin_pages import (
     CONFIRM,
     EDIT,
     form_page_context,

@@ -24,12 +24,8 @@ from . import amounts
 from .clock import DatabaseNow
 from .exceptions import InvalidAmount, ProtectedAccount
 from .fields import ExactCharField, LedgerMoneyField
-from .models import (
-    Account,
-    AccountType,
+from .model_columns import (
     AppendOnly,
-    Hold,
-    Transfer,
     created_field,
     idempotency_key_field,
     request_fingerprint_field,
@@ -59,7 +55,7 @@ class SpendingLimit(models.Model):
         MONTH = "month", _("Month")
 
     account = models.ForeignKey(
-        Account,
+        "accounts.Account",
         verbose_name=_("account"),
         null=True,
         blank=True,
@@ -67,7 +63,7 @@ class SpendingLimit(models.Model):
         related_name="spending_limits",
     )
     account_type = models.ForeignKey(
-        AccountType,
+        "accounts.AccountType",
         verbose_name=_("account type"),
         null=True,
         blank=True,
@@ -209,10 +205,10 @@ class Repayment(AppendOnly):
     """
 
     source = models.ForeignKey(
-        Account, verbose_name=_("source"), on_delete=models.PROTECT, related_name="+"
+        "accounts.Account", verbose_name=_("source"), on_delete=models.PROTECT, related_name="+"
     )
     destination = models.ForeignKey(
-        Account,
+        "accounts.Account",
         verbose_name=_("destination"),
         on_delete=models.PROTECT,
         related_name="repayments",
@@ -223,7 +219,7 @@ class Repayment(AppendOnly):
         _("debt"), help_text=_("What the destination owed, read under its lock.")
     )
     transfer = models.OneToOneField(
-        Transfer,
+        "accounts.Transfer",
         verbose_name=_("transfer"),
         null=True,
         blank=True,
@@ -277,13 +273,13 @@ class Decline(AppendOnly):
 
     operation = models.CharField(_("operation"), max_length=16, choices=Operation.choices)
     source = models.ForeignKey(
-        Account,
+        "accounts.Account",
         verbose_name=_("source"),
         on_delete=models.PROTECT,
         related_name="declines",
     )
     destination = models.ForeignKey(
-        Account,
+        "accounts.Account",
         verbose_name=_("destination"),
         null=True,
         blank=True,
@@ -291,7 +287,7 @@ class Decline(AppendOnly):
         related_name="+",
     )
     hold = models.ForeignKey(
-        Hold,
+        "accounts.Hold",
         verbose_name=_("hold"),
         null=True,
         blank=True,

@@ -314,7 +314,7 @@ def checked_client_class():
     return CheckedAPIClient
 
 
-#: The button that confirms an admin money form (accounts.admin.CONFIRM).
+#: The button that confirms an admin money form (accounts.admin_pages.CONFIRM).
 CONFIRM = "_confirm"
 
 

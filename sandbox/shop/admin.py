@@ -2,7 +2,8 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html
 
-from accounts.admin import ADMIN_CSS, money_cell
+from accounts.admin_pages import money_cell
+from accounts.admin_readonly import ADMIN_CSS
 
 from .models import Order, OrderLine
 
