@@ -6,11 +6,13 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.core.cache import caches
 from django.db import connection, connections
 from django.test import Client
 
 import accounts
 from accounts import facade
+from accounts.codes import generate_code
 from accounts.models import Account
 
 from .factories import AccountFactory, StaffFactory, UserFactory
@@ -89,6 +91,49 @@ def fund(source):
         return facade.transfer(bank, account, Decimal(amount))
 
     return fund
+
+
+@pytest.fixture
+def sales(db):
+    """The core sales account of the default currency."""
+    return Account.objects.sales_account()
+
+
+@pytest.fixture
+def wallet(fund):
+    """An account with £100.00 on it and the default credit limit."""
+    account = AccountFactory()
+    fund(account, "100.00")
+    return account
+
+
+@pytest.fixture
+def purchase_and_hold(fund):
+    """(wallet, shop, purchase, hold): a wallet with £100.00 paid £50.00 to a shop
+    (``purchase``, a transfer to reverse) and holds £10.00 for it (``hold``)."""
+    wallet, shop = AccountFactory(), AccountFactory()
+    fund(wallet, "100.00")
+    purchase = facade.transfer(wallet, shop, Decimal("50.00"))
+    hold = facade.hold(wallet, shop, Decimal("10.00"))
+    return wallet, shop, purchase, hold
+
+
+@pytest.fixture
+def card(fund):
+    """A gift card: an unnamed account with a code and £25.00 on it."""
+    card = AccountFactory(name=None, code=generate_code())
+    fund(card, "25.00")
+    return card
+
+
+@pytest.fixture
+def empty_caches():
+    """Failed code lookups are counted in the cache, which outlives a test: start afresh."""
+    for cache in caches.all(initialized_only=True):
+        cache.clear()
+    yield
+    for cache in caches.all(initialized_only=True):
+        cache.clear()
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from django.utils import timezone
 from djmoney.money import Money
 
 from accounts import exports
-from accounts.models import Transaction, Transfer
+from accounts.models import Transfer
 
 from .factories import AccountFactory, StaffFactory
 from .utils import build_report_ledger
@@ -317,28 +317,6 @@ def test_csv_text_that_a_spreadsheet_would_run_is_neutralised(finance, fund):
 
 
 # Streaming --------------------------------------------------------------------------------
-
-
-def test_exports_read_pages_by_keyset_and_yield_before_reading_everything(
-    ledger, django_assert_num_queries
-):
-    rows = exports.pages(Transaction.objects.all(), size=4)
-    with django_assert_num_queries(1):
-        first = next(rows)
-    with django_assert_num_queries(7):
-        rest = list(rows)
-
-    legs = list(Transaction.objects.order_by("created", "pk"))
-    assert [first, *rest] == legs
-    assert len(legs) == 28
-
-
-def test_descending_pages_cover_rows_sharing_a_moment(ledger):
-    """euro_1 and euro_2 were posted at the same moment: a keyset on created alone would
-    drop one of them at a page boundary."""
-    found = list(exports.pages(Transfer.objects.all(), descending=True, size=1))
-
-    assert found == list(Transfer.objects.order_by("-created", "-pk"))
 
 
 # Balance charts ---------------------------------------------------------------------------

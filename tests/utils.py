@@ -85,6 +85,18 @@ def ledger_totals() -> tuple[int, int, list[tuple[Any, Any]]]:
     )
 
 
+def ledger_state() -> tuple[int, int, list[tuple[Any, Any, Any, Any]]]:
+    """What a refused operation must leave as it was: how many transfers and holds
+    there are, and every account's balance, held amount and status."""
+    from accounts.models import Account, Hold, Transfer
+
+    return (
+        Transfer.objects.count(),
+        Hold.objects.count(),
+        sorted(Account.objects.values_list("pk", "balance", "held", "status")),
+    )
+
+
 def assert_ledger_consistent() -> None:
     """The ledger checker finds nothing; and, checked again here in Python as
     an independent oracle (summing exactly, where SQLite's SUM adds floats):
