@@ -7,7 +7,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-# The newest Django needs Python 3.12+: the suite runs once more on 3.13 when
+# The newest Django needs Python 3.12+: the library's tests run once more on 3.13 when
 # this machine has it (pyenv's or the system's).
 NEWEST_PYTHON ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python) \
                              $(shell command -v python3.13 2>/dev/null))
@@ -48,8 +48,8 @@ help:
 	@echo "make test             install everything (Debian packages too, as root) into $(VENV)"
 	@echo "                      and run the suite on every reachable database (SQLite,"
 	@echo "                      PostgreSQL, MariaDB; with a Galera cluster and a PostgreSQL"
-	@echo "                      standby started for their tests), then once more on Python"
-	@echo "                      3.13 with the newest Django, from the built wheel"
+	@echo "                      standby started for their tests), then the library's tests once"
+	@echo "                      more on Python 3.13 with the newest Django, from the built wheel"
 	@echo "make sandbox          rebuild the demo shop's database (migrate, demo data), print the"
 	@echo "                      logins and run it on $(SANDBOX_ADDRESS); SQLite, or PostgreSQL with"
 	@echo "                      SANDBOX_DATABASE_URL=postgres://user@host/<name with sandbox>"
@@ -106,7 +106,7 @@ test-newest: dist
 	  $(NEWEST_VENV)/bin/pip install "mysqlclient>=2.2" >$(NEWEST_VENV)/mysqlclient.log 2>&1 || \
 	  echo "*** mysqlclient did not build for $(NEWEST_VENV): its MariaDB run will be skipped."; \
 	$(NEWEST_VENV)/bin/python -c "import django; print('==> Newest run: Django', django.get_version())"; \
-	ACCOUNTS_TEST_PG_PREPARED=1 $(NEWEST_VENV)/bin/python runtests.py --installed
+	ACCOUNTS_TEST_PG_PREPARED=1 $(NEWEST_VENV)/bin/python runtests.py --installed --set library
 
 soak: mysql-driver
 	ACCOUNTS_SOAK_SECONDS=$${ACCOUNTS_SOAK_SECONDS:-60} $(BIN)/python runtests.py \

@@ -81,6 +81,13 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[1])
     parser.add_argument("--backend", action="append", choices=BACKENDS)
     parser.add_argument(
+        "--set",
+        action="append",
+        choices=[label for label, _settings in TEST_SETS],
+        dest="sets",
+        help="run only this set (default: each, in turn)",
+    )
+    parser.add_argument(
         "--installed",
         action="store_true",
         help="import accounts from site-packages (run from a copy of tests/ outside the checkout)",
@@ -111,6 +118,8 @@ def main(argv: list[str]) -> int:
         # Paths among the pytest arguments replace the default "tests".
         paths = [a for a in pytest_args if not a.startswith("-") and os.path.exists(a)]
         for label, settings_args in TEST_SETS:
+            if options.sets and label not in options.sets:
+                continue
             command = [
                 sys.executable,
                 "-m",
