@@ -251,9 +251,11 @@ def _write(
         )
     if lapsed:
         posting.resolve_holds(using, lapsed, Hold.Status.EXPIRED, None, now)
-    for transfer in transfers:
-        posting.after_commit(using, signals.transfer_posted, Transfer, transfer=transfer)
-    posting.after_commit(using, signals.batch_posted, Batch, batch=batch)
+    posting.after_commit_all(
+        using,
+        [(signals.transfer_posted, Transfer, {"transfer": t}) for t in transfers]
+        + [(signals.batch_posted, Batch, {"batch": batch})],
+    )
 
 
 def _lapse(using: str, src: Account, now: Any) -> list[Hold]:

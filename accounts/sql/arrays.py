@@ -24,6 +24,14 @@ def array_literal(values: Sequence[Any]) -> str:
     checked to hold no NUL), JSON objects and ``None``. A column's values
     are of one type (or ``None``): its text form is chosen once.
     """
+    if not values:
+        return "{}"
+    first = values[0]
+    if all(value is first for value in values):
+        # One value throughout (a batch's time, currency, description, a NULL
+        # column): its text once.
+        one = "NULL" if first is None else (_ELEMENT_TEXT.get(type(first)) or _element)(first)
+        return "{%s}" % ",".join([one] * len(values))
     kinds = set(map(type, values))
     kinds.discard(type(None))
     text = _ELEMENT_TEXT.get(kinds.pop()) if len(kinds) == 1 else _element
@@ -45,9 +53,15 @@ def _element(value: Any) -> str:
     if isinstance(value, datetime):
         return '"%s"' % value.isoformat()
     if isinstance(value, (dict, list)):
-        # JSON (metadata), for a jsonb[] array.
-        return _quoted(json.dumps(value, ensure_ascii=False, separators=(",", ":")))
+        return _json(value)
     return _quoted(str(value))
+
+
+def _json(value: Any) -> str:
+    """JSON (metadata), for a jsonb[] array."""
+    if not value:
+        return '"{}"' if isinstance(value, dict) else '"[]"'
+    return _quoted(json.dumps(value, ensure_ascii=False, separators=(",", ":")))
 
 
 #: The text of an element by its exact type, for the common columns.
@@ -57,6 +71,7 @@ _ELEMENT_TEXT: dict[type, Any] = {
     str: _quoted,
     datetime: lambda value: '"%s"' % value.isoformat(),
     date: date.isoformat,
+    dict: _json,
 }
 
 

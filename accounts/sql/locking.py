@@ -11,13 +11,12 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import DatabaseError, connections
-from django.db.models.base import DEFERRED
 
 from .. import clock
 from ..clock import NOW_SQL
 from ..models import Account
 from .arrays import array_literal
-from .base import CACHED_ROWS, cached, read_converters
+from .base import CACHED_ROWS, built, cached, read_converters
 
 #: Errors a ``NOWAIT`` lock raises when the row is taken: PostgreSQL's
 #: lock_not_available, MariaDB's lock wait timeout, MySQL 8's ER_LOCK_NOWAIT.
@@ -77,20 +76,16 @@ def accounts_from_rows(using: str, rows: list[Any]) -> dict[int, Account]:
             for converter in field_converters:
                 value = converter(value, column, connection)
             values[n] = value
-        # A value for every concrete field, the metadata DEFERRED: Django's
-        # fast path, which matches no names.
-        values.insert(_METADATA_AT, DEFERRED)
-        account = Account.from_db(using, ALL_NAMES, values)
+        # The metadata, not read, is deferred. What Account.from_db does
+        # for the ORM, without Model.__init__ (see sql.base.built).
+        account = built(Account, zip(LOCKED_NAMES, values, strict=True), using)
+        account._remember()
         found[account.pk] = account
     return found
 
 
-#: Every concrete field's attribute name, as ``Model.from_db`` takes them,
-#: and where the metadata (not read under the lock) stands among them.
-ALL_NAMES = [f.attname for f in Account._meta.concrete_fields]
-
-
-_METADATA_AT = ALL_NAMES.index("metadata")
+#: The attribute names of :data:`LOCKED_FIELDS`, in the order of their columns.
+LOCKED_NAMES = [f.attname for f in LOCKED_FIELDS]
 
 
 def _lock_any(connection: Any, statement: str) -> str:
