@@ -31,6 +31,7 @@ from accounts.models import Account, Batch, Hold, Transaction, Transfer
 from .factories import AccountFactory, UserFactory
 from .utils import (
     assert_ledger_consistent,
+    data_statements,
     ledger_time,
     ledger_totals,
     needs_row_locks,
@@ -231,6 +232,41 @@ def test_a_batch_costs_the_same_statements_whatever_its_size(world, size):
     else:
         expected = 5 if connection.features.can_return_rows_from_bulk_insert else 6
     assert len(statements) == expected, statements
+    assert_ledger_consistent()
+
+
+def test_a_batch_across_many_accounts_writes_each_balance_and_spending(world, fund):
+    # More accounts than the statements written once per shape: every
+    # backend writes the balances of such a batch from one row per account.
+    wallets = [AccountFactory() for _ in range(12)]
+    shops = [AccountFactory() for _ in range(12)]
+    for wallet in wallets:
+        fund(wallet, "50.00")
+    rng = random.Random(7)
+    pairs = [(rng.choice(wallets), rng.choice(shops)) for _ in range(60)]
+    amounts = [Decimal(rng.choice(["0.01", "1.5", "2.25", "7", "0.1"])) for _ in pairs]
+    requests = [Request(s, d, a) for (s, d), a in zip(pairs, amounts, strict=True)]
+    expected = {account.pk: stored(account).balance.amount for account in wallets + shops}
+    spent = dict.fromkeys(expected, Decimal(0))
+    # The first request is posted twice: alone first, then after the batch.
+    moves = list(zip(pairs, amounts, strict=True))
+    for (source, destination), amount in [*moves, moves[0]]:
+        expected[source.pk] -= amount
+        expected[destination.pk] += amount
+        spent[source.pk] += amount
+    facade.transfer_many(requests[:1])  # what is prepared once per connection
+    with CaptureQueriesContext(connection) as queries:
+        batch = facade.transfer_many(requests[1:])
+    with CaptureQueriesContext(connection) as small:
+        facade.transfer_many(requests[:1])
+    assert len(data_statements(queries)) == len(data_statements(small))
+    assert len(batch.transfers.all()) == 59
+    for account in wallets + shops:
+        row = stored(account)
+        assert row.balance.amount == expected[account.pk]
+        assert row.held.amount == 0
+        assert row.spent_day.amount == spent[account.pk]
+        assert (row.spent_day_from is not None) == (spent[account.pk] > 0)
     assert_ledger_consistent()
 
 

@@ -16,6 +16,7 @@ from .base import (
     CACHED_ROWS,
     LEG_FIELDS,
     cached,
+    db_values,
     execute,
     field,
     insertable,
@@ -72,10 +73,10 @@ def ledger_statement(connection: Any, rows: dict[int, dict[str, Any]]) -> tuple[
     sql = cached((connection.alias, "ledger", tuple(names), shape), build, rows=len(ids))
     params: list[Any] = []
     for name in names:
-        column = field(Account, name)
-        for account_id in ids:
-            if name in rows[account_id]:
-                params += [account_id, column.get_db_prep_save(rows[account_id][name], connection)]
+        setting = [account_id for account_id in ids if name in rows[account_id]]
+        values = db_values(connection, field(Account, name), [rows[pk][name] for pk in setting])
+        for account_id, value in zip(setting, values, strict=True):
+            params += [account_id, value]
     return sql, params + ids
 
 
@@ -119,11 +120,10 @@ def insert_transfers(
         ", ".join(qn(f.column) for f in fields),
         ", ".join([row] * len(transfers)),
     )
-    params = [
-        f.get_db_prep_save(obj.__dict__[f.attname], connection)
-        for obj in transfers
-        for f in fields
+    columns = [
+        db_values(connection, f, [obj.__dict__[f.attname] for obj in transfers]) for f in fields
     ]
+    params = [value for row in zip(*columns, strict=True) for value in row]
     by_reference = {obj.reference: obj for obj in transfers}
     pk, reference = qn(Transfer._meta.pk.column), qn(field(Transfer, "reference").column)
     with connection.cursor() as cursor:
@@ -189,10 +189,63 @@ def write_ledger_fields(using: str, rows: dict[int, dict[str, Any]]) -> None:
     """
     connection = connections[using]
     uniform = len({frozenset(row) for row in rows.values()}) == 1
-    if connection.vendor == "postgresql" and len(rows) > CACHED_ROWS and uniform:
-        execute(connection, *ledger_unnest(connection, rows))
-        return
+    if len(rows) > CACHED_ROWS and uniform:
+        # Many rows (a batch's): a CASE per column would compare every row
+        # with every account of the statement.
+        if connection.vendor == "postgresql":
+            execute(connection, *ledger_unnest(connection, rows))
+            return
+        if connection.vendor == "mysql" or _update_from(connection):
+            execute(connection, *ledger_joined(connection, rows))
+            return
     execute(connection, *ledger_statement(connection, rows))
+
+
+def _update_from(connection: Any) -> bool:
+    """SQLite's ``UPDATE ... FROM`` (3.33 and later)."""
+    if connection.vendor != "sqlite":
+        return False
+    version: tuple[int, ...] = connection.Database.sqlite_version_info
+    return version >= (3, 33)
+
+
+def ledger_joined(connection: Any, rows: dict[int, dict[str, Any]]) -> tuple[str, list[Any]]:
+    """MariaDB and SQLite: set the same columns of many accounts, joined to their values.
+
+    One row of placeholders per account: SQLite's ``UPDATE ... FROM (VALUES
+    ...)``, MariaDB's multi-table ``UPDATE`` joined to a ``UNION ALL`` of
+    them (whose column types cover every row's value).
+    """
+    ids = sorted(rows)
+    names = sorted(next(iter(rows.values())))
+    fields = [field(Account, name) for name in names]
+    qn = connection.ops.quote_name
+    table, pk = qn(Account._meta.db_table), qn(Account._meta.pk.column)
+    columns = [qn(f.column) for f in fields]
+    row = "(%s)" % ", ".join(["%s"] * (len(fields) + 1))
+    if connection.vendor == "sqlite":
+        sql = "UPDATE %s SET %s FROM (VALUES %s) AS v WHERE %s.%s = v.column1" % (
+            table,
+            ", ".join("%s = v.column%d" % (c, n) for n, c in enumerate(columns, 2)),
+            ", ".join([row] * len(ids)),
+            table,
+            pk,
+        )
+    else:
+        first = "SELECT %s" % ", ".join(
+            "%%s AS %s" % c for c in [qn("id_"), *(qn("v_%d" % n) for n in range(len(fields)))]
+        )
+        rest = " UNION ALL SELECT %s" % ", ".join(["%s"] * (len(fields) + 1))
+        sql = "UPDATE %s AS a JOIN (%s%s) AS v ON a.%s = v.%s SET %s" % (
+            table,
+            first,
+            rest * (len(ids) - 1),
+            pk,
+            qn("id_"),
+            ", ".join("a.%s = v.%s" % (c, qn("v_%d" % n)) for n, c in enumerate(columns)),
+        )
+    values = [db_values(connection, f, [rows[pk][f.name] for pk in ids]) for f in fields]
+    return sql, [value for line in zip(ids, *values, strict=True) for value in line]
 
 
 def write_transfer(
