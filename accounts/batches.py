@@ -222,33 +222,27 @@ def _write(
     now: Any,
 ) -> None:
     """Write the batch, its transfers, their legs and the balances, in fixed statements."""
-    sql.insert(using, batch)
     transfers = [leg.transfer for leg in legs]
     entries = []
     for position, leg in enumerate(legs):
-        leg.transfer.batch_id = batch.pk
         currency = leg.source.currency
         entries.append((position, leg.source.pk, currency, -leg.moved, leg.source_after, now))
         entries.append(
             (position, leg.destination.pk, currency, leg.moved, leg.destination_after, now)
         )
-    sql.insert_transfers(using, transfers, entries)
     touched = {leg.source.pk for leg in legs} | {leg.destination.pk for leg in legs}
     touched |= {hold.source_id for hold in lapsed}
-    if touched:
-        # The same columns on every row (one array statement on PostgreSQL):
-        # the spending usage too, unchanged where nothing counted.
-        posting.write_accounts(
-            using,
-            {
-                pk: {
-                    "balance": posting.amount(rows[pk], "balance"),
-                    "held": posting.amount(rows[pk], "held"),
-                    **{name: rows[pk].__dict__[name] for name in limits.USAGE_COLUMNS},
-                }
-                for pk in touched
-            },
-        )
+    # The same columns on every row (one array on PostgreSQL): the spending
+    # usage too, unchanged where nothing counted.
+    written = {
+        pk: {
+            "balance": posting.amount(rows[pk], "balance"),
+            "held": posting.amount(rows[pk], "held"),
+            **{name: rows[pk].__dict__[name] for name in limits.USAGE_COLUMNS},
+        }
+        for pk in touched
+    }
+    sql.write_batch(using, batch, transfers, entries, written, WRITTEN)
     if lapsed:
         posting.resolve_holds(using, lapsed, Hold.Status.EXPIRED, None, now)
     posting.after_commit_all(
@@ -256,6 +250,10 @@ def _write(
         [(signals.transfer_posted, Transfer, {"transfer": t}) for t in transfers]
         + [(signals.batch_posted, Batch, {"batch": batch})],
     )
+
+
+#: The columns a batch writes on each account it touches.
+WRITTEN = sorted(("balance", "held", *limits.USAGE_COLUMNS))
 
 
 def _lapse(using: str, src: Account, now: Any) -> list[Hold]:

@@ -34,7 +34,7 @@ from .locking import (
     lock_accounts,
     locks_busy,
 )
-from .writing import insert, insert_legs, insert_transfers, write_ledger_fields, write_transfer
+from .writing import insert, insert_legs, write_batch, write_ledger_fields, write_transfer
 
 __all__ = [
     "LEG_FIELDS",
@@ -44,11 +44,11 @@ __all__ = [
     "cached",
     "insert",
     "insert_legs",
-    "insert_transfers",
     "limit_columns",
     "limits_from_rows",
     "lock_accounts",
     "locks_busy",
+    "write_batch",
     "write_ledger_fields",
     "write_transfer",
 ]

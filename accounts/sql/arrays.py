@@ -12,8 +12,8 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from ..models import Account, Transaction, Transfer
-from .base import LEG_FIELDS, cached, field, insertable, legs_columns, saved
+from ..models import Account, Batch, Transaction, Transfer
+from .base import LEG_FIELDS, cached, field, insert_statement, insertable, legs_columns, saved
 
 
 def array_literal(values: Sequence[Any]) -> str:
@@ -80,53 +80,76 @@ def array_types(connection: Any, fields: list[Any]) -> list[str]:
     return ["%s[]" % f.db_type(connection) for f in fields]
 
 
-def insert_transfers_unnest(
-    connection: Any, using: str, transfers: Sequence[Transfer], legs: list[tuple[Any, ...]]
+def write_batch_unnest(
+    connection: Any,
+    using: str,
+    batch: Batch,
+    transfers: Sequence[Transfer],
+    legs: list[tuple[Any, ...]],
+    rows: dict[int, dict[str, Any]],
+    names: Sequence[str],
 ) -> None:
-    """PostgreSQL: the transfers and their legs in one statement, one array per column.
+    """PostgreSQL: a batch, its transfers, their legs and the balances in one statement.
 
-    A statement with one placeholder per value costs the driver and the
-    server more to parse than to run once a batch has hundreds of rows; one
-    array parameter per column keeps it the same few parameters. Each leg
-    finds its transfer by the transfer's reference.
+    One array per column, however many rows: a statement with one
+    placeholder per value would cost the driver and the server more to
+    parse than to run once a batch has hundreds of rows. Each transfer takes
+    the new batch's key, each leg finds its transfer by the transfer's
+    reference, and the accounts' ``names`` columns are set from ``rows``
+    (:func:`ledger_unnest`). One statement is one round trip, and the
+    two-legs guard checks each statement (migration 0015).
     """
     qn = connection.ops.quote_name
-    fields = insertable(Transfer)
+    batch_sql, batch_params = insert_statement(connection, batch)
+    fields = [f for f in insertable(Transfer) if f.name != "batch"]
     leg_fields = [field(Transaction, name) for name in LEG_FIELDS]
     reference = qn(field(Transfer, "reference").column)
+    balances_sql, balances = ledger_unnest(connection, rows, names)
 
     def build() -> str:
+        pk = qn(Transfer._meta.pk.column)
         arrays = ", ".join("%%s::%s" % kind for kind in array_types(connection, fields))
         leg_arrays = ", ".join(
             "%%s::%s" % kind
             for kind in array_types(connection, [field(Transfer, "reference"), *leg_fields])
         )
         leg_names = ", ".join(qn(f.column) for f in leg_fields)
+        aliases = ["c%d" % n for n in range(len(fields))]
         return (
-            "WITH new_transfers AS (INSERT INTO %s (%s) SELECT * FROM unnest(%s) "
-            "RETURNING %s, %s), "
+            "WITH new_batch AS (%s RETURNING %s), "
+            "new_transfers AS (INSERT INTO %s (%s, %s) SELECT %s, new_batch.%s "
+            "FROM unnest(%s) AS x(%s), new_batch RETURNING %s, %s), "
             "new_legs AS (INSERT INTO %s (%s) SELECT t.%s, %s "
-            "FROM unnest(%s) AS leg(%s, %s) JOIN new_transfers t USING (%s)) "
-            "SELECT %s, %s FROM new_transfers"
+            "FROM unnest(%s) AS leg(%s, %s) JOIN new_transfers t USING (%s)), "
+            "new_balances AS (%s) "
+            "SELECT new_batch.%s, t.%s, t.%s FROM new_batch LEFT JOIN new_transfers t ON true"
         ) % (
+            batch_sql,
+            qn(Batch._meta.pk.column),
             qn(Transfer._meta.db_table),
             ", ".join(qn(f.column) for f in fields),
+            qn(field(Transfer, "batch").column),
+            ", ".join("x.%s" % alias for alias in aliases),
+            qn(Batch._meta.pk.column),
             arrays,
-            qn(Transfer._meta.pk.column),
+            ", ".join(aliases),
+            pk,
             reference,
             qn(Transaction._meta.db_table),
             legs_columns(connection),
-            qn(Transfer._meta.pk.column),
+            pk,
             ", ".join("leg.%s" % qn(f.column) for f in leg_fields),
             leg_arrays,
             reference,
             leg_names,
             reference,
-            qn(Transfer._meta.pk.column),
+            balances_sql,
+            qn(Batch._meta.pk.column),
+            pk,
             reference,
         )
 
-    statement = cached((using, "insert transfers"), build)
+    statement = cached((using, "write batch", tuple(names)), build)
     # The instances' own values: plain Decimals, aware datetimes, strings,
     # integers (get_db_prep_save would only return them).
     columns = [array_literal([obj.__dict__[f.attname] for obj in transfers]) for f in fields]
@@ -136,15 +159,26 @@ def insert_transfers_unnest(
         columns += [array_literal([])] * (len(LEG_FIELDS) + 1)
     by_reference = {obj.reference: obj for obj in transfers}
     with connection.cursor() as cursor:
-        cursor.execute(statement, columns)
-        for new_pk, new_reference in cursor.fetchall():
-            saved(by_reference[new_reference], new_pk, using)
+        cursor.execute(statement, [*batch_params, *columns, *balances])
+        found = cursor.fetchall()
+    saved(batch, found[0][0], using)
+    for _batch_pk, new_pk, new_reference in found:
+        if new_reference is not None:
+            transfer = by_reference[new_reference]
+            transfer.batch_id = batch.pk
+            saved(transfer, new_pk, using)
 
 
-def ledger_unnest(connection: Any, rows: dict[int, dict[str, Any]]) -> tuple[str, list[Any]]:
-    """PostgreSQL: set the same columns of many accounts from arrays, in one ``UPDATE``."""
+def ledger_unnest(
+    connection: Any, rows: dict[int, dict[str, Any]], names: Sequence[str] | None = None
+) -> tuple[str, list[Any]]:
+    """PostgreSQL: set the same columns of many accounts from arrays, in one ``UPDATE``.
+
+    ``names``: the columns every row sets (default: those of the rows).
+    """
     ids = sorted(rows)
-    names = sorted({name for row in rows.values() for name in row})
+    if names is None:
+        names = sorted({name for row in rows.values() for name in row})
     fields = [field(Account, name) for name in names]
     qn = connection.ops.quote_name
 

@@ -50,6 +50,26 @@ def insertable(model: type[models.Model]) -> list[Any]:
     return [f for f in model._meta.concrete_fields if not f.primary_key]
 
 
+def insert_statement(connection: Any, obj: models.Model) -> tuple[str, list[Any]]:
+    """``INSERT INTO <table> (...) VALUES (...)`` for one new row, no RETURNING."""
+    model = type(obj)
+    fields = insertable(model)
+
+    def build() -> str:
+        qn = connection.ops.quote_name
+        return "INSERT INTO %s (%s) VALUES (%s)" % (
+            qn(model._meta.db_table),
+            ", ".join(qn(f.column) for f in fields),
+            ", ".join(["%s"] * len(fields)),
+        )
+
+    sql = cached((connection.alias, "insert", model), build)
+    # The instance's own values, not its descriptors: a money field would
+    # build a Money only for get_db_prep_save to take its amount again.
+    values = obj.__dict__
+    return sql, [f.get_db_prep_save(values[f.attname], connection) for f in fields]
+
+
 #: The columns of a leg, in the order the functions below take their values
 #: (the transfer's id comes separately).
 LEG_FIELDS = ("account", "currency", "amount", "balance_after", "created")

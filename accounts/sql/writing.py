@@ -10,8 +10,8 @@ from typing import Any
 
 from django.db import connections, models
 
-from ..models import Account, Transaction, Transfer
-from .arrays import insert_transfers_unnest, ledger_unnest
+from ..models import Account, Batch, Transaction, Transfer
+from .arrays import ledger_unnest, write_batch_unnest
 from .base import (
     CACHED_ROWS,
     LEG_FIELDS,
@@ -19,31 +19,12 @@ from .base import (
     db_values,
     execute,
     field,
+    insert_statement,
     insertable,
     legs_columns,
     legs_params,
     saved,
 )
-
-
-def insert_statement(connection: Any, obj: models.Model) -> tuple[str, list[Any]]:
-    """``INSERT INTO <table> (...) VALUES (...)`` for one new row, no RETURNING."""
-    model = type(obj)
-    fields = insertable(model)
-
-    def build() -> str:
-        qn = connection.ops.quote_name
-        return "INSERT INTO %s (%s) VALUES (%s)" % (
-            qn(model._meta.db_table),
-            ", ".join(qn(f.column) for f in fields),
-            ", ".join(["%s"] * len(fields)),
-        )
-
-    sql = cached((connection.alias, "insert", model), build)
-    # The instance's own values, not its descriptors: a money field would
-    # build a Money only for get_db_prep_save to take its amount again.
-    values = obj.__dict__
-    return sql, [f.get_db_prep_save(values[f.attname], connection) for f in fields]
 
 
 def ledger_statement(connection: Any, rows: dict[int, dict[str, Any]]) -> tuple[str, list[Any]]:
@@ -92,26 +73,44 @@ def insert(using: str, obj: models.Model) -> None:
     saved(obj, pk, using)
 
 
-def insert_transfers(
-    using: str, transfers: Sequence[Transfer], legs: list[tuple[Any, ...]]
+def write_batch(
+    using: str,
+    batch: Batch,
+    transfers: Sequence[Transfer],
+    legs: list[tuple[Any, ...]],
+    rows: dict[int, dict[str, Any]],
+    names: Sequence[str],
 ) -> None:
-    """``INSERT`` new transfers (a batch's) and their legs; set the transfers' pks.
+    """``INSERT`` a batch, its transfers and their legs, and set the accounts' columns.
 
-    Each leg is a tuple: its transfer's position in ``transfers``, then its
-    values in ``LEG_FIELDS`` order. PostgreSQL: one statement, one array per
-    column however many rows (its two-legs guard checks each statement: a
-    transfer and its legs must arrive together, migration 0015). Elsewhere
-    the transfers in one ``INSERT``, their new keys by ``RETURNING`` where
-    the database has it for a multi-row insert (MariaDB 10.5+, SQLite
-    3.35+), else from one ``SELECT`` by their unique references, then the
-    legs in one ``INSERT``.
+    Sets the primary keys of the batch and its transfers, and each
+    transfer's ``batch_id``. Each leg is a tuple: its transfer's position in
+    ``transfers``, then its values in ``LEG_FIELDS`` order; ``rows`` maps an
+    account's primary key to its ``names`` columns. PostgreSQL: one
+    statement, one array per column however many rows
+    (``write_batch_unnest``). Elsewhere the batch, then the transfers in one
+    ``INSERT``, their new keys by ``RETURNING`` where the database has it
+    for a multi-row insert (MariaDB 10.5+, SQLite 3.35+), else from one
+    ``SELECT`` by their unique references, the legs in one ``INSERT``, and
+    the accounts in one ``UPDATE``.
     """
-    if not transfers:
-        return
     connection = connections[using]
     if connection.vendor == "postgresql":
-        insert_transfers_unnest(connection, using, transfers, legs)
+        write_batch_unnest(connection, using, batch, transfers, legs, rows, names)
         return
+    insert(using, batch)
+    for transfer in transfers:
+        transfer.batch_id = batch.pk
+    if transfers:
+        _insert_transfers(connection, using, transfers, legs)
+    if rows:
+        write_ledger_fields(using, rows)
+
+
+def _insert_transfers(
+    connection: Any, using: str, transfers: Sequence[Transfer], legs: list[tuple[Any, ...]]
+) -> None:
+    """MariaDB and SQLite: a batch's transfers and their legs (see :func:`write_batch`)."""
     fields = insertable(Transfer)
     qn = connection.ops.quote_name
     row = "(%s)" % ", ".join(["%s"] * len(fields))
@@ -123,7 +122,7 @@ def insert_transfers(
     columns = [
         db_values(connection, f, [obj.__dict__[f.attname] for obj in transfers]) for f in fields
     ]
-    params = [value for row in zip(*columns, strict=True) for value in row]
+    params = [value for line in zip(*columns, strict=True) for value in line]
     by_reference = {obj.reference: obj for obj in transfers}
     pk, reference = qn(Transfer._meta.pk.column), qn(field(Transfer, "reference").column)
     with connection.cursor() as cursor:
