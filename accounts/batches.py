@@ -77,6 +77,8 @@ def post(
 ) -> Batch:
     """Post the planned transfers as one batch; see ``facade.transfer_many``."""
     ids = {p.source_id for p in planned} | {p.destination_id for p in planned}
+    # Drawn before the locks: they need nothing the locks protect.
+    references = [generate_reference() for _ in planned]
     try:
         with posting.locked(using, sorted(ids), limits=True) as lock:
             existing = request.find(Batch, using)
@@ -132,7 +134,7 @@ def post(
                     transfers.give_back(item.parent, src, dst, moved, lock.now, placed)
                 elif limits.counts(src, dst):
                     limits.spend(src, moved, lock.now)
-                transfer = _apply(src, dst, moved, item, user, lock.now, index)
+                transfer = _apply(src, dst, moved, item, user, lock.now, index, references[index])
                 legs.append(
                     Leg(
                         transfer,
@@ -179,12 +181,13 @@ def _apply(
     user: Any,
     now: Any,
     index: int,
+    reference: str,
 ) -> Transfer:
     """Move ``moved`` between the locked rows in memory; return the transfer to write."""
     src.__dict__["balance"] = posting.amount(src, "balance") - moved
     dst.__dict__["balance"] = posting.amount(dst, "balance") + moved
     return posting.new_transfer(
-        reference=generate_reference(),
+        reference=reference,
         source_id=src.pk,
         destination_id=dst.pk,
         currency=src.currency,

@@ -178,9 +178,15 @@ def may_give_back(counted_at: datetime.datetime, now: datetime.datetime) -> bool
     return local_date(counted_at) >= min(current["week"], current["month"])
 
 
-def used(row: Account, now: datetime.datetime) -> dict[str, Decimal]:
-    """What the account spent in each current period, from its stored usage."""
-    current = starts(now)
+def used(
+    row: Account, now: datetime.datetime, current: Mapping[str, datetime.date] | None = None
+) -> dict[str, Decimal]:
+    """What the account spent in each current period, from its stored usage.
+
+    ``current``: ``starts(now)``, when the caller has it already.
+    """
+    if current is None:
+        current = starts(now)
     found = {}
     for period, (amount_column, from_column) in COLUMNS.items():
         stored = amounts.raw(row, amount_column) or Decimal(0)
@@ -247,7 +253,7 @@ def spend(row: Account, value: Decimal, now: datetime.datetime) -> None:
     if not tracked(row):
         return
     current = starts(now)
-    spent = used(row, now)
+    spent = used(row, now, current)
     for period, (amount_column, from_column) in COLUMNS.items():
         # Never refused for the sake of a counter.
         row.__dict__[amount_column] = min(spent[period] + value, USAGE_CAP)

@@ -150,12 +150,12 @@ def new_transfer(**values: Any) -> Transfer:
     Built without ``Model.__init__`` (``sql.base.built``): the write path
     builds one per transfer, hundreds for a batch.
     """
-    return built(Transfer, [(name, values.get(name)) for name in TRANSFER_COLUMNS])
+    assert values.keys() <= _NO_VALUES.keys(), values.keys() - _NO_VALUES.keys()
+    return built(Transfer, {**_NO_VALUES, **values}.items())
 
 
-#: The attribute names of a transfer's columns, in the order Django's
-#: positional constructor takes them.
-TRANSFER_COLUMNS = [f.attname for f in Transfer._meta.concrete_fields]
+#: Every column of a transfer, by attribute name, not set yet.
+_NO_VALUES = dict.fromkeys(f.attname for f in Transfer._meta.concrete_fields)
 
 
 # Writing -------------------------------------------------------------------------
