@@ -236,6 +236,55 @@ def test_a_leg_added_to_a_written_transfer_is_refused():
     assert Transaction.objects.filter(transfer=written).count() == 2
 
 
+# Each leg on an existing transfer, on its source or destination (migration 0016) ------------
+
+
+@postgresql_only
+def test_a_leg_on_an_account_outside_its_transfer_is_refused():
+    before = Transfer.objects.count(), Transaction.objects.count()
+    outsider = AccountFactory()
+    # Two legs summing to zero, but the credit goes to an account the
+    # transfer does not name.
+    with pytest.raises(IntegrityError, match="on account %d: a leg belongs to" % outsider.pk):
+        source = Account.objects.source_account()
+        raw(
+            "WITH t AS (INSERT INTO accounts_transfer (reference, source_id, destination_id, "
+            "currency, amount, description, username, created, effective_at, metadata) "
+            "VALUES (%s, %s, %s, 'GBP', 5, '', '', now(), now(), '{}') RETURNING id) "
+            "INSERT INTO accounts_transaction (transfer_id, account_id, currency, amount, "
+            "balance_after, created) SELECT t.id, leg.account, 'GBP', leg.amount, leg.amount, "
+            "now() FROM t, (VALUES (%s::bigint, -5::numeric), (%s, 5)) AS leg(account, amount)",
+            generate_reference(), source.pk, AccountFactory().pk, source.pk, outsider.pk,
+        )  # fmt: skip
+    assert (Transfer.objects.count(), Transaction.objects.count()) == before
+
+
+@postgresql_only
+def test_balanced_legs_of_a_transfer_that_does_not_exist_are_refused():
+    missing = (Transfer.objects.order_by("-pk").values_list("pk", flat=True).first() or 0) + 1000
+    source, account = Account.objects.source_account(), AccountFactory()
+    before = Transaction.objects.count()
+    with pytest.raises(IntegrityError, match="a leg of transfer %d on account" % missing):
+        raw(
+            "INSERT INTO accounts_transaction (transfer_id, account_id, currency, amount, "
+            "balance_after, created) VALUES (%s, %s, 'GBP', -5, -5, now()), "
+            "(%s, %s, 'GBP', 5, 5, now())",
+            missing, source.pk, missing, account.pk,
+        )  # fmt: skip
+    assert Transaction.objects.count() == before
+
+
+@postgresql_only
+def test_an_account_with_legs_still_cannot_be_deleted_by_raw_sql(transfer, account):
+    # The legs' own foreign keys are gone (0016): the transfer's keep the
+    # account, checked here at once instead of at COMMIT.
+    with pytest.raises(IntegrityError, match="accounts_transfer"):
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+            cursor.execute("DELETE FROM accounts_account WHERE id = %s", [account.pk])
+    assert Transaction.objects.filter(account=account).count() == 1
+
+
 @postgresql_only
 @pytest.mark.django_db(transaction=True)
 def test_balanced_transfers_and_batches_commit():
