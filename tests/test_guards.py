@@ -11,7 +11,7 @@ from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
 
 from accounts import facade, sql
-from accounts.models import Account, Hold, Transaction, Transfer, generate_reference
+from accounts.models import Account, Batch, Hold, Transaction, Transfer, generate_reference
 
 from .factories import AccountFactory, UserFactory
 from .utils import assert_ledger_consistent
@@ -236,7 +236,21 @@ def test_a_leg_added_to_a_written_transfer_is_refused():
     assert Transaction.objects.filter(transfer=written).count() == 2
 
 
-# Each leg on an existing transfer, on its source or destination (migration 0016) ------------
+@postgresql_only
+@pytest.mark.django_db(transaction=True)
+def test_balanced_transfers_and_batches_commit():
+    bank, first, second = Account.objects.source_account(), AccountFactory(), AccountFactory()
+    facade.transfer(bank, first, Decimal("5.00"))
+    batch = facade.transfer_many(
+        [facade.TransferRequest(bank, second, Decimal(n)) for n in range(1, 40)]
+        + [facade.TransferRequest(first, second, Decimal("5.00"))]
+    )
+    assert batch.transfers.count() == 40
+    assert Transfer.objects.count() == 41 and Transaction.objects.count() == 82
+    assert_ledger_consistent()
+
+
+# Each leg on an existing transfer, on its source or destination; each batch there (0016) --
 
 
 @postgresql_only
@@ -275,6 +289,25 @@ def test_balanced_legs_of_a_transfer_that_does_not_exist_are_refused():
 
 
 @postgresql_only
+def test_a_transfer_in_a_batch_that_does_not_exist_is_refused():
+    missing = (Batch.objects.order_by("-pk").values_list("pk", flat=True).first() or 0) + 1000
+    source, account = Account.objects.source_account(), AccountFactory()
+    before = Transfer.objects.count(), Transaction.objects.count()
+    with pytest.raises(IntegrityError, match="batch %d does not exist" % missing):
+        raw(
+            "WITH t AS (INSERT INTO accounts_transfer (reference, source_id, destination_id, "
+            "currency, amount, batch_id, batch_position, description, username, created, "
+            "effective_at, metadata) VALUES (%s, %s, %s, 'GBP', 5, %s, 0, '', '', now(), now(), "
+            "'{}') RETURNING id) "
+            "INSERT INTO accounts_transaction (transfer_id, account_id, currency, amount, "
+            "balance_after, created) SELECT t.id, leg.account, 'GBP', leg.amount, leg.amount, "
+            "now() FROM t, (VALUES (%s::bigint, -5::numeric), (%s, 5)) AS leg(account, amount)",
+            generate_reference(), source.pk, account.pk, missing, source.pk, account.pk,
+        )  # fmt: skip
+    assert (Transfer.objects.count(), Transaction.objects.count()) == before
+
+
+@postgresql_only
 def test_an_account_with_legs_still_cannot_be_deleted_by_raw_sql(transfer, account):
     # The legs' own foreign keys are gone (0016): the transfer's keep the
     # account, checked here at once instead of at COMMIT.
@@ -283,20 +316,6 @@ def test_an_account_with_legs_still_cannot_be_deleted_by_raw_sql(transfer, accou
             cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
             cursor.execute("DELETE FROM accounts_account WHERE id = %s", [account.pk])
     assert Transaction.objects.filter(account=account).count() == 1
-
-
-@postgresql_only
-@pytest.mark.django_db(transaction=True)
-def test_balanced_transfers_and_batches_commit():
-    bank, first, second = Account.objects.source_account(), AccountFactory(), AccountFactory()
-    facade.transfer(bank, first, Decimal("5.00"))
-    batch = facade.transfer_many(
-        [facade.TransferRequest(bank, second, Decimal(n)) for n in range(1, 40)]
-        + [facade.TransferRequest(first, second, Decimal("5.00"))]
-    )
-    assert batch.transfers.count() == 40
-    assert Transfer.objects.count() == 41 and Transaction.objects.count() == 82
-    assert_ledger_consistent()
 
 
 # Notification marks: notified_at goes from NULL to a time, once ----------------------

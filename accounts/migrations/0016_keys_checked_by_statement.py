@@ -1,0 +1,180 @@
+"""
+PostgreSQL: each new leg's transfer and account, and each new transfer's
+batch, checked once per statement.
+
+A leg's two foreign keys (its transfer, its account) and a transfer's batch
+were checked row by row at COMMIT: five of the seven key checks of a
+transfer in a batch, each a query of its own. A batch of 100 transfers ran
+500 of them, an eighth of its time.
+
+The legs' statement-level guard (migration 0015) now also refuses, when a
+statement that inserts legs ends, a leg whose transfer does not exist or
+whose account is neither that transfer's source nor its destination
+(after the two-legs rule, whose refusals read as before). That
+is stricter than the foreign keys were (a leg on an unrelated account was
+accepted), and makes them redundant, so they are dropped:
+
+* a leg's account is its transfer's source or destination, and the
+  transfer's own foreign keys keep those accounts from being deleted;
+* transfers and legs are never deleted or changed (0005), so a leg's
+  transfer stays, and so does the leg's place on it.
+
+Likewise the transfers' guard now refuses a transfer whose batch does not
+exist, and the transfers' foreign key to their batch is dropped: batches,
+and the transfers' ``batch``, are never deleted or changed (0008). The
+transfers' keys to their accounts, parent and user stay: accounts and users
+can be deleted, and those keys are what refuses it.
+
+The checks read each leg's transfer, and each batch, through its primary
+key (LATERAL: one index lookup each, whatever the planner guesses of a
+transition table's size). Django's model state keeps the foreign keys: they are still
+what the ORM joins on.
+
+MariaDB/MySQL and SQLite have no statement-level triggers: their foreign
+keys stay as they are.
+"""
+
+import importlib
+
+from django.db import migrations
+
+previous = importlib.import_module("accounts.migrations.0015_statement_level_legs_guard")
+
+LEGS_CHECK = """
+        CREATE OR REPLACE FUNCTION accounts_check_new_legs() RETURNS trigger
+        LANGUAGE plpgsql AS $$
+        DECLARE
+            transfer bigint;
+            account bigint;
+            legs bigint;
+            total numeric;
+        BEGIN
+            SELECT touched.id, found.legs, found.total INTO transfer, legs, total
+              FROM (SELECT DISTINCT transfer_id AS id FROM new_rows) AS touched
+              CROSS JOIN LATERAL (
+                  SELECT count(*) AS legs, coalesce(sum(amount), 0) AS total
+                    FROM accounts_transaction WHERE transfer_id = touched.id
+              ) AS found
+             WHERE found.legs <> 2 OR found.total <> 0
+             LIMIT 1;
+            IF FOUND THEN
+                RAISE EXCEPTION
+                    'accounts: transfer % has % leg(s) summing to %: a transfer needs '
+                    'exactly two legs that sum to zero', transfer, legs, total
+                    USING ERRCODE = 'integrity_constraint_violation';
+            END IF;
+            SELECT leg.transfer_id, leg.account_id INTO transfer, account
+              FROM new_rows AS leg
+              LEFT JOIN LATERAL (
+                  SELECT t.source_id, t.destination_id
+                    FROM accounts_transfer t WHERE t.id = leg.transfer_id
+              ) AS owner ON true
+             WHERE owner.source_id IS NULL
+                OR leg.account_id NOT IN (owner.source_id, owner.destination_id)
+             LIMIT 1;
+            IF FOUND THEN
+                RAISE EXCEPTION
+                    'accounts: a leg of transfer % on account %: a leg belongs to an '
+                    'existing transfer, on its source or its destination', transfer, account
+                    USING ERRCODE = 'foreign_key_violation';
+            END IF;
+            RETURN NULL;
+        END
+        $$
+"""
+
+TRANSFERS_CHECK = """
+        CREATE OR REPLACE FUNCTION accounts_check_new_transfers() RETURNS trigger
+        LANGUAGE plpgsql AS $$
+        DECLARE
+            transfer bigint;
+            batch bigint;
+            legs bigint;
+            total numeric;
+        BEGIN
+            SELECT touched.id, found.legs, found.total INTO transfer, legs, total
+              FROM (SELECT DISTINCT id AS id FROM new_rows) AS touched
+              CROSS JOIN LATERAL (
+                  SELECT count(*) AS legs, coalesce(sum(amount), 0) AS total
+                    FROM accounts_transaction WHERE transfer_id = touched.id
+              ) AS found
+             WHERE found.legs <> 2 OR found.total <> 0
+             LIMIT 1;
+            IF FOUND THEN
+                RAISE EXCEPTION
+                    'accounts: transfer % has % leg(s) summing to %: a transfer needs '
+                    'exactly two legs that sum to zero', transfer, legs, total
+                    USING ERRCODE = 'integrity_constraint_violation';
+            END IF;
+            SELECT touched.id INTO batch
+              FROM (SELECT DISTINCT batch_id AS id FROM new_rows WHERE batch_id IS NOT NULL)
+                   AS touched
+              LEFT JOIN LATERAL (
+                  SELECT b.id FROM accounts_batch b WHERE b.id = touched.id
+              ) AS found ON true
+             WHERE found.id IS NULL
+             LIMIT 1;
+            IF FOUND THEN
+                RAISE EXCEPTION 'accounts: batch % does not exist', batch
+                    USING ERRCODE = 'foreign_key_violation';
+            END IF;
+            RETURN NULL;
+        END
+        $$
+"""
+
+#: The foreign keys dropped, as migrations 0001 and 0008 made them (re-created
+#: going back): table, constraint name, column, table referred to.
+FOREIGN_KEYS = [
+    ("accounts_transaction", "accounts_transaction_account_id_fk", "account_id", "accounts_account"),
+    ("accounts_transaction", "accounts_transaction_transfer_id_fk", "transfer_id", "accounts_transfer"),
+    ("accounts_transfer", "accounts_transfer_batch_id_fk", "batch_id", "accounts_batch"),
+]
+
+DROP_FOREIGN_KEYS = """
+        DO $$
+        DECLARE
+            found record;
+        BEGIN
+            FOR found IN
+                SELECT conrelid::regclass AS owner, conname FROM pg_constraint
+                 WHERE contype = 'f' AND (
+                       conrelid = 'accounts_transaction'::regclass
+                    OR (conrelid = 'accounts_transfer'::regclass
+                        AND confrelid = 'accounts_batch'::regclass))
+            LOOP
+                EXECUTE format('ALTER TABLE %s DROP CONSTRAINT %I', found.owner, found.conname);
+            END LOOP;
+        END
+        $$
+"""
+
+
+def forwards(apps, schema_editor):
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute(LEGS_CHECK, params=None)
+        schema_editor.execute(TRANSFERS_CHECK, params=None)
+        schema_editor.execute(DROP_FOREIGN_KEYS, params=None)
+
+
+def backwards(apps, schema_editor):
+    if schema_editor.connection.vendor == "postgresql":
+        for table, name, column, target in FOREIGN_KEYS:
+            schema_editor.execute(
+                "ALTER TABLE %s ADD CONSTRAINT %s FOREIGN KEY (%s) "
+                "REFERENCES %s (id) DEFERRABLE INITIALLY DEFERRED" % (table, name, column, target),
+                params=None,
+            )
+        for function, column in (
+            ("accounts_check_new_legs", "transfer_id"),
+            ("accounts_check_new_transfers", "id"),
+        ):
+            schema_editor.execute(
+                previous.CHECK % {"function": function, "column": column}, params=None
+            )
+
+
+class Migration(migrations.Migration):
+    dependencies = [("accounts", "0015_statement_level_legs_guard")]
+
+    operations = [migrations.RunPython(forwards, backwards, elidable=False)]
