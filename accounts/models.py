@@ -879,17 +879,22 @@ class Transfer(AppendOnly):
     """One movement of money from ``source`` to ``destination``. Append-only."""
 
     reference = reference_field()
+    # Not indexed alone: the indexes on (source, effective_at) and
+    # (destination, effective_at) serve every lookup by account, and each
+    # index is one more write per transfer.
     source = models.ForeignKey(
         Account,
         verbose_name=_("source"),
         on_delete=models.PROTECT,
         related_name="source_transfers",
+        db_index=False,
     )
     destination = models.ForeignKey(
         Account,
         verbose_name=_("destination"),
         on_delete=models.PROTECT,
         related_name="destination_transfers",
+        db_index=False,
     )
     currency = models.CharField(_("currency"), max_length=3)
     amount = LedgerMoneyField(_("amount"))
