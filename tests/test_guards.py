@@ -318,6 +318,34 @@ def test_an_account_with_legs_still_cannot_be_deleted_by_raw_sql(transfer, accou
     assert Transaction.objects.filter(account=account).count() == 1
 
 
+def _scans_of_ledger_tables():
+    """This transaction's sequential scans of the tables the statement guards read."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT relname, seq_scan FROM pg_stat_xact_user_tables WHERE relname IN "
+            "('accounts_transfer', 'accounts_transaction', 'accounts_batch')"
+        )
+        return dict(cursor.fetchall())
+
+
+@postgresql_only
+def test_the_statement_guards_read_rows_by_key_never_by_scanning_a_table():
+    # Enough transfers for a scan to cost more than a lookup by key: a guard
+    # whose query the planner turned into a join would scan all of them at
+    # every statement, and a ledger's transfers grow without end.
+    bank, accounts = Account.objects.source_account(), [AccountFactory() for _ in range(4)]
+    for _ in range(2):
+        facade.transfer_many(
+            [facade.TransferRequest(bank, accounts[n % 4], Decimal("0.01")) for n in range(1000)]
+        )
+    before = _scans_of_ledger_tables()
+    facade.transfer(bank, accounts[0], Decimal("1.00"))
+    facade.transfer_many(
+        [facade.TransferRequest(accounts[0], accounts[n], Decimal("0.10")) for n in (1, 2, 3)]
+    )
+    assert _scans_of_ledger_tables() == before
+
+
 # Notification marks: notified_at goes from NULL to a time, once ----------------------
 
 

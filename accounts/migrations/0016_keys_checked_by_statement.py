@@ -26,8 +26,9 @@ transfers' keys to their accounts, parent and user stay: accounts and users
 can be deleted, and those keys are what refuses it.
 
 The checks read each leg's transfer, and each batch, through its primary
-key (LATERAL: one index lookup each, whatever the planner guesses of a
-transition table's size). Django's model state keeps the foreign keys: they are still
+key: a scalar subquery, one index lookup each, which the planner cannot
+turn into a join that scans the whole table, whatever it guesses of a
+transition table's size. Django's model state keeps the foreign keys: they are still
 what the ORM joins on.
 
 MariaDB/MySQL and SQLite have no statement-level triggers: their foreign
@@ -64,13 +65,14 @@ LEGS_CHECK = """
                     USING ERRCODE = 'integrity_constraint_violation';
             END IF;
             SELECT leg.transfer_id, leg.account_id INTO transfer, account
-              FROM new_rows AS leg
-              LEFT JOIN LATERAL (
-                  SELECT t.source_id, t.destination_id
-                    FROM accounts_transfer t WHERE t.id = leg.transfer_id
-              ) AS owner ON true
-             WHERE owner.source_id IS NULL
-                OR leg.account_id NOT IN (owner.source_id, owner.destination_id)
+              FROM (
+                  SELECT added.transfer_id, added.account_id, (
+                      SELECT ARRAY[t.source_id, t.destination_id]
+                        FROM accounts_transfer t WHERE t.id = added.transfer_id
+                  ) AS owners
+                    FROM new_rows AS added
+              ) AS leg
+             WHERE leg.owners IS NULL OR NOT leg.account_id = ANY (leg.owners)
              LIMIT 1;
             IF FOUND THEN
                 RAISE EXCEPTION
@@ -109,10 +111,7 @@ TRANSFERS_CHECK = """
             SELECT touched.id INTO batch
               FROM (SELECT DISTINCT batch_id AS id FROM new_rows WHERE batch_id IS NOT NULL)
                    AS touched
-              LEFT JOIN LATERAL (
-                  SELECT b.id FROM accounts_batch b WHERE b.id = touched.id
-              ) AS found ON true
-             WHERE found.id IS NULL
+             WHERE (SELECT b.id FROM accounts_batch b WHERE b.id = touched.id) IS NULL
              LIMIT 1;
             IF FOUND THEN
                 RAISE EXCEPTION 'accounts: batch % does not exist', batch
