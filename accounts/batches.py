@@ -33,13 +33,14 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from django.db import IntegrityError
+from django.db import DatabaseError, IntegrityError, connections
 from django.utils.translation import gettext_lazy as _
 
 from . import arguments, limits, posting, rules, signals, sql, transfers
 from .exceptions import AccountException, InvalidReversal
 from .idempotency import Request, after_race
 from .models import Account, Batch, Hold, Transfer, generate_reference
+from .sql import prepared
 
 
 @dataclass
@@ -75,12 +76,45 @@ def post(
     reverses: Batch | None = None,
     metadata: dict[str, Any] | None = None,
 ) -> Batch:
-    """Post the planned transfers as one batch; see ``facade.transfer_many``."""
+    """Post the planned transfers as one batch; see ``facade.transfer_many``.
+
+    In its own transaction, the batch's statements are prepared on
+    PostgreSQL (``accounts.sql.prepared``); a server session that lost one
+    rolled the whole batch back, which is posted once more, unprepared.
+    Inside the caller's transaction nothing is prepared: such an error
+    would end the caller's transaction too.
+    """
+    connection = connections[using]
+    prepare = not connection.in_atomic_block and prepared.usable(connection)
+    arguments = (using, request, planned)
+    options = {"atomic": atomic, "user": user, "description": description}
+    options.update(reverses=reverses, metadata=metadata)
+    try:
+        return _post(*arguments, **options, prepare=prepare)
+    except DatabaseError as error:
+        if not (prepare and prepared.lost(error)):
+            raise
+        prepared.forget(connection)
+        return _post(*arguments, **options, prepare=False)
+
+
+def _post(
+    using: str,
+    request: Request,
+    planned: list[Planned],
+    *,
+    atomic: bool,
+    user: Any,
+    description: str,
+    reverses: Batch | None,
+    metadata: dict[str, Any] | None,
+    prepare: bool,
+) -> Batch:
     ids = {p.source_id for p in planned} | {p.destination_id for p in planned}
     # Drawn before the locks: they need nothing the locks protect.
     references = [generate_reference() for _ in planned]
     try:
-        with posting.locked(using, sorted(ids), limits=True) as lock:
+        with posting.locked(using, sorted(ids), limits=True, prepare=prepare) as lock:
             existing = request.find(Batch, using)
             if existing is not None:
                 return _replay(using, request, existing)
@@ -159,7 +193,7 @@ def post(
                 **posting.recorded(request, user, lock.now),
                 metadata=metadata or {},
             )
-            _write(using, batch, legs, rows, lapsed, lock.now)
+            _write(using, batch, legs, rows, lapsed, lock.now, prepare)
     except IntegrityError as error:
         existing = after_race(Batch, using, request.key, error)
         return _replay(using, request, existing)
@@ -223,6 +257,7 @@ def _write(
     rows: dict[int, Account],
     lapsed: list[Hold],
     now: Any,
+    prepare: bool,
 ) -> None:
     """Write the batch, its transfers, their legs and the balances, in fixed statements."""
     transfers = [leg.transfer for leg in legs]
@@ -245,7 +280,7 @@ def _write(
         }
         for pk in touched
     }
-    sql.write_batch(using, batch, transfers, entries, written, WRITTEN)
+    sql.write_batch(using, batch, transfers, entries, written, WRITTEN, prepare=prepare)
     if lapsed:
         posting.resolve_holds(using, lapsed, Hold.Status.EXPIRED, None, now)
     posting.after_commit_all(

@@ -51,9 +51,7 @@ an account in a currency the settings no longer list.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import weakref
 from decimal import Decimal
 from typing import Any
 
@@ -68,6 +66,7 @@ from .exceptions import InvalidAccount
 from .idempotency import Request
 from .models import Account, Transfer, generate_reference
 from .pg_transfer_sql import FALLBACK, KEY, PARAMETERS
+from .sql import prepared as statements
 from .sql.base import cached
 
 
@@ -240,7 +239,7 @@ def _execute(using: str, statement: str, params: dict[str, Any]) -> list[Any]:
     # With server-side binding psycopg prepares statements itself (after
     # "prepare_threshold" runs), and deallocates every prepared statement of
     # the session on a ROLLBACK: ours would be lost at each one.
-    ours = conf.PREPARE_STATEMENTS and not _server_side_binding(connection)
+    ours = statements.usable(connection)
     for prepared in (ours, False):
         try:
             if connection.in_atomic_block:
@@ -250,7 +249,7 @@ def _execute(using: str, statement: str, params: dict[str, Any]) -> list[Any]:
         except DatabaseError as error:
             if not prepared or getattr(error.__cause__, "sqlstate", None) != "26000":
                 raise
-            _prepared_names(connection).clear()
+            statements.forget(connection)
     raise AssertionError("unreachable")
 
 
@@ -267,13 +266,13 @@ def _run(connection: Any, statement: str, params: dict[str, Any], *, prepared: b
     """
     with connection.cursor() as cursor:
         if not prepared:
-            if _server_side_binding(connection):
+            if statements.server_side_binding(connection):
                 # Bound parameters, each typed: a NULL has no type of its own.
                 statement = cached(("pg transfer typed", statement), lambda: _typed(statement))
             cursor.execute(statement, params)
             return list(cursor.fetchall())
-        name = cached(("pg transfer name", statement), lambda: _name(statement))
-        names = _prepared_names(connection)
+        name = statements.name(statement, "accounts_transfer")
+        names = statements.names(connection)
         if name not in names:
             positions = {key: "$%d::%s" % (n, kind) for n, (key, kind) in enumerate(PARAMETERS, 1)}
             types = ", ".join(kind for _key, kind in PARAMETERS)
@@ -290,29 +289,9 @@ def _run(connection: Any, statement: str, params: dict[str, Any], *, prepared: b
         return list(cursor.fetchall())
 
 
-def _server_side_binding(connection: Any) -> bool:
-    """Whether the connection binds parameters on the server (OPTIONS "server_side_binding")."""
-    return bool(connection.settings_dict.get("OPTIONS", {}).get("server_side_binding"))
-
-
 def _typed(statement: str) -> str:
     """The statement with each parameter cast to its type (``%(key)s::numeric``)."""
     return statement % {key: "%%(%s)s::%s" % (key, kind) for key, kind in PARAMETERS}
-
-
-#: The statements prepared on each server session, by its psycopg connection
-#: (weakly: a closed connection's entry goes with it, and a new connection,
-#: whatever its id(), starts with none).
-_PREPARED: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
-
-
-def _prepared_names(connection: Any) -> set[str]:
-    """The statements prepared on the connection's current server session."""
-    return _PREPARED.setdefault(connection.connection, set())
-
-
-def _name(statement: str) -> str:
-    return "accounts_transfer_%s" % hashlib.sha256(statement.encode()).hexdigest()[:12]
 
 
 def _explain(

@@ -103,7 +103,12 @@ class Locked:
 
 @contextmanager
 def locked(
-    using: str, account_ids: Iterable[int], *, nowait: bool = False, limits: bool = False
+    using: str,
+    account_ids: Iterable[int],
+    *,
+    nowait: bool = False,
+    limits: bool = False,
+    prepare: bool = False,
 ) -> Iterator[Locked]:
     """Open the atomic block and lock the accounts, in primary-key order.
 
@@ -112,12 +117,15 @@ def locked(
     another transaction holds: the sweeps use it for every item but the
     first of a batch, so that they never wait while holding locks.
     ``limits=True`` reads the accounts' spending limits in the same
-    statement (operations that debit). Raises ``InvalidAccount`` if an
-    account does not exist.
+    statement (operations that debit). ``prepare``: see
+    ``accounts.sql.lock_accounts``. Raises ``InvalidAccount`` if an account
+    does not exist.
     """
     ids = list(account_ids)
     with transaction.atomic(using=using):
-        rows, now, found = sql.lock_accounts(using, ids, nowait=nowait, limits=limits)
+        rows, now, found = sql.lock_accounts(
+            using, ids, nowait=nowait, limits=limits, prepare=prepare
+        )
         missing = set(ids) - rows.keys()
         if missing:
             raise InvalidAccount(

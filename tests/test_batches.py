@@ -285,6 +285,71 @@ def test_a_batch_across_many_accounts_writes_each_balance_and_spending(world, fu
     assert_ledger_consistent()
 
 
+def _verbs(call):
+    """The first word of each statement ``call`` sends (savepoints left out)."""
+    with CaptureQueriesContext(connection) as queries:
+        call()
+    found = [q["sql"].split("(")[0].split()[0].upper() for q in queries]
+    return [verb for verb in found if verb not in ("SAVEPOINT", "RELEASE")]
+
+
+needs_our_prepared_statements = pytest.mark.skipif(
+    connection.vendor != "postgresql"
+    or bool(connection.settings_dict["OPTIONS"].get("server_side_binding")),
+    reason="our PREPARE and EXECUTE: PostgreSQL with client-side binding",
+)
+
+
+@needs_our_prepared_statements
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_in_its_own_transaction_is_prepared_once_and_again_when_lost(fund):
+    wallet, shops = AccountFactory(), [AccountFactory() for _ in range(20)]
+    fund(wallet, "100.00")
+    # More accounts than the statements built once per count: the lock too
+    # takes one array, and is prepared.
+    requests = [Request(wallet, shop, Decimal("0.50")) for shop in shops]
+    facade.transfer_many(requests)
+    assert _verbs(lambda: facade.transfer_many(requests)) == [
+        "BEGIN",
+        "EXECUTE",
+        "EXECUTE",
+        "COMMIT",
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute("DEALLOCATE ALL")  # what a pooler's DISCARD ALL does
+    # Refused by the server, the batch rolled back and posted again, unprepared.
+    lost = _verbs(lambda: facade.transfer_many(requests))
+    assert lost == ["BEGIN", "EXECUTE", "ROLLBACK", "BEGIN", "WITH", "WITH", "COMMIT"]
+    assert _verbs(lambda: facade.transfer_many(requests)) == [
+        "BEGIN", "PREPARE", "EXECUTE", "PREPARE", "EXECUTE", "COMMIT",
+    ]  # fmt: skip
+    # Four batches, each posted once.
+    assert stored(wallet).balance == gbp("60.00")
+    assert all(stored(shop).balance == gbp("2.00") for shop in shops)
+    assert Batch.objects.count() == 4
+    assert Transfer.objects.filter(batch__isnull=False).count() == 80
+    assert_ledger_consistent()
+
+
+@needs_our_prepared_statements
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_in_the_callers_transaction_or_with_the_setting_off_is_not_prepared(fund):
+    wallet, shops = AccountFactory(), [AccountFactory() for _ in range(20)]
+    fund(wallet, "100.00")
+    requests = [Request(wallet, shop, Decimal("1.00")) for shop in shops]
+
+    def in_atomic():
+        with transaction.atomic():
+            facade.transfer_many(requests)
+
+    # A server's refusal would end the caller's transaction with the batch.
+    assert "EXECUTE" not in _verbs(in_atomic)
+    with override_settings(ACCOUNTS_PREPARE_STATEMENTS=False):
+        assert "EXECUTE" not in _verbs(lambda: facade.transfer_many(requests))
+    assert stored(wallet).balance == gbp("60.00")
+    assert_ledger_consistent()
+
+
 def test_lapsed_holds_free_their_money_for_a_batch_and_are_marked_expired(world):
     placed_at = timezone.now() - datetime.timedelta(hours=1)
     with ledger_time(placed_at):

@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from ..models import Account, Batch, Transaction, Transfer
+from . import prepared
 from .base import LEG_FIELDS, cached, field, insert_statement, insertable, legs_columns, saved
 
 
@@ -88,6 +89,8 @@ def write_batch_unnest(
     legs: list[tuple[Any, ...]],
     rows: dict[int, dict[str, Any]],
     names: Sequence[str],
+    *,
+    prepare: bool = False,
 ) -> None:
     """PostgreSQL: a batch, its transfers, their legs and the balances in one statement.
 
@@ -97,7 +100,9 @@ def write_batch_unnest(
     the new batch's key, each leg finds its transfer by the transfer's
     reference, and the accounts' ``names`` columns are set from ``rows``
     (:func:`ledger_unnest`). One statement is one round trip, and the
-    two-legs guard checks each statement (migration 0015).
+    two-legs guard checks each statement (migration 0015). The same few
+    parameters whatever the size: with ``prepare``, planned once per server
+    session (``accounts.sql.prepared``).
     """
     qn = connection.ops.quote_name
     batch_sql, batch_params = insert_statement(connection, batch)
@@ -158,9 +163,13 @@ def write_batch_unnest(
     if not leg_rows:
         columns += [array_literal([])] * (len(LEG_FIELDS) + 1)
     by_reference = {obj.reference: obj for obj in transfers}
-    with connection.cursor() as cursor:
-        cursor.execute(statement, [*batch_params, *columns, *balances])
-        found = cursor.fetchall()
+    params = [*batch_params, *columns, *balances]
+    if prepare and prepared.usable(connection):
+        found = prepared.run(connection, statement, params)
+    else:
+        with connection.cursor() as cursor:
+            cursor.execute(statement, params)
+            found = cursor.fetchall()
     saved(batch, found[0][0], using)
     for _batch_pk, new_pk, new_reference in found:
         if new_reference is not None:

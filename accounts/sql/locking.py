@@ -15,6 +15,7 @@ from django.db import DatabaseError, connections
 from .. import clock
 from ..clock import NOW_SQL
 from ..models import Account
+from . import prepared
 from .arrays import array_literal
 from .base import CACHED_ROWS, built, cached, read_converters
 
@@ -150,7 +151,12 @@ def limits_from_rows(using: str, rows: list[Any], at: int) -> dict[int, dict[str
 
 
 def lock_accounts(
-    using: str, ids: list[int], *, nowait: bool = False, limits: bool = False
+    using: str,
+    ids: list[int],
+    *,
+    nowait: bool = False,
+    limits: bool = False,
+    prepare: bool = False,
 ) -> tuple[dict[int, Account], datetime, dict[int, dict[str, Decimal]]]:
     """``SELECT ... FOR UPDATE`` the accounts, in primary-key order.
 
@@ -159,7 +165,9 @@ def lock_accounts(
     and with ``limits`` each account's spending limits by period, read in
     the same statement (``{}`` without). With ``nowait`` (and a database
     that has it), a row another transaction holds fails the statement at
-    once instead of waiting (see ``locks_busy``).
+    once instead of waiting (see ``locks_busy``). ``prepare``: on PostgreSQL,
+    the statement for many accounts (one array of keys) is prepared once per
+    server session (``accounts.sql.prepared``).
     """
     connection = connections[using]
     wait = not nowait
@@ -205,9 +213,12 @@ def lock_accounts(
     else:
         sql = cached((using, "lock", len(ids), wait, limits), build, rows=len(ids))
     width = len(LOCKED_FIELDS)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        rows = cursor.fetchall()
+    if prepare and len(ids) > CACHED_ROWS and prepared.usable(connection):
+        rows = prepared.run(connection, sql, params)
+    else:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            rows = cursor.fetchall()
     moments = [row[width] for row in rows if row[width] is not None]
     found = limits_from_rows(using, rows, width + 1) if limits else {}
     return accounts_from_rows(using, rows), clock.from_database(max(moments, default=None)), found

@@ -80,6 +80,8 @@ def write_batch(
     legs: list[tuple[Any, ...]],
     rows: dict[int, dict[str, Any]],
     names: Sequence[str],
+    *,
+    prepare: bool = False,
 ) -> None:
     """``INSERT`` a batch, its transfers and their legs, and set the accounts' columns.
 
@@ -88,15 +90,16 @@ def write_batch(
     ``transfers``, then its values in ``LEG_FIELDS`` order; ``rows`` maps an
     account's primary key to its ``names`` columns. PostgreSQL: one
     statement, one array per column however many rows
-    (``write_batch_unnest``). Elsewhere the batch, then the transfers in one
-    ``INSERT``, their new keys by ``RETURNING`` where the database has it
-    for a multi-row insert (MariaDB 10.5+, SQLite 3.35+), else from one
-    ``SELECT`` by their unique references, the legs in one ``INSERT``, and
-    the accounts in one ``UPDATE``.
+    (``write_batch_unnest``; prepared with ``prepare``). Elsewhere the
+    batch, then the transfers in one ``INSERT``, their new keys by
+    ``RETURNING`` where the database has it for a multi-row insert (MariaDB
+    10.5+, SQLite 3.35+), else from one ``SELECT`` by their unique
+    references, the legs in one ``INSERT``, and the accounts in one
+    ``UPDATE``.
     """
     connection = connections[using]
     if connection.vendor == "postgresql":
-        write_batch_unnest(connection, using, batch, transfers, legs, rows, names)
+        write_batch_unnest(connection, using, batch, transfers, legs, rows, names, prepare=prepare)
         return
     insert(using, batch)
     for transfer in transfers:
