@@ -13,8 +13,9 @@ from decimal import Decimal
 from typing import Any
 
 from ..models import Account, Batch, Transaction, Transfer
-from . import prepared
 from .base import LEG_FIELDS, cached, field, insert_statement, insertable, legs_columns, saved
+from .prepared import run as run_prepared
+from .prepared import usable as may_prepare
 
 
 def array_literal(values: Sequence[Any]) -> str:
@@ -164,8 +165,8 @@ def write_batch_unnest(
         columns += [array_literal([])] * (len(LEG_FIELDS) + 1)
     by_reference = {obj.reference: obj for obj in transfers}
     params = [*batch_params, *columns, *balances]
-    if prepare and prepared.usable(connection):
-        found = prepared.run(connection, statement, params)
+    if prepare and may_prepare(connection):
+        found = run_prepared(connection, statement, params)
     else:
         with connection.cursor() as cursor:
             cursor.execute(statement, params)

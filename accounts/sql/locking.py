@@ -15,9 +15,10 @@ from django.db import DatabaseError, connections
 from .. import clock
 from ..clock import NOW_SQL
 from ..models import Account
-from . import prepared
 from .arrays import array_literal
 from .base import CACHED_ROWS, built, cached, read_converters
+from .prepared import run as run_prepared
+from .prepared import usable as may_prepare
 
 #: Errors a ``NOWAIT`` lock raises when the row is taken: PostgreSQL's
 #: lock_not_available, MariaDB's lock wait timeout, MySQL 8's ER_LOCK_NOWAIT.
@@ -213,8 +214,8 @@ def lock_accounts(
     else:
         sql = cached((using, "lock", len(ids), wait, limits), build, rows=len(ids))
     width = len(LOCKED_FIELDS)
-    if prepare and len(ids) > CACHED_ROWS and prepared.usable(connection):
-        rows = prepared.run(connection, sql, params)
+    if prepare and len(ids) > CACHED_ROWS and may_prepare(connection):
+        rows = run_prepared(connection, sql, params)
     else:
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
