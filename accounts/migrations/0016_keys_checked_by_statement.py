@@ -10,8 +10,8 @@ transfer in a batch, each a query of its own. A batch of 100 transfers ran
 The legs' statement-level guard (migration 0015) now also refuses, when a
 statement that inserts legs ends, a leg whose transfer does not exist or
 whose account is neither that transfer's source nor its destination
-(after the two-legs rule, whose refusals read as before). That
-is stricter than the foreign keys were (a leg on an unrelated account was
+(after the two-legs rule, whose refusals read as before). That is
+stricter than the foreign keys were (a leg on an unrelated account was
 accepted), and makes them redundant, so they are dropped:
 
 * a leg's account is its transfer's source or destination, and the
@@ -28,8 +28,8 @@ can be deleted, and those keys are what refuses it.
 The checks read each leg's transfer, and each batch, through its primary
 key: a scalar subquery, one index lookup each, which the planner cannot
 turn into a join that scans the whole table, whatever it guesses of a
-transition table's size. Django's model state keeps the foreign keys: they are still
-what the ORM joins on.
+transition table's size. Django's model state keeps the foreign keys:
+they are still what the ORM joins on.
 
 MariaDB/MySQL and SQLite have no statement-level triggers: their foreign
 keys stay as they are.
