@@ -33,7 +33,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from django.db import DatabaseError, IntegrityError, connections
+from django.db import IntegrityError, connections
 from django.utils.translation import gettext_lazy as _
 
 from . import arguments, limits, posting, rules, signals, sql, transfers
@@ -85,17 +85,21 @@ def post(
     would end the caller's transaction too.
     """
     connection = connections[using]
-    prepare = not connection.in_atomic_block and prepared.usable(connection)
-    arguments = (using, request, planned)
-    options = {"atomic": atomic, "user": user, "description": description}
-    options.update(reverses=reverses, metadata=metadata)
-    try:
-        return _post(*arguments, **options, prepare=prepare)
-    except DatabaseError as error:
-        if not (prepare and prepared.lost(error)):
-            raise
-        prepared.forget(connection)
-        return _post(*arguments, **options, prepare=False)
+    return prepared.retry_unprepared(
+        connection,
+        lambda prepare: _post(
+            using,
+            request,
+            planned,
+            atomic=atomic,
+            user=user,
+            description=description,
+            reverses=reverses,
+            metadata=metadata,
+            prepare=prepare,
+        ),
+        prepare=not connection.in_atomic_block and prepared.usable(connection),
+    )
 
 
 def _post(

@@ -56,7 +56,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db import DatabaseError, connections, transaction
+from django.db import connections, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -239,18 +239,14 @@ def _execute(using: str, statement: str, params: dict[str, Any]) -> list[Any]:
     # With server-side binding psycopg prepares statements itself (after
     # "prepare_threshold" runs), and deallocates every prepared statement of
     # the session on a ROLLBACK: ours would be lost at each one.
-    ours = statements.usable(connection)
-    for prepared in (ours, False):
-        try:
-            if connection.in_atomic_block:
-                with transaction.atomic(using=using):
-                    return _run(connection, statement, params, prepared=prepared)
-            return _run(connection, statement, params, prepared=prepared)
-        except DatabaseError as error:
-            if not prepared or getattr(error.__cause__, "sqlstate", None) != "26000":
-                raise
-            statements.forget(connection)
-    raise AssertionError("unreachable")
+
+    def run(prepared: bool) -> list[Any]:
+        if connection.in_atomic_block:
+            with transaction.atomic(using=using):
+                return _run(connection, statement, params, prepared=prepared)
+        return _run(connection, statement, params, prepared=prepared)
+
+    return statements.retry_unprepared(connection, run, prepare=statements.usable(connection))
 
 
 def _run(connection: Any, statement: str, params: dict[str, Any], *, prepared: bool) -> list[Any]:

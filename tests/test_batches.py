@@ -36,6 +36,7 @@ from .utils import (
     ledger_totals,
     needs_row_locks,
     run_concurrently,
+    statement_verbs,
 )
 
 pytestmark = pytest.mark.django_db
@@ -285,14 +286,6 @@ def test_a_batch_across_many_accounts_writes_each_balance_and_spending(world, fu
     assert_ledger_consistent()
 
 
-def _verbs(call):
-    """The first word of each statement ``call`` sends (savepoints left out)."""
-    with CaptureQueriesContext(connection) as queries:
-        call()
-    found = [q["sql"].split("(")[0].split()[0].upper() for q in queries]
-    return [verb for verb in found if verb not in ("SAVEPOINT", "RELEASE")]
-
-
 needs_our_prepared_statements = pytest.mark.skipif(
     connection.vendor != "postgresql"
     or bool(connection.settings_dict["OPTIONS"].get("server_side_binding")),
@@ -309,7 +302,7 @@ def test_a_batch_in_its_own_transaction_is_prepared_once_and_again_when_lost(fun
     # takes one array, and is prepared.
     requests = [Request(wallet, shop, Decimal("0.50")) for shop in shops]
     facade.transfer_many(requests)
-    assert _verbs(lambda: facade.transfer_many(requests)) == [
+    assert statement_verbs(lambda: facade.transfer_many(requests)) == [
         "BEGIN",
         "EXECUTE",
         "EXECUTE",
@@ -318,9 +311,9 @@ def test_a_batch_in_its_own_transaction_is_prepared_once_and_again_when_lost(fun
     with connection.cursor() as cursor:
         cursor.execute("DEALLOCATE ALL")  # what a pooler's DISCARD ALL does
     # Refused by the server, the batch rolled back and posted again, unprepared.
-    lost = _verbs(lambda: facade.transfer_many(requests))
+    lost = statement_verbs(lambda: facade.transfer_many(requests))
     assert lost == ["BEGIN", "EXECUTE", "ROLLBACK", "BEGIN", "WITH", "WITH", "COMMIT"]
-    assert _verbs(lambda: facade.transfer_many(requests)) == [
+    assert statement_verbs(lambda: facade.transfer_many(requests)) == [
         "BEGIN", "PREPARE", "EXECUTE", "PREPARE", "EXECUTE", "COMMIT",
     ]  # fmt: skip
     # Four batches, each posted once.
@@ -343,9 +336,9 @@ def test_a_batch_in_the_callers_transaction_or_with_the_setting_off_is_not_prepa
             facade.transfer_many(requests)
 
     # A server's refusal would end the caller's transaction with the batch.
-    assert "EXECUTE" not in _verbs(in_atomic)
+    assert "EXECUTE" not in statement_verbs(in_atomic)
     with override_settings(ACCOUNTS_PREPARE_STATEMENTS=False):
-        assert "EXECUTE" not in _verbs(lambda: facade.transfer_many(requests))
+        assert "EXECUTE" not in statement_verbs(lambda: facade.transfer_many(requests))
     assert stored(wallet).balance == gbp("60.00")
     assert_ledger_consistent()
 

@@ -26,7 +26,7 @@ from accounts.exceptions import AccountException, InsufficientFunds
 from accounts.limits import USAGE_COLUMNS
 from accounts.models import Account, Hold, SpendingLimit, Transaction, Transfer
 
-from .utils import ledger_time
+from .utils import ledger_time, statement_verbs
 
 pytestmark = [
     pytest.mark.django_db,
@@ -259,15 +259,6 @@ def test_rules_that_disagree_are_a_loud_error_and_write_nothing(fund):
     assert Transfer.objects.count() == before
 
 
-def statements(call):
-    from django.test.utils import CaptureQueriesContext
-
-    with CaptureQueriesContext(connection) as queries:
-        call()
-    found = [q["sql"].split("(")[0].split()[0].upper() for q in queries]
-    return [name for name in found if name not in ("SAVEPOINT", "RELEASE")]
-
-
 SERVER_SIDE_BINDING = bool(connection.settings_dict["OPTIONS"].get("server_side_binding"))
 
 
@@ -277,15 +268,15 @@ def test_the_statement_is_prepared_once_per_connection_and_again_when_lost(fund)
     wallet, shop = Account.objects.create(), Account.objects.create()
     fund(wallet, "10.00")
     facade.transfer(wallet, shop, Decimal("1.00"))
-    assert statements(lambda: facade.transfer(wallet, shop, Decimal("1.00"))) == ["EXECUTE"]
+    assert statement_verbs(lambda: facade.transfer(wallet, shop, Decimal("1.00"))) == ["EXECUTE"]
     with connection.cursor() as cursor:
         cursor.execute("DEALLOCATE ALL")  # what a pooler's DISCARD ALL does
     # Refused by the server, then run unprepared; prepared again next time.
-    assert statements(lambda: facade.transfer(wallet, shop, Decimal("1.00"))) == [
+    assert statement_verbs(lambda: facade.transfer(wallet, shop, Decimal("1.00"))) == [
         "EXECUTE",
         "WITH",
     ]
-    assert statements(lambda: facade.transfer(wallet, shop, Decimal("1.00"))) == [
+    assert statement_verbs(lambda: facade.transfer(wallet, shop, Decimal("1.00"))) == [
         "PREPARE",
         "EXECUTE",
     ]
@@ -312,14 +303,14 @@ def test_with_server_side_binding_psycopg_prepares_it_and_a_rollback_loses_nothi
 
     # No key, no user, no limits: NULL arguments, each typed in the statement.
     for _ in range(6):
-        assert statements(lambda: facade.transfer(wallet, shop, Decimal("1.00"))) == ["WITH"]
+        assert statement_verbs(lambda: facade.transfer(wallet, shop, Decimal("1.00"))) == ["WITH"]
     assert ours_prepared() == 1  # by psycopg, after prepare_threshold runs
     with pytest.raises(InsufficientFunds, match="cannot be debited"):
         with transaction.atomic():
             facade.transfer(wallet, shop, Decimal("1.00"))
             facade.transfer(wallet, shop, Decimal("100.00"))
     # psycopg deallocated its statements at the ROLLBACK: nothing fails for it.
-    assert statements(lambda: facade.transfer(wallet, shop, Decimal("1.00"))) == ["WITH"]
+    assert statement_verbs(lambda: facade.transfer(wallet, shop, Decimal("1.00"))) == ["WITH"]
     assert Account.objects.get(pk=shop.pk).balance.amount == Decimal("7.00")
 
 
@@ -327,5 +318,5 @@ def test_with_server_side_binding_psycopg_prepares_it_and_a_rollback_loses_nothi
 def test_statements_are_not_prepared_when_the_setting_says_so(fund):
     wallet, shop = Account.objects.create(), Account.objects.create()
     fund(wallet, "10.00")
-    assert statements(lambda: facade.transfer(wallet, shop, Decimal("1.00"))) == ["WITH"]
+    assert statement_verbs(lambda: facade.transfer(wallet, shop, Decimal("1.00"))) == ["WITH"]
     assert Account.objects.get(pk=shop.pk).balance.amount == Decimal("1.00")

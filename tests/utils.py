@@ -471,6 +471,17 @@ def data_statements(queries: Any) -> list[str]:
     return [q["sql"] for q in queries.captured_queries if not is_transaction_control(q["sql"])]
 
 
+def statement_verbs(call: Any) -> list[str]:
+    """The first word of each statement ``call`` sends (``EXECUTE``...), savepoints left out."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        call()
+    found = [q["sql"].split("(")[0].split()[0].upper() for q in queries]
+    return [verb for verb in found if verb not in ("SAVEPOINT", "RELEASE")]
+
+
 def run_concurrently(count: int, work: Any) -> tuple[list[Any], list[Any], list[Any]]:
     """Run ``work(i)`` in ``count`` threads released at the same moment, each with its
     own database connection.

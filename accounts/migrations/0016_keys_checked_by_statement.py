@@ -41,29 +41,25 @@ from django.db import migrations
 
 previous = importlib.import_module("accounts.migrations.0015_statement_level_legs_guard")
 
-LEGS_CHECK = """
-        CREATE OR REPLACE FUNCTION accounts_check_new_legs() RETURNS trigger
+# 0015's two-legs rule, as it was: the first check of both functions.
+TWO_LEGS = previous.CHECK.split("BEGIN\n", 1)[1].split("            RETURN NULL;", 1)[0]
+
+FUNCTION = """
+        CREATE OR REPLACE FUNCTION {function}() RETURNS trigger
         LANGUAGE plpgsql AS $$
         DECLARE
             transfer bigint;
-            account bigint;
+            {found} bigint;
             legs bigint;
             total numeric;
         BEGIN
-            SELECT touched.id, found.legs, found.total INTO transfer, legs, total
-              FROM (SELECT DISTINCT transfer_id AS id FROM new_rows) AS touched
-              CROSS JOIN LATERAL (
-                  SELECT count(*) AS legs, coalesce(sum(amount), 0) AS total
-                    FROM accounts_transaction WHERE transfer_id = touched.id
-              ) AS found
-             WHERE found.legs <> 2 OR found.total <> 0
-             LIMIT 1;
-            IF FOUND THEN
-                RAISE EXCEPTION
-                    'accounts: transfer % has % leg(s) summing to %: a transfer needs '
-                    'exactly two legs that sum to zero', transfer, legs, total
-                    USING ERRCODE = 'integrity_constraint_violation';
-            END IF;
+{two_legs}{check}            RETURN NULL;
+        END
+        $$
+"""
+
+# A leg of a transfer that does not exist, or on neither of its accounts.
+LEG_OWNER = """\
             SELECT leg.transfer_id, leg.account_id INTO transfer, account
               FROM (
                   SELECT added.transfer_id, added.account_id, (
@@ -80,34 +76,10 @@ LEGS_CHECK = """
                     'existing transfer, on its source or its destination', transfer, account
                     USING ERRCODE = 'foreign_key_violation';
             END IF;
-            RETURN NULL;
-        END
-        $$
 """
 
-TRANSFERS_CHECK = """
-        CREATE OR REPLACE FUNCTION accounts_check_new_transfers() RETURNS trigger
-        LANGUAGE plpgsql AS $$
-        DECLARE
-            transfer bigint;
-            batch bigint;
-            legs bigint;
-            total numeric;
-        BEGIN
-            SELECT touched.id, found.legs, found.total INTO transfer, legs, total
-              FROM (SELECT DISTINCT id AS id FROM new_rows) AS touched
-              CROSS JOIN LATERAL (
-                  SELECT count(*) AS legs, coalesce(sum(amount), 0) AS total
-                    FROM accounts_transaction WHERE transfer_id = touched.id
-              ) AS found
-             WHERE found.legs <> 2 OR found.total <> 0
-             LIMIT 1;
-            IF FOUND THEN
-                RAISE EXCEPTION
-                    'accounts: transfer % has % leg(s) summing to %: a transfer needs '
-                    'exactly two legs that sum to zero', transfer, legs, total
-                    USING ERRCODE = 'integrity_constraint_violation';
-            END IF;
+# A transfer in a batch that does not exist.
+TRANSFER_BATCH = """\
             SELECT touched.id INTO batch
               FROM (SELECT DISTINCT batch_id AS id FROM new_rows WHERE batch_id IS NOT NULL)
                    AS touched
@@ -117,10 +89,20 @@ TRANSFERS_CHECK = """
                 RAISE EXCEPTION 'accounts: batch % does not exist', batch
                     USING ERRCODE = 'foreign_key_violation';
             END IF;
-            RETURN NULL;
-        END
-        $$
 """
+
+LEGS_CHECK = FUNCTION.format(
+    function="accounts_check_new_legs",
+    found="account",
+    two_legs=TWO_LEGS % {"column": "transfer_id"},
+    check=LEG_OWNER,
+)
+TRANSFERS_CHECK = FUNCTION.format(
+    function="accounts_check_new_transfers",
+    found="batch",
+    two_legs=TWO_LEGS % {"column": "id"},
+    check=TRANSFER_BATCH,
+)
 
 #: The foreign keys dropped, as migrations 0001 and 0008 made them (re-created
 #: going back): table, constraint name, column, table referred to.

@@ -23,7 +23,10 @@ from __future__ import annotations
 
 import hashlib
 import weakref
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from django.db import DatabaseError
 
 from ..conf import conf
 from .base import cached
@@ -59,6 +62,24 @@ def forget(connection: Any) -> None:
 def lost(error: BaseException) -> bool:
     """Whether ``error`` says a prepared statement no longer exists (SQLSTATE 26000)."""
     return getattr(error.__cause__, "sqlstate", None) == "26000"
+
+
+T = TypeVar("T")
+
+
+def retry_unprepared(connection: Any, run: Callable[[bool], T], *, prepare: bool) -> T:
+    """``run(prepare)``; if the session lost a prepared statement, ``run(False)`` once more.
+
+    ``run`` must have undone everything when it raises (its own transaction
+    or savepoint): the statements are prepared again the next time.
+    """
+    try:
+        return run(prepare)
+    except DatabaseError as error:
+        if not (prepare and lost(error)):
+            raise
+        forget(connection)
+        return run(False)
 
 
 def name(statement: str, prefix: str = "accounts") -> str:
