@@ -16,7 +16,11 @@ writes, or writes nothing:
   the generic path). They are read ``FOR UPDATE``, after the accounts: the
   statement's snapshot was taken before it waited for the account locks,
   and only a locking read re-checks a hold that the transaction it waited
-  for resolved (reading them plainly would count such a hold twice);
+  for resolved (reading them plainly would count such a hold twice).
+  Holds lapse rarely, so there are two statements: the common one does
+  not lapse holds, and when the source has some to lapse (and a credit or
+  spending limit they matter to) it writes nothing and hands over to the
+  full one, which does (``accounts.pg_transfer_sql.LAPSING``);
 * ``decision``: a given ``effective_at`` no later than that clock (bad
   input, judged first, as the generic path does), then the rules of
   ``accounts.rules.decide_transfer``, in the same order, as SQL over the
@@ -65,7 +69,7 @@ from .conf import conf
 from .exceptions import InvalidAccount
 from .idempotency import Request
 from .models import Account, Transfer, generate_reference
-from .pg_transfer_sql import FALLBACK, KEY, PARAMETERS
+from .pg_transfer_sql import FALLBACK, KEY, LAPSING, PARAMETERS
 from .sql import prepared as statements
 from .sql.base import cached
 
@@ -79,7 +83,6 @@ def post(
     merchant_reference, description = order.merchant_reference, order.description
     metadata, effective_at = order.metadata, order.effective_at
     connection = connections[using]
-    statement = pg_transfer_sql.statement(connection)
     reference = generate_reference()
     username = posting.username(user)
     fingerprint = request.fingerprint()
@@ -105,7 +108,11 @@ def post(
         "travelled": clock.travelled(),
         **_period_parameters(),
     }
-    rows = _execute(using, statement, params)
+    rows = _execute(using, pg_transfer_sql.statement(connection), params)
+    width = len(sql.LOCKED_FIELDS)
+    if rows and rows[0][width + 1] == LAPSING:
+        # The source has expired holds to lapse: the full statement (rare).
+        rows = _execute(using, pg_transfer_sql.statement(connection, lapse=True), params)
     width = len(sql.LOCKED_FIELDS)
     ids = {row[0] for row in rows}
     missing = {source_id, destination_id} - ids

@@ -118,6 +118,9 @@ OPERATIONS = [
 @pytest.mark.parametrize("name", OPERATIONS)
 def test_a_fault_on_any_statement_leaves_nothing_partial(world, name):
     operation = world[name]
+    # Counted on a second run: a first one may prepare statements (PREPARE
+    # outlives the rollback), which later runs do not send again.
+    statements_of(operation)
     total = statements_of(operation)
     # One on PostgreSQL for a plain transfer (accounts.pg_transfer).
     assert total >= 1, "%s ran %d statement(s)" % (name, total)

@@ -16,7 +16,7 @@ from unittest import mock
 
 import pytest
 from django.db import connection, transaction
-from django.test.utils import override_settings
+from django.test.utils import CaptureQueriesContext, override_settings
 from django.utils import timezone
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
@@ -281,6 +281,47 @@ def test_the_statement_is_prepared_once_per_connection_and_again_when_lost(fund)
         "EXECUTE",
     ]
     assert Account.objects.get(pk=shop.pk).balance.amount == Decimal("4.00")
+
+
+@pytest.mark.skipif(SERVER_SIDE_BINDING, reason="with server-side binding psycopg prepares it")
+@pytest.mark.django_db(transaction=True)
+def test_only_a_source_with_holds_to_lapse_pays_for_the_full_statement(fund):
+    wallet = Account.objects.create(credit_limit=Decimal("0"))
+    shop = Account.objects.create()
+    fund(wallet, "10.00")
+    now = timezone.now()
+    lapsing = facade.hold(
+        wallet, shop, Decimal("6.00"), expires_at=now + datetime.timedelta(minutes=5)
+    )
+    facade.hold(wallet, shop, Decimal("1.00"), expires_at=now + datetime.timedelta(days=1))
+
+    def executed(call):
+        """The prepared statements ``call`` runs, by name."""
+        with CaptureQueriesContext(connection) as queries:
+            call()
+        return [q["sql"].split("(")[0].split()[1] for q in queries if q["sql"].startswith("EXEC")]
+
+    # Money held, none of it lapsing yet: the common statement alone.
+    facade.transfer(wallet, shop, Decimal("1.00"))
+    common = executed(lambda: facade.transfer(wallet, shop, Decimal("1.00")))
+    assert len(common) == 1
+    with pytest.raises(InsufficientFunds, match="only £1.00 is available"):
+        facade.transfer(wallet, shop, Decimal("1.01"))
+    # Past the first hold's expiry the common statement hands over to the
+    # full one, which lapses the hold and uses what it gave back.
+    with ledger_time(now + datetime.timedelta(minutes=10)):
+        both = executed(lambda: facade.transfer(wallet, shop, Decimal("7.00")))
+    assert both[0] == common[0] and len(both) == 2 and both[1] != common[0]
+    lapsing.refresh_from_db()
+    wallet.refresh_from_db()
+    assert (lapsing.status, wallet.balance.amount, wallet.held.amount) == (
+        "expired",
+        Decimal("1.00"),
+        Decimal("1.00"),
+    )
+    # Nothing left to lapse: the common statement alone again.
+    fund(wallet, "1.00")
+    assert len(executed(lambda: facade.transfer(wallet, shop, Decimal("0.50")))) == 1
 
 
 @pytest.mark.skipif(
