@@ -55,9 +55,10 @@ an account in a currency the settings no longer list.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.db import connections, transaction
@@ -69,7 +70,7 @@ from .conf import conf
 from .exceptions import InvalidAccount
 from .idempotency import Request
 from .models import Account, Transfer, generate_reference
-from .pg_transfer_sql import FALLBACK, KEY, LAPSING, PARAMETERS
+from .pg_transfer_sql import ANSWER, FALLBACK, KEY, LAPSING, PARAMETERS
 from .sql import prepared as statements
 from .sql.base import cached
 
@@ -113,35 +114,30 @@ def post(
     if rows and rows[0][width + 1] == LAPSING:
         # The source has expired holds to lapse: the full statement (rare).
         rows = _execute(using, pg_transfer_sql.statement(connection, lapse=True), params)
-    width = len(sql.LOCKED_FIELDS)
-    ids = {row[0] for row in rows}
-    missing = {source_id, destination_id} - ids
-    if missing:
-        raise InvalidAccount(
-            _("Account %(account)s does not exist (was it deleted?)."), account=min(missing)
-        )
-    now, refused, moved, transfer_id, lapsed_ids, lapsed_total = rows[0][width : width + 6]
-    # The source's usage of its spending limits, after lapsed holds gave theirs back.
-    usage = dict(zip(limits.PERIODS, rows[0][width + 9 : width + 12], strict=True))
-    now = clock.from_database(now)
+    if not rows:
+        # No pair of accounts to decide on: say which is missing.
+        _missing(using, source_id, destination_id)
+        return None
+    answer = dict(zip(ANSWER, rows[0][width:], strict=True))
+    refused, moved, transfer_id = answer["refused"], answer["moved"], answer["transfer"]
+    now = clock.from_database(answer["now"])
+    usage = {period: answer["%s_used" % period] for period in limits.PERIODS}
     if refused is not None or transfer_id is None:
         if refused in (KEY, FALLBACK) or transfer_id is None and refused is None:
             return None
         found = sql.accounts_from_rows(using, rows)
-        spending_limits = sql.limits_from_rows(using, rows, width + 6)[source_id]
+        spending_limits = sql.limits_from_rows(using, rows, width + ANSWER.index("day_limit"))
         arguments.check_effective_at(effective_at, now)
         _explain(found[source_id], found[destination_id], value, currency, now, allow_partial,
-                 lapsed_total, spending_limits, usage)  # fmt: skip
-    # Success: no Account objects are built, only the figures the caller's
-    # instances get (the rows are plain tuples, in the columns' order).
-    by_id = {row[0]: row for row in rows}
-    src, dst = by_id[source_id], by_id[destination_id]
+                 answer["lapsed"], spending_limits[source_id], usage)  # fmt: skip
+    # Success: one row, no Account objects built, only the figures the
+    # caller's instances get.
     posted = posting.new_transfer(
         id=transfer_id,
         reference=reference,
         source_id=source_id,
         destination_id=destination_id,
-        currency=src[COLUMN["currency"]],
+        currency=answer["s_currency"],
         amount=moved,
         merchant_reference=merchant_reference,
         description=description,
@@ -157,15 +153,15 @@ def post(
         posted.user = user
     posted._state.adding, posted._state.db = False, using
     posting.after_commit(using, signals.transfer_posted, Transfer, transfer=posted)
-    if lapsed_ids:
-        posting.after_commit_resolved(using, lapsed_ids)
+    if answer["lapsed_holds"]:
+        posting.after_commit_resolved(using, answer["lapsed_holds"])
     written: dict[int, dict[str, Any]] = {
         source_id: {
-            "balance": src[COLUMN["balance"]] - moved,
-            "held": src[COLUMN["held"]] - (lapsed_total or Decimal(0)),
-            **_usage_written(src, dst, usage, moved, params),
+            "balance": answer["s_balance"] - moved,
+            "held": answer["s_held"] - answer["lapsed"],
+            **_usage_written(answer, usage, moved, params),
         },
-        destination_id: {"balance": dst[COLUMN["balance"]] + moved},
+        destination_id: {"balance": answer["d_balance"] + moved},
     }
     for instance in order.instances:
         if isinstance(instance, Account) and instance.pk in written:
@@ -175,23 +171,19 @@ def post(
 
 
 def _usage_written(
-    src: tuple[Any, ...],
-    dst: tuple[Any, ...],
-    usage: dict[str, Decimal],
-    moved: Decimal,
-    params: dict[str, Any],
+    answer: dict[str, Any], usage: dict[str, Decimal], moved: Decimal, params: dict[str, Any]
 ) -> dict[str, Any]:
     """The spending usage the statement wrote on the source's row (as its ``balances`` do)."""
-    if src[COLUMN["role"]] is not None:
+    if answer["s_role"] is not None:
         return {}
-    counts = dst[COLUMN["role"]] != "expired"
+    counts = answer["d_role"] != "expired"
     found: dict[str, Any] = {}
     for period, (amount_column, from_column) in limits.COLUMNS.items():
         current = params["%s_from" % period]
         if counts:
             found[amount_column] = min(usage[period] + moved, limits.USAGE_CAP)
             found[from_column] = current
-        elif src[COLUMN[from_column]] == current:
+        elif answer["s_" + from_column] == current:
             found[amount_column] = usage[period]
     return found
 
@@ -230,9 +222,18 @@ def _period_parameters() -> dict[str, Any]:
 _PERIODS: dict[tuple[str, bool], dict[str, Any]] = {}
 
 
-#: Where an account's columns stand in the rows the statement returns.
-COLUMN = {f.attname: n for n, f in enumerate(sql.LOCKED_FIELDS)}
-assert COLUMN["id"] == 0
+def _missing(using: str, source_id: int, destination_id: int) -> None:
+    """Raise ``InvalidAccount`` for the account of the two that does not exist."""
+    found = set(
+        Account.objects.using(using)
+        .filter(pk__in=(source_id, destination_id))
+        .values_list("pk", flat=True)
+    )
+    missing = {source_id, destination_id} - found
+    if missing:
+        raise InvalidAccount(
+            _("Account %(account)s does not exist (was it deleted?)."), account=min(missing)
+        )
 
 
 def _execute(using: str, statement: str, params: dict[str, Any]) -> list[Any]:
@@ -274,22 +275,81 @@ def _run(connection: Any, statement: str, params: dict[str, Any], *, prepared: b
                 statement = cached(("pg transfer typed", statement), lambda: _typed(statement))
             cursor.execute(statement, params)
             return list(cursor.fetchall())
-        name = statements.name(statement, "accounts_transfer")
+        form = _prepared_form(connection, statement, params)
         names = statements.names(connection)
-        if name not in names:
-            positions = {key: "$%d::%s" % (n, kind) for n, (key, kind) in enumerate(PARAMETERS, 1)}
-            types = ", ".join(kind for _key, kind in PARAMETERS)
-            cursor.execute("PREPARE %s(%s) AS %s" % (name, types, statement % positions))
-            names.add(name)
+        if form.name not in names:
+            # Yesterday's form (or one for other settings) goes first.
+            for old in [name for name in names if name.startswith(form.family)]:
+                cursor.execute("DEALLOCATE %s" % old)
+                names.discard(old)
+            cursor.execute(form.prepare)
+            names.add(form.name)
         # Prepared only with client-side binding (see _execute): the driver
         # quotes each argument as a literal, and EXECUTE's typed parameters
         # take them, NULLs included.
-        execute = cached(
-            ("pg transfer execute", name),
-            lambda: "EXECUTE %s(%s)" % (name, ", ".join(["%s"] * len(PARAMETERS))),
-        )
-        cursor.execute(execute, [params[key] for key, _kind in PARAMETERS])
+        cursor.execute(form.execute, [params[key] for key in form.arguments])
         return list(cursor.fetchall())
+
+
+#: The parameters that stay the same all day (the settings' bounds, the
+#: current spending periods): written into the prepared form as literals,
+#: so that each run sends and parses only the others.
+DAILY = (
+    "minimum",
+    "maximum",
+    "limit",
+    "day_from",
+    "week_from",
+    "month_from",
+    "day_start",
+    "day_end",
+    "week_start",
+    "month_start",
+    "usage_cap",
+)
+
+
+class PreparedForm(NamedTuple):
+    #: The prefix of every form of the statement, whatever its daily values.
+    family: str
+    name: str
+    prepare: str
+    execute: str
+    arguments: tuple[str, ...]
+
+
+def _prepared_form(connection: Any, statement: str, params: dict[str, Any]) -> PreparedForm:
+    """The statement's prepared form for today's :data:`DAILY` values (the last one kept)."""
+    daily = tuple(params[key] for key in DAILY)
+    found = _FORMS.get((connection.alias, statement))
+    if found is not None and found[0] == daily:
+        return found[1]
+    positions: dict[str, str] = {}
+    arguments = []
+    for key, kind in PARAMETERS:
+        if key in DAILY:
+            # Quoted by the driver, as any argument would be.
+            positions[key] = "%s::%s" % (connection.ops.compose_sql("%s", [params[key]]), kind)
+        else:
+            arguments.append(key)
+            positions[key] = "$%d::%s" % (len(arguments), kind)
+    text = statement % positions
+    family = statements.name(statement, "accounts_transfer") + "_"
+    name = family + hashlib.sha256(text.encode()).hexdigest()[:12]
+    types = ", ".join(kind for key, kind in PARAMETERS if key not in DAILY)
+    form = PreparedForm(
+        family=family,
+        name=name,
+        prepare="PREPARE %s(%s) AS %s" % (name, types, text),
+        execute="EXECUTE %s(%s)" % (name, ", ".join(["%s"] * len(arguments))),
+        arguments=tuple(arguments),
+    )
+    _FORMS[(connection.alias, statement)] = (daily, form)
+    return form
+
+
+#: The last prepared form of each statement, by database alias.
+_FORMS: dict[tuple[str, str], tuple[tuple[Any, ...], PreparedForm]] = {}
 
 
 def _typed(statement: str) -> str:

@@ -54,6 +54,38 @@ PARAMETERS = [
 ]
 
 
+#: What the statement answers, after the locked accounts' columns: one row when
+#: it wrote, with no account columns; a row per locked account when a rule
+#: refused (Python explains the refusal on them); none when an account is
+#: missing.
+ANSWER = (
+    "now",
+    "refused",
+    "moved",
+    "transfer",
+    "lapsed_holds",
+    "lapsed",
+    # The source's spending limits, and what each period has used (after
+    # lapsed holds gave theirs back): in accounts.limits.PERIODS order.
+    "day_limit",
+    "week_limit",
+    "month_limit",
+    "day_used",
+    "week_used",
+    "month_used",
+    # What the writes changed, as the accounts were locked.
+    "s_currency",
+    "s_balance",
+    "s_held",
+    "s_role",
+    "d_balance",
+    "d_role",
+    "s_spent_day_from",
+    "s_spent_week_from",
+    "s_spent_month_from",
+)
+
+
 def statement(connection: Any, *, lapse: bool = False) -> str:
     """The statement, built once per database and set of currencies.
 
@@ -324,10 +356,9 @@ new_legs AS (
     FROM new_transfer t, decision x
     WHERE a.id IN (%(source)s, %(destination)s)
 )
-SELECT locked.*, x.now, x.refused, x.moved,
-       (SELECT id FROM new_transfer), {lapsed_ids}, x.lapsed,
-       x.day_limit, x.week_limit, x.month_limit, x.day_used, x.week_used, x.month_used
-FROM locked LEFT JOIN decision x ON true
+SELECT locked.*, x.now, x.refused, x.moved, (SELECT id FROM new_transfer), {lapsed_ids},
+       {", ".join("x." + name for name in ANSWER[5:])}
+FROM decision x LEFT JOIN locked ON x.refused IS NOT NULL
 """
 
 

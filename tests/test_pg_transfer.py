@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from accounts import amounts, facade, limits, pg_transfer
-from accounts.exceptions import AccountException, InsufficientFunds
+from accounts.exceptions import AccountException, InsufficientFunds, SpendingLimitExceeded
 from accounts.limits import USAGE_COLUMNS
 from accounts.models import Account, Hold, SpendingLimit, Transaction, Transfer
 
@@ -281,6 +281,52 @@ def test_the_statement_is_prepared_once_per_connection_and_again_when_lost(fund)
         "EXECUTE",
     ]
     assert Account.objects.get(pk=shop.pk).balance.amount == Decimal("4.00")
+
+
+@pytest.mark.skipif(SERVER_SIDE_BINDING, reason="with server-side binding psycopg prepares it")
+@pytest.mark.django_db(transaction=True)
+def test_each_day_prepares_its_own_form_and_lets_the_last_one_go(fund):
+    wallet, shop = Account.objects.create(), Account.objects.create()
+    fund(wallet, "10.00")
+
+    def ours_prepared():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT name FROM pg_prepared_statements WHERE statement LIKE %s",
+                ["%WITH locked AS MATERIALIZED%"],
+            )
+            return {row[0] for row in cursor.fetchall()}
+
+    facade.transfer(wallet, shop, Decimal("1.00"))
+    today = ours_prepared()
+    assert len(today) == 1
+    # The day's spending periods are written into the prepared form: the
+    # next day has a form of its own, and the last one is deallocated.
+    with ledger_time(timezone.now() + datetime.timedelta(days=1)):
+        assert statement_verbs(lambda: facade.transfer(wallet, shop, Decimal("1.00"))) == [
+            "DEALLOCATE",
+            "PREPARE",
+            "EXECUTE",
+        ]
+        tomorrow = ours_prepared()
+        assert statement_verbs(lambda: facade.transfer(wallet, shop, Decimal("1.00"))) == [
+            "EXECUTE"
+        ]
+    assert len(tomorrow) == 1 and tomorrow != today
+    wallet.refresh_from_db()
+    assert wallet.balance.amount == Decimal("7.00")
+    # Each day's form judges by its own day: the next day's usage of a daily
+    # spending limit starts from nothing.
+    limited = Account.objects.create()
+    fund(limited, "10.00")
+    SpendingLimit.objects.create(account=limited, period="day", amount=Decimal("3.00"))
+    facade.transfer(limited, shop, Decimal("3.00"))
+    with pytest.raises(SpendingLimitExceeded, match="daily spending limit is £3.00"):
+        facade.transfer(limited, shop, Decimal("0.01"))
+    with ledger_time(timezone.now() + datetime.timedelta(days=1)):
+        facade.transfer(limited, shop, Decimal("3.00"))
+    limited.refresh_from_db()
+    assert limited.balance.amount == Decimal("4.00")
 
 
 @pytest.mark.skipif(SERVER_SIDE_BINDING, reason="with server-side binding psycopg prepares it")
