@@ -83,6 +83,8 @@ def account_id(account: Account | int, role: StrOrPromise) -> int:
 
     Raises ``InvalidAccount`` for an unsaved account or anything else.
     """
+    if type(account) is int:
+        return account
     if isinstance(account, apps.get_model("accounts", "Account")):
         if account.pk is None:
             raise InvalidAccount(

@@ -104,7 +104,9 @@ def post(
         "key": request.key,
         "fingerprint": fingerprint,
         # Checked (accounts.arguments.metadata): JSON text, cast to jsonb.
-        "metadata": json.dumps(metadata, ensure_ascii=False, separators=(",", ":")),
+        "metadata": json.dumps(metadata, ensure_ascii=False, separators=(",", ":"))
+        if metadata
+        else "{}",
         "effective_at": effective_at,
         "travelled": clock.travelled(),
         **_period_parameters(),

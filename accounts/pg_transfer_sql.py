@@ -93,9 +93,15 @@ def statement(connection: Any, *, lapse: bool = False) -> str:
     the source has some that matter to the rules, it writes nothing and says
     :data:`LAPSING`, and the full statement (``lapse=True``) runs instead.
     """
-    places = tuple((code, amounts.currency_places(code)) for code in conf.CURRENCIES)
-    key = (connection.alias, "pg transfer", places, lapse)
-    return cached(key, lambda: _build(connection, places, lapse=lapse))
+    currencies = conf.CURRENCIES
+    return cached(
+        (connection.alias, "pg transfer", currencies, lapse),
+        lambda: _build(
+            connection,
+            tuple((code, amounts.currency_places(code)) for code in currencies),
+            lapse=lapse,
+        ),
+    )
 
 
 def _build(connection: Any, places: tuple[tuple[str, int], ...], *, lapse: bool) -> str:

@@ -176,7 +176,6 @@ def retry_on_conflict(
                         in_transaction=True,
                         error=exc,
                     ) from exc
-            attempts = max(1, conf.RETRY_ATTEMPTS)
             attempt = 1
             while True:
                 try:
@@ -184,6 +183,7 @@ def retry_on_conflict(
                 except (DatabaseError, RetryableConflict) as exc:
                     if not is_conflict(exc):
                         raise
+                    attempts = max(1, conf.RETRY_ATTEMPTS)
                     if attempt >= attempts:
                         logger.warning(
                             "%s gave up after %d attempts: %s", name, attempt, _first_line(exc)

@@ -467,8 +467,20 @@ def is_transaction_control(sql: str) -> bool:
 
 
 def data_statements(queries: Any) -> list[str]:
-    """The SQL of captured queries, without transaction control (BEGIN, SAVEPOINT, ...)."""
-    return [q["sql"] for q in queries.captured_queries if not is_transaction_control(q["sql"])]
+    """The SQL of captured queries, without transaction control (BEGIN, SAVEPOINT, ...).
+
+    Nor PostgreSQL's ``PREPARE`` and ``DEALLOCATE``: a statement is prepared
+    once per connection and day (``accounts.pg_transfer``), whichever call
+    happens to come first.
+    """
+    return [
+        q["sql"]
+        for q in queries.captured_queries
+        if not is_transaction_control(q["sql"]) and not q["sql"].startswith(_PREPARING)
+    ]
+
+
+_PREPARING = ("PREPARE ", "DEALLOCATE ")
 
 
 def statement_verbs(call: Any) -> list[str]:

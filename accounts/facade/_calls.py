@@ -35,17 +35,26 @@ if TYPE_CHECKING:
 Amount: TypeAlias = "Money | Decimal"
 
 
+#: What the checks call the arguments they refuse (made once, translated when shown).
+_KEY, _MERCHANT_REFERENCE, _DESCRIPTION = (
+    _("Idempotency key"),
+    _("Merchant reference"),
+    _("Description"),
+)
+_SOURCE, _DESTINATION = _("source"), _("destination")
+
+
 class Caller:
     """Who makes a call and the texts given with it, checked: storable, within their lengths."""
 
     def __init__(
         self, merchant_reference: object, description: object, key: object, user: object
     ) -> None:
-        self.key: str | None = arguments.text(key, _("Idempotency key"), 128, allow_empty=False)
+        self.key: str | None = arguments.text(key, _KEY, 128, allow_empty=False)
         self.merchant_reference: str | None = arguments.text(
-            merchant_reference, _("Merchant reference"), 128
+            merchant_reference, _MERCHANT_REFERENCE, 128
         )
-        self.description: str | None = arguments.text(description, _("Description"), None)
+        self.description: str | None = arguments.text(description, _DESCRIPTION, None)
         self.user: AbstractBaseUser | None = arguments.saved_user(user)
 
     def request(
@@ -193,8 +202,8 @@ def extra(
 
 def pair(source: Account | int, destination: Account | int) -> tuple[int, int]:
     """The primary keys of two different saved accounts (``SameAccount`` for one)."""
-    source_id = arguments.account_id(source, _("source"))
-    destination_id = arguments.account_id(destination, _("destination"))
+    source_id = arguments.account_id(source, _SOURCE)
+    destination_id = arguments.account_id(destination, _DESTINATION)
     if source_id == destination_id:
         raise SameAccount(account=source)
     return source_id, destination_id
