@@ -39,7 +39,8 @@ from django.utils.translation import gettext_lazy as _
 from . import arguments, limits, posting, rules, signals, sql, transfers
 from .exceptions import AccountException, InvalidReversal
 from .idempotency import Request, after_race
-from .models import Account, Batch, Hold, Transfer, generate_reference
+from .model_columns import generate_references
+from .models import Account, Batch, Hold, Transfer
 from .sql import prepared
 
 
@@ -116,9 +117,11 @@ def _post(
 ) -> Batch:
     ids = {p.source_id for p in planned} | {p.destination_id for p in planned}
     # Drawn before the locks: they need nothing the locks protect.
-    references = [generate_reference() for _ in planned]
+    references = generate_references(len(planned))
     try:
-        with posting.locked(using, sorted(ids), limits=True, prepare=prepare) as lock:
+        # Only the sources' spending limits: nothing else is debited.
+        sources = {p.source_id for p in planned}
+        with posting.locked(using, sorted(ids), limits=sources, prepare=prepare) as lock:
             existing = request.find(Batch, using)
             if existing is not None:
                 return _replay(using, request, existing)
@@ -129,7 +132,7 @@ def _post(
             # Holds past their expiry stop reserving money, for good (the
             # caller's atomic block undoes it with everything else).
             lapsed: list[Hold] = []
-            limited = [rows[pk] for pk in {p.source_id for p in planned}]
+            limited = [rows[pk] for pk in sources]
             for src in sorted(limited, key=lambda row: row.pk):
                 if posting.credit_limit(src) is not None or lock.limits.get(src.pk):
                     lapsed += _lapse(using, src, lock.now)

@@ -54,10 +54,10 @@ PARAMETERS = [
 ]
 
 
-#: What the statement answers, after the locked accounts' columns: one row when
-#: it wrote, with no account columns; a row per locked account when a rule
-#: refused (Python explains the refusal on them); none when an account is
-#: missing.
+#: What the statement answers, after the locked accounts' columns: one row,
+#: its account columns empty, when no rule refused; a row per locked account
+#: when one did (Python explains the refusal on them); none when an account
+#: is missing.
 ANSWER = (
     "now",
     "refused",

@@ -24,7 +24,7 @@ was written to their rows (:func:`update_instances`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -107,7 +107,7 @@ def locked(
     account_ids: Iterable[int],
     *,
     nowait: bool = False,
-    limits: bool = False,
+    limits: bool | Collection[int] = False,
     prepare: bool = False,
 ) -> Iterator[Locked]:
     """Open the atomic block and lock the accounts, in primary-key order.
@@ -117,7 +117,8 @@ def locked(
     another transaction holds: the sweeps use it for every item but the
     first of a batch, so that they never wait while holding locks.
     ``limits=True`` reads the accounts' spending limits in the same
-    statement (operations that debit). ``prepare``: see
+    statement (operations that debit); a collection of keys reads only
+    those accounts' (the ones debited). ``prepare``: see
     ``accounts.sql.lock_accounts``. Raises ``InvalidAccount`` if an account
     does not exist.
     """

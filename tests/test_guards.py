@@ -309,13 +309,52 @@ def test_a_transfer_in_a_batch_that_does_not_exist_is_refused():
 
 @postgresql_only
 def test_an_account_with_legs_still_cannot_be_deleted_by_raw_sql(transfer, account):
-    # The legs' own foreign keys are gone (0016): the transfer's keep the
-    # account, checked here at once instead of at COMMIT.
-    with pytest.raises(IntegrityError, match="accounts_transfer"):
+    # The legs' foreign keys are gone (0016), and the transfers' to their
+    # accounts (0018): a trigger keeps an account any transfer names.
+    with pytest.raises(IntegrityError, match="named by transfer %d" % transfer.pk):
         with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
             cursor.execute("DELETE FROM accounts_account WHERE id = %s", [account.pk])
     assert Transaction.objects.filter(account=account).count() == 1
+
+
+@postgresql_only
+@pytest.mark.parametrize("side", ["source", "destination"])
+def test_an_account_a_transfer_names_keeps_its_row_and_its_key(side):
+    bank, payee = Account.objects.source_account(), AccountFactory()
+    facade.transfer(bank, payee, Decimal("5.00"))
+    # Each named on one side only.
+    named = bank if side == "source" else payee
+    for statement in (
+        "DELETE FROM accounts_account WHERE id = %s",
+        "UPDATE accounts_account SET id = id + 1000000 WHERE id = %s",
+    ):
+        with pytest.raises(IntegrityError, match="account %d is named by transfer" % named.pk):
+            raw(statement, named.pk)
+    assert Account.objects.filter(pk=named.pk).exists()
+    # An account no transfer names goes, and other columns still change.
+    unused = AccountFactory()
+    assert raw("UPDATE accounts_account SET name = 'Renamed' WHERE id = %s", named.pk) == 1
+    assert raw("DELETE FROM accounts_account WHERE id = %s", unused.pk) == 1
+
+
+@postgresql_only
+@pytest.mark.parametrize("side", ["source", "destination"])
+def test_a_transfer_naming_an_account_that_does_not_exist_is_refused(side):
+    missing = (Account.objects.order_by("-pk").values_list("pk", flat=True).first() or 0) + 1000
+    bank, account = Account.objects.source_account(), AccountFactory()
+    source, destination = (missing, account.pk) if side == "source" else (bank.pk, missing)
+    before = Transfer.objects.count(), Transaction.objects.count()
+    with pytest.raises(IntegrityError, match="names account %d, which does not exist" % missing):
+        raw(
+            "WITH t AS (INSERT INTO accounts_transfer (reference, source_id, destination_id, "
+            "currency, amount, description, username, created, effective_at, metadata) "
+            "VALUES (%s, %s, %s, 'GBP', 5, '', '', now(), now(), '{}') RETURNING id) "
+            "INSERT INTO accounts_transaction (transfer_id, account_id, currency, amount, "
+            "balance_after, created) SELECT t.id, leg.account, 'GBP', leg.amount, leg.amount, "
+            "now() FROM t, (VALUES (%s::bigint, -5::numeric), (%s, 5)) AS leg(account, amount)",
+            generate_reference(), source, destination, source, destination,
+        )  # fmt: skip
+    assert (Transfer.objects.count(), Transaction.objects.count()) == before
 
 
 def _scans_of_ledger_tables():

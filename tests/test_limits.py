@@ -397,6 +397,39 @@ def test_a_batch_counts_each_transfer_in_order(wallet, shop):
     assert_ledger_consistent()
 
 
+@pytest.mark.parametrize("others", [0, 20], ids=["few accounts", "many accounts"])
+def test_a_batch_reads_the_limits_of_the_accounts_it_debits_whatever_else_they_do(
+    wallet, shop, others
+):
+    # The batch's locking read fetches limits for its sources only: an
+    # account both credited and debited in one batch is a source, and its
+    # limit holds; one only credited has no limit to meet.
+    bank = Account.objects.source_account()
+    payees = [AccountFactory() for _ in range(others)]
+    requests = [facade.TransferRequest(bank, wallet, Decimal("10.00"))]
+    requests += [facade.TransferRequest(bank, payee, Decimal("1.00")) for payee in payees]
+    requests += [facade.TransferRequest(wallet, shop, Decimal("400.00"))] * 2
+    with pytest.raises(SpendingLimitExceeded, match="£0.00 is left") as caught:
+        facade.transfer_many(requests)
+    assert caught.value.index == len(requests) - 1
+    batch = facade.transfer_many(requests[:-1])
+    assert len(batch.transfers.all()) == len(requests) - 1
+    assert spent(wallet)["day"] == Decimal("400.00")
+    # Debited only, on credit, past its own daily limit.
+    debited_only = AccountFactory(account_type=wallet.account_type, credit_limit=Decimal("50"))
+    SpendingLimit.objects.create(account=debited_only, period=DAY, amount=Decimal("5.00"))
+    with pytest.raises(SpendingLimitExceeded, match="£5.00 is left") as caught:
+        facade.transfer_many(
+            [*requests[1:-2], facade.TransferRequest(debited_only, shop, Decimal("6"))]
+        )
+    assert caught.value.index == others
+    credited_only = AccountFactory(account_type=wallet.account_type)
+    SpendingLimit.objects.create(account=credited_only, period=DAY, amount=Decimal("0.00"))
+    facade.transfer_many([facade.TransferRequest(bank, credited_only, Decimal("5.00"))] * 3)
+    assert Account.objects.get(pk=credited_only.pk).balance.amount == Decimal("15.00")
+    assert_ledger_consistent()
+
+
 # Cost ------------------------------------------------------------------------------------
 
 

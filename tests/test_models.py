@@ -20,6 +20,7 @@ from accounts.exceptions import (
     ProtectedAccount,
     UnsupportedCurrency,
 )
+from accounts.model_columns import generate_references
 from accounts.models import (
     REFERENCE_ALPHABET,
     REFERENCE_LENGTH,
@@ -511,8 +512,13 @@ def test_ledger_rows_cannot_be_created_around_the_facade(source, account):
 # Transfer references ------------------------------------------------------------------
 
 
-def test_generated_references_use_every_character_of_the_alphabet_in_every_position():
-    references = [generate_reference() for _ in range(3000)]
+@pytest.mark.parametrize("drawn", ["one by one", "together"])
+def test_generated_references_use_every_character_of_the_alphabet_in_every_position(drawn):
+    if drawn == "together":  # as a batch draws them
+        references = generate_references(1000) + generate_references(1) + generate_references(1999)
+    else:
+        references = [generate_reference() for _ in range(3000)]
+    assert len(references) == 3000
     assert {len(reference) for reference in references} == {REFERENCE_LENGTH}
     assert len(set(references)) == len(references)
     for position in range(REFERENCE_LENGTH):

@@ -6,6 +6,7 @@ the spending limits, read in the same statement, as ``Account`` rows.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -156,7 +157,7 @@ def lock_accounts(
     ids: list[int],
     *,
     nowait: bool = False,
-    limits: bool = False,
+    limits: bool | Collection[int] = False,
     prepare: bool = False,
 ) -> tuple[dict[int, Account], datetime, dict[int, dict[str, Decimal]]]:
     """``SELECT ... FOR UPDATE`` the accounts, in primary-key order.
@@ -164,14 +165,30 @@ def lock_accounts(
     Returns them by pk, the database's time once every lock was granted
     (the latest of the times read with each row; see ``accounts.clock``),
     and with ``limits`` each account's spending limits by period, read in
-    the same statement (``{}`` without). With ``nowait`` (and a database
+    the same statement (``{}`` without): every account's, or with a
+    collection of keys only those accounts' (the ones debited; the others
+    have none read, and ``{}``). With ``nowait`` (and a database
     that has it), a row another transaction holds fails the statement at
     once instead of waiting (see ``locks_busy``). ``prepare``: on PostgreSQL,
     the statement for many accounts (one array of keys) is prepared once per
     server session (``accounts.sql.prepared``).
     """
+    from ..limits import PERIODS
+
     connection = connections[using]
     wait = not nowait
+    debited = None if isinstance(limits, bool) else sorted(limits)
+    if debited == []:
+        limits, debited = False, None
+    many = connection.vendor == "postgresql" and len(ids) > CACHED_ROWS
+
+    def limit_list(row: str) -> str:
+        columns = limit_columns(connection, row)
+        if debited is not None:
+            keys = "= ANY(%s::bigint[])" if many else "IN (%s)" % ", ".join(["%s"] * len(debited))
+            pk = "%s.%s" % (row, connection.ops.quote_name(Account._meta.pk.column))
+            columns = ["CASE WHEN %s %s THEN %s END" % (pk, keys, column) for column in columns]
+        return ", %s" % ", ".join(columns)
 
     def build() -> str:
         qn = connection.ops.quote_name
@@ -186,9 +203,7 @@ def lock_accounts(
             # PostgreSQL, where the scan computes its columns before the lock
             # is taken: there the locked rows are read again, below.
             ", %s" % now_sql if connection.vendor != "postgresql" else "",
-            ", %s" % ", ".join(limit_columns(connection, table))
-            if limits and connection.vendor != "postgresql"
-            else "",
+            limit_list(table) if limits and connection.vendor != "postgresql" else "",
             table,
             pk,
             ", ".join(["%s"] * len(ids)),
@@ -202,17 +217,32 @@ def lock_accounts(
             select = "WITH locked AS MATERIALIZED (%s) SELECT locked.*, %s%s FROM locked" % (
                 select,
                 now_sql,
-                ", %s" % ", ".join(limit_columns(connection, "locked")) if limits else "",
+                limit_list("locked") if limits else "",
             )
         return select
 
     params: list[Any] = list(ids)
-    if connection.vendor == "postgresql" and len(ids) > CACHED_ROWS:
+    # Which limits are read, as the statement's shape: all, none, or those
+    # of so many accounts.
+    kind: object = bool(limits) if debited is None else ("some", len(debited))
+    if many:
         # One array parameter, not one placeholder per account.
-        sql = cached((using, "lock any", wait, limits), lambda: _lock_any(connection, build()))
+        kind = kind if debited is None else "some"
+        sql = cached((using, "lock any", wait, kind), lambda: _lock_any(connection, build()))
         params = [array_literal(params)]
+        if debited is not None:
+            # The limits follow the locking read (see build()).
+            params += [array_literal(debited)] * len(PERIODS)
     else:
-        sql = cached((using, "lock", len(ids), wait, limits), build, rows=len(ids))
+        sql = cached((using, "lock", len(ids), wait, kind), build, rows=len(ids))
+        if debited is not None:
+            debited_params = debited * len(PERIODS)
+            # The limits come before the keys, except on PostgreSQL.
+            params = (
+                params + debited_params
+                if connection.vendor == "postgresql"
+                else (debited_params + params)
+            )
     width = len(LOCKED_FIELDS)
     if prepare and len(ids) > CACHED_ROWS and may_prepare(connection):
         rows = run_prepared(connection, sql, params)
