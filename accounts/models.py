@@ -452,9 +452,16 @@ class Account(models.Model):
 
     # Saving: what changed, and what may be stored ------------------------------
 
-    def _remember(self, names: Any = None) -> None:
-        """Record the values of ``names`` (default: every loaded column) as the database's."""
+    def _remember(self, names: Any = None, *, loaded: dict[str, Any] | None = None) -> None:
+        """Record the values of ``names`` (default: every loaded column) as the database's.
+
+        ``loaded``: the row just read, by attribute name (every locked row
+        comes here): kept as it is when its values are all plain.
+        """
         values = self.__dict__
+        if loaded is not None and all(type(value) in _PLAIN for value in loaded.values()):
+            self._loaded = loaded
+            return
         if names is None:
             # Every row loaded from the database comes here: the plain values
             # (no Money, no JSON to copy) as they are.

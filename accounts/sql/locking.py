@@ -81,8 +81,9 @@ def accounts_from_rows(using: str, rows: list[Any]) -> dict[int, Account]:
             values[n] = value
         # The metadata, not read, is deferred. What Account.from_db does
         # for the ORM, without Model.__init__ (see sql.base.built).
-        account = built(Account, zip(LOCKED_NAMES, values, strict=True), using)
-        account._remember()
+        loaded = dict(zip(LOCKED_NAMES, values, strict=True))
+        account = built(Account, loaded.items(), using)
+        account._remember(loaded=loaded)
         found[account.pk] = account
     return found
 
