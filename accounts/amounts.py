@@ -41,6 +41,12 @@ MONEY_TYPES = (BaseMoney,)
 
 
 @cache
+def _step(places: int) -> Decimal:
+    """The smallest unit with ``places`` decimal places (2: ``Decimal("0.01")``)."""
+    return Decimal(1).scaleb(-places)
+
+
+@cache
 def currency_places(code: str) -> int:
     """Return the number of decimal places of a currency's minor unit (GBP: 2, JPY: 0).
 
@@ -142,7 +148,7 @@ def check_places(amount: Decimal, currency: str, *, what: str | Promise | None =
     """
     places = currency_places(currency)
     try:
-        exact = amount == amount.quantize(Decimal(1).scaleb(-places))
+        exact = amount == amount.quantize(_step(places))
     except InvalidOperation:
         exact = False
     if not exact:

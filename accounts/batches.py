@@ -175,18 +175,9 @@ def _post(
                     transfers.give_back(item.parent, src, dst, moved, lock.now, placed)
                 elif limits.counts(src, dst):
                     limits.spend(src, moved, lock.now)
-                transfer = _apply(src, dst, moved, item, user, lock.now, index, references[index])
-                legs.append(
-                    Leg(
-                        transfer,
-                        src,
-                        dst,
-                        moved,
-                        posting.amount(src, "balance"),
-                        posting.amount(dst, "balance"),
-                    )
-                )
-                results.append(transfer)
+                leg = _apply(src, dst, moved, item, user, lock.now, index, references[index])
+                legs.append(leg)
+                results.append(leg.transfer)
             if not legs and any(item.skip_when_reversed for item in planned):
                 raise InvalidReversal(
                     _("Every transfer of batch %(batch)s has already been fully reversed."),
@@ -223,11 +214,12 @@ def _apply(
     now: Any,
     index: int,
     reference: str,
-) -> Transfer:
-    """Move ``moved`` between the locked rows in memory; return the transfer to write."""
-    src.__dict__["balance"] = posting.amount(src, "balance") - moved
-    dst.__dict__["balance"] = posting.amount(dst, "balance") + moved
-    return posting.new_transfer(
+) -> Leg:
+    """Move ``moved`` between the locked rows in memory; return the transfer to write,
+    with both balances after it."""
+    source_after = src.__dict__["balance"] = posting.amount(src, "balance") - moved
+    destination_after = dst.__dict__["balance"] = posting.amount(dst, "balance") + moved
+    transfer = posting.new_transfer(
         reference=reference,
         source_id=src.pk,
         destination_id=dst.pk,
@@ -243,6 +235,7 @@ def _apply(
         effective_at=item.effective_at or now,
         metadata=item.metadata,
     )
+    return Leg(transfer, src, dst, moved, source_after, destination_after)
 
 
 @dataclass

@@ -160,7 +160,9 @@ def new_transfer(**values: Any) -> Transfer:
     builds one per transfer, hundreds for a batch.
     """
     assert values.keys() <= _NO_VALUES.keys(), values.keys() - _NO_VALUES.keys()
-    return built(Transfer, {**_NO_VALUES, **values}.items())
+    transfer = built(Transfer, _NO_VALUES.items())
+    transfer.__dict__.update(values)
+    return transfer
 
 
 #: Every column of a transfer, by attribute name, not set yet.

@@ -40,6 +40,10 @@ if TYPE_CHECKING:
 OPEN, FROZEN, CLOSED = "open", "frozen", "closed"
 
 
+#: What a refusal of a transfer's amount calls it.
+_THE_AMOUNT = _("The amount")
+
+
 def check_pair(
     src: Account, dst: Account, currency: str | None, now: datetime, *, skip_window: bool = False
 ) -> None:
@@ -56,7 +60,8 @@ def check_pair(
             destination=dst,
             dcur=dst.currency,
         )
-    amounts.check_same_currency(currency, src.currency, what=_("The amount"))
+    if currency is not None:
+        amounts.check_same_currency(currency, src.currency, what=_THE_AMOUNT)
     check_usable(src, now, skip_window=skip_window)
     check_usable(dst, now, skip_window=False)
 
