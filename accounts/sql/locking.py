@@ -103,7 +103,10 @@ def limit_columns(connection: Any, row: str) -> list[str]:
     """Each period's spending limit of the account ``row`` names (its own, else its type's).
 
     Three scalar subqueries, in ``accounts.limits.PERIODS`` order; ``NULL``
-    where the period has no limit, and for core accounts.
+    where the period has no limit, and for core accounts. A ledger with no
+    spending limit at all skips them: whether the table has a row is asked
+    once per statement (a ``SELECT`` that names no row of the statement's
+    own), and only then is each account's looked up.
     """
     from ..limits import PERIODS
     from ..models import SpendingLimit
@@ -121,9 +124,10 @@ def limit_columns(connection: Any, row: str) -> list[str]:
         shared = "(SELECT l.%s FROM %s l WHERE l.%s = %s.%s AND l.%s = '%s')" % (
             amount, table, account_type, row, qn("account_type_id"), period, name
         )  # fmt: skip
-        columns.append("CASE WHEN %s.%s IS NULL THEN COALESCE(%s, %s) END" % (
-            row, qn("role"), own, shared
-        ))  # fmt: skip
+        columns.append(
+            "CASE WHEN %s.%s IS NULL AND EXISTS (SELECT 1 FROM %s) THEN COALESCE(%s, %s) END"
+            % (row, qn("role"), table, own, shared)
+        )
     return columns
 
 
