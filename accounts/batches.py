@@ -141,6 +141,7 @@ def _post(
             placed = transfers.hold_placed(using, parents, lock.now) if parents else {}
             legs: list[Leg] = []
             results: list[Transfer | AccountException | None] = []
+            periods = limits.starts(lock.now)
             for index, item in enumerate(planned):
                 src, dst = rows[item.source_id], rows[item.destination_id]
                 if item.skip_when_reversed and _nothing_left(item, reversed_totals):
@@ -174,7 +175,7 @@ def _post(
                     )
                     transfers.give_back(item.parent, src, dst, moved, lock.now, placed)
                 elif limits.counts(src, dst):
-                    limits.spend(src, moved, lock.now)
+                    limits.spend(src, moved, lock.now, periods)
                 leg = _apply(src, dst, moved, item, user, lock.now, index, references[index])
                 legs.append(leg)
                 results.append(leg.transfer)

@@ -260,11 +260,20 @@ def check(
     )
 
 
-def spend(row: Account, value: Decimal, now: datetime.datetime) -> None:
-    """Count ``value`` as spent now, in the locked row (written with its balance)."""
+def spend(
+    row: Account,
+    value: Decimal,
+    now: datetime.datetime,
+    current: Mapping[str, datetime.date] | None = None,
+) -> None:
+    """Count ``value`` as spent now, in the locked row (written with its balance).
+
+    ``current``: ``starts(now)``, when the caller has it already.
+    """
     if not tracked(row):
         return
-    current = starts(now)
+    if current is None:
+        current = starts(now)
     spent = used(row, now, current)
     for period, (amount_column, from_column) in COLUMNS.items():
         # Never refused for the sake of a counter.

@@ -459,7 +459,7 @@ class Account(models.Model):
         comes here): kept as it is when its values are all plain.
         """
         values = self.__dict__
-        if loaded is not None and all(type(value) in _PLAIN for value in loaded.values()):
+        if loaded is not None and set(map(type, loaded.values())) <= _PLAIN:
             self._loaded = loaded
             return
         if names is None:
