@@ -178,4 +178,6 @@ def check_same_currency(currency: str | None, expected: str, *, what: str | Prom
 def raw(instance: object, name: str) -> Decimal | None:
     """The stored amount of a money field, without building a ``Money`` for it."""
     value = instance.__dict__[name]
+    if type(value) is Decimal:  # a locked row's, as read
+        return value
     return cast(Decimal | None, value.amount if isinstance(value, MONEY_TYPES) else value)

@@ -108,23 +108,31 @@ def write_batch_unnest(
     qn = connection.ops.quote_name
     batch_sql, batch_params = insert_statement(connection, batch)
     fields = [f for f in insertable(Transfer) if f.name != "batch"]
+    # The batch's transfers and their legs are created when the batch is:
+    # its creation time, once, instead of an array of hundreds of copies.
+    # (What its rows were built with: checked below, before anything is sent.)
+    created = field(Transfer, "created")
+    arrayed = [f for f in fields if f is not created]
     leg_fields = [field(Transaction, name) for name in LEG_FIELDS]
+    leg_arrayed = [f for f in leg_fields if f.name != "created"]
     reference = qn(field(Transfer, "reference").column)
     balances_sql, balances = ledger_unnest(connection, rows, names)
 
     def build() -> str:
         pk = qn(Transfer._meta.pk.column)
-        arrays = ", ".join("%%s::%s" % kind for kind in array_types(connection, fields))
+        arrays = ", ".join("%%s::%s" % kind for kind in array_types(connection, arrayed))
         leg_arrays = ", ".join(
             "%%s::%s" % kind
-            for kind in array_types(connection, [field(Transfer, "reference"), *leg_fields])
+            for kind in array_types(connection, [field(Transfer, "reference"), *leg_arrayed])
         )
-        leg_names = ", ".join(qn(f.column) for f in leg_fields)
-        aliases = ["c%d" % n for n in range(len(fields))]
+        leg_names = ", ".join(qn(f.column) for f in leg_arrayed)
+        aliases = {f: "x.c%d" % n for n, f in enumerate(arrayed)}
+        aliases[created] = "new_batch.%s" % qn(field(Batch, "created").column)
+        when = qn(created.column)
         return (
-            "WITH new_batch AS (%s RETURNING %s), "
+            "WITH new_batch AS (%s RETURNING %s, %s), "
             "new_transfers AS (INSERT INTO %s (%s, %s) SELECT %s, new_batch.%s "
-            "FROM unnest(%s) AS x(%s), new_batch RETURNING %s, %s), "
+            "FROM unnest(%s) AS x(%s), new_batch RETURNING %s, %s, %s), "
             "new_legs AS (INSERT INTO %s (%s) SELECT t.%s, %s "
             "FROM unnest(%s) AS leg(%s, %s) JOIN new_transfers t USING (%s)), "
             "new_balances AS (%s) "
@@ -132,19 +140,24 @@ def write_batch_unnest(
         ) % (
             batch_sql,
             qn(Batch._meta.pk.column),
+            qn(field(Batch, "created").column),
             qn(Transfer._meta.db_table),
             ", ".join(qn(f.column) for f in fields),
             qn(field(Transfer, "batch").column),
-            ", ".join("x.%s" % alias for alias in aliases),
+            ", ".join(aliases[f] for f in fields),
             qn(Batch._meta.pk.column),
             arrays,
-            ", ".join(aliases),
+            ", ".join("c%d" % n for n in range(len(arrayed))),
             pk,
             reference,
+            when,
             qn(Transaction._meta.db_table),
             legs_columns(connection),
             pk,
-            ", ".join("leg.%s" % qn(f.column) for f in leg_fields),
+            ", ".join(
+                "t.%s" % when if f.name == "created" else "leg.%s" % qn(f.column)
+                for f in leg_fields
+            ),
             leg_arrays,
             reference,
             leg_names,
@@ -156,13 +169,16 @@ def write_batch_unnest(
         )
 
     statement = cached((using, "write batch", tuple(names)), build)
+    moment = batch.created
+    if any(obj.created != moment for obj in transfers) or any(leg[-1] != moment for leg in legs):
+        raise RuntimeError("A batch's transfers and legs are created when the batch is.")
     # The instances' own values: plain Decimals, aware datetimes, strings,
     # integers (get_db_prep_save would only return them).
-    columns = [array_literal([obj.__dict__[f.attname] for obj in transfers]) for f in fields]
-    leg_rows = [(transfers[leg[0]].reference, *leg[1:]) for leg in legs]
+    columns = [array_literal([obj.__dict__[f.attname] for obj in transfers]) for f in arrayed]
+    leg_rows = [(transfers[leg[0]].reference, *leg[1:-1]) for leg in legs]
     columns += [array_literal(list(column)) for column in zip(*leg_rows, strict=True)]
     if not leg_rows:
-        columns += [array_literal([])] * (len(LEG_FIELDS) + 1)
+        columns += [array_literal([])] * len(LEG_FIELDS)
     by_reference = {obj.reference: obj for obj in transfers}
     params = [*batch_params, *columns, *balances]
     if prepare and may_prepare(connection):
