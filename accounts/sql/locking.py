@@ -219,10 +219,13 @@ def lock_accounts(
             if not wait and connection.features.has_select_for_update_nowait:
                 select += " NOWAIT"
         if connection.vendor == "postgresql":
-            select = "WITH locked AS MATERIALIZED (%s) SELECT locked.*, %s%s FROM locked" % (
-                select,
-                now_sql,
-                limit_list("locked") if limits else "",
+            # The clock once, on the first row: the latest of the times read
+            # as each locked row comes out of the CTE (a window over all of
+            # them, so read once every lock is granted); NULL on the others.
+            select = (
+                "WITH locked AS MATERIALIZED (%s) SELECT locked.*, "
+                "CASE WHEN row_number() OVER () = 1 THEN max(%s) OVER () END%s FROM locked"
+                % (select, now_sql, limit_list("locked") if limits else "")
             )
         return select
 
