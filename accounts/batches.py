@@ -216,8 +216,10 @@ def _apply(
     index: int,
     reference: str,
 ) -> Leg:
-    """Move ``moved`` between the locked rows in memory; return the transfer to write,
-    with both balances after it."""
+    """Move ``moved`` between the locked rows in memory; return the leg to write.
+
+    Its transfer, and both accounts' balances right after it.
+    """
     source_after = src.__dict__["balance"] = posting.amount(src, "balance") - moved
     destination_after = dst.__dict__["balance"] = posting.amount(dst, "balance") + moved
     transfer = posting.new_transfer(

@@ -118,9 +118,8 @@ _PLAIN = frozenset({Decimal, int, str, bool, type(None), datetime, date})
 
 
 @functools.cache
-@functools.cache
 def _attnames(model: type[models.Model]) -> tuple[str, ...]:
-    """The attribute names of a model's concrete fields (worked out once per model)."""
+    """The attribute names of a model's concrete fields."""
     return tuple(f.attname for f in model._meta.concrete_fields)
 
 
