@@ -12,7 +12,7 @@ from django.db import DatabaseError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from accounts import facade
+from accounts import facade, limits
 from accounts.models import Account, Hold
 
 from .factories import AccountFactory
@@ -71,10 +71,13 @@ def world(fund):
     purchase = facade.transfer(wallet, shop, Decimal("30.00"))
     to_capture = facade.hold(wallet, shop, Decimal("10.00"))
     to_release = facade.hold(wallet, shop, Decimal("5.00"))
-    an_hour_ago = timezone.now() - datetime.timedelta(hours=1)
-    with ledger_time(an_hour_ago):  # placed then, expired a minute later
+    # Placed an hour ago, or at midnight if that was later (the wallet's
+    # clock must not go back into another day), and expired a second later.
+    now = timezone.now()
+    placed = max(now - datetime.timedelta(hours=1), limits.instant(limits.starts(now)["day"]))
+    with ledger_time(placed):
         lapsing = facade.hold(
-            wallet, shop, Decimal("2.00"), expires_at=an_hour_ago + datetime.timedelta(minutes=1)
+            wallet, shop, Decimal("2.00"), expires_at=placed + datetime.timedelta(seconds=1)
         )
     expired = AccountFactory()
     fund(expired, "7.00")
