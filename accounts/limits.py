@@ -108,21 +108,9 @@ def local_date(moment: datetime.datetime) -> datetime.date:
 
 def starts(moment: datetime.datetime) -> Mapping[str, datetime.date]:
     """The first day of the day, week and month ``moment`` falls in."""
-    global _last_starts
-    zone = conf.TIME_ZONE
     if timezone.is_naive(moment):
-        return _starts(timezone.make_aware(moment, timezone.get_default_timezone()), zone)
-    last = _last_starts
-    if last[0] is moment and last[1] == zone:
-        # The same moment again: a batch asks once per transfer.
-        return last[2]
-    found = _starts(moment, zone)
-    _last_starts = (moment, zone, found)
-    return found
-
-
-#: The last aware moment :func:`starts` was asked about, its zone and the answer.
-_last_starts: tuple[Any, str, Mapping[str, datetime.date]] = (None, "", MappingProxyType({}))
+        moment = timezone.make_aware(moment, timezone.get_default_timezone())
+    return _starts(moment, conf.TIME_ZONE)
 
 
 @functools.lru_cache(maxsize=256)
