@@ -385,6 +385,61 @@ def test_the_statement_guards_read_rows_by_key_never_by_scanning_a_table():
     assert _scans_of_ledger_tables() == before
 
 
+# Partial indexes of the transfers' nullable columns (migration 0019) ------------------
+
+
+@postgresql_only
+def test_an_idempotency_key_stays_unique_at_the_database_and_many_transfers_have_none():
+    bank, account = Account.objects.source_account(), AccountFactory()
+    facade.transfer(bank, account, Decimal("1.00"), idempotency_key="once")
+    facade.transfer(bank, account, Decimal("1.00"))
+    facade.transfer(bank, account, Decimal("1.00"))
+    first = Transfer.objects.get(idempotency_key="once")
+    with pytest.raises(IntegrityError, match="accounts_transfer_idempotency_key_key"):
+        raw(
+            "WITH t AS (INSERT INTO accounts_transfer (reference, source_id, destination_id, "
+            "currency, amount, description, username, created, effective_at, metadata, "
+            "idempotency_key) VALUES (%s, %s, %s, 'GBP', 1, '', '', now(), now(), '{}', "
+            "'once') RETURNING id) "
+            "INSERT INTO accounts_transaction (transfer_id, account_id, currency, amount, "
+            "balance_after, created) SELECT t.id, leg.account, 'GBP', leg.amount, leg.amount, "
+            "now() FROM t, (VALUES (%s::bigint, -1::numeric), (%s, 1)) AS leg(account, amount)",
+            generate_reference(), bank.pk, account.pk, bank.pk, account.pk,
+        )  # fmt: skip
+    assert Transfer.objects.filter(idempotency_key="once").get() == first
+    assert Transfer.objects.filter(idempotency_key__isnull=True).count() == 2
+
+
+@postgresql_only
+@pytest.mark.parametrize(
+    "column, index",
+    [
+        ("idempotency_key", "accounts_transfer_idempotency_key_key"),
+        ("merchant_reference", "accounts_transfer_merchant_reference_"),
+        ("user_id", "accounts_transfer_user_id_"),
+        ("batch_id", "accounts_transfer_batch_id_"),
+    ],
+)
+def test_a_lookup_by_equality_uses_the_partial_index_even_in_a_generic_plan(column, index):
+    # A generic plan knows nothing of the value looked up: the index of the
+    # rows where the column is set serves it only because equality never
+    # matches a NULL. (Sequential scans off: the test's table is small.)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+        kind, value = ("text", "1") if column.endswith(("key", "reference")) else ("bigint", 1)
+        cursor.execute(
+            "PREPARE accounts_test_lookup(%s) AS SELECT id FROM accounts_transfer WHERE %s = $1"
+            % (kind, column)
+        )
+        try:
+            cursor.execute("EXPLAIN EXECUTE accounts_test_lookup(%s)", [value])
+            plan = "\n".join(row[0] for row in cursor.fetchall())
+        finally:
+            cursor.execute("DEALLOCATE accounts_test_lookup")
+    assert index in plan, plan
+
+
 # Notification marks: notified_at goes from NULL to a time, once ----------------------
 
 

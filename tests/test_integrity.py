@@ -289,8 +289,12 @@ def idempotency_keys_not_unique():
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-            for name in _unique_constraints(cursor):
-                cursor.execute('ALTER TABLE accounts_transfer DROP CONSTRAINT "%s"' % name)
+            for name, is_index in _unique_constraints(cursor):
+                # A unique index of the keys that are set (migration 0019).
+                if is_index:
+                    cursor.execute('DROP INDEX "%s"' % name)
+                else:
+                    cursor.execute('ALTER TABLE accounts_transfer DROP CONSTRAINT "%s"' % name)
             cursor.execute("ALTER TABLE accounts_transfer DISABLE TRIGGER accounts_transfer_fixed")
             yield
         elif connection.vendor == "sqlite":
@@ -314,7 +318,7 @@ def idempotency_keys_not_unique():
             cursor.execute("ALTER TABLE accounts_transfer_copy RENAME TO accounts_transfer")
             yield
         else:
-            (name,) = _unique_constraints(cursor)
+            ((name, _index),) = _unique_constraints(cursor)
             cursor.execute("ALTER TABLE accounts_transfer DROP INDEX `%s`" % name)
             try:
                 yield
@@ -328,13 +332,13 @@ def idempotency_keys_not_unique():
                     "ALTER TABLE accounts_transfer ADD CONSTRAINT `%s` UNIQUE (idempotency_key)"
                     % name
                 )
-                assert _unique_constraints(cursor) == [name]
+                assert [found for found, _index in _unique_constraints(cursor)] == [name]
 
 
 def _unique_constraints(cursor):
     constraints = connection.introspection.get_constraints(cursor, "accounts_transfer")
     return [
-        name
+        (name, info["index"])
         for name, info in constraints.items()
         if info["unique"] and info["columns"] == ["idempotency_key"]
     ]
