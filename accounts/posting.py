@@ -160,7 +160,7 @@ def new_transfer(**values: Any) -> Transfer:
     builds one per transfer, hundreds for a batch.
     """
     assert values.keys() <= _NO_VALUES.keys(), values.keys() - _NO_VALUES.keys()
-    transfer = built(Transfer, _NO_VALUES.items())
+    transfer = built(Transfer, _NO_VALUES)
     transfer.__dict__.update(values)
     return transfer
 

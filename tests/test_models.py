@@ -525,3 +525,30 @@ def test_generated_references_use_every_character_of_the_alphabet_in_every_posit
         # 3,000 draws leave a character out of a position with a probability
         # of about 10**-42: a missing one means the digits are not uniform.
         assert {reference[position] for reference in references} == set(REFERENCE_ALPHABET)
+
+
+def test_bytes_past_the_last_whole_round_of_the_alphabet_are_dropped_and_drawn_again(
+    monkeypatch,
+):
+    # The system's randomness, scripted: first only bytes that would make
+    # the first characters likelier than the rest (248 to 255), then each
+    # byte value from 0 to 255 once, then zeros.
+    from accounts import model_columns
+
+    drawn = []
+
+    def token_bytes(size):
+        drawn.append(size)
+        if len(drawn) == 1:
+            return bytes(range(248, 256)) * (size // 8 + 1)
+        if len(drawn) == 2:
+            return bytes(range(256))[:size]
+        return bytes(size)
+
+    monkeypatch.setattr(model_columns.secrets, "token_bytes", token_bytes)
+    references = generate_references(20)  # 320 characters
+    # Each draw asks for an eighth more than still needed, and 8 bytes.
+    assert drawn == [368, 368, 89]
+    kept = "".join(REFERENCE_ALPHABET[byte % len(REFERENCE_ALPHABET)] for byte in range(248))
+    assert "".join(references) == kept + REFERENCE_ALPHABET[0] * (320 - 248)
+    assert {len(reference) for reference in references} == {REFERENCE_LENGTH}

@@ -19,6 +19,8 @@ from ..exceptions import AccountException, InvalidArgument, InvalidReversal
 from ..models import Account, Batch, Transfer
 from ..retry import retry_on_conflict
 from ._calls import (
+    _DESCRIPTION,
+    _MERCHANT_REFERENCE,
     Amount,
     Caller,
     amount_or_rest,
@@ -234,7 +236,9 @@ def _plan(
     parent = None
     if item.parent is not None:
         parent = reversal_of(using, item.parent, source_id, destination_id)
-    text = Caller(item.merchant_reference, item.description, None, None)
+    # What Caller checks of a call's texts, in its order (a request has no key or user).
+    merchant_reference = arguments.text(item.merchant_reference, _MERCHANT_REFERENCE, 128)
+    own_description = arguments.text(item.description, _DESCRIPTION, None)
     given = metadata_or_original(item.metadata)
     own = arguments.effective_at(item.effective_at)
     return batches.Planned(
@@ -244,8 +248,8 @@ def _plan(
         currency=currency,
         parent=parent,
         allow_partial=bool(item.allow_partial),
-        merchant_reference=text.merchant_reference,
-        description=(text.description if text.description is not None else description) or "",
+        merchant_reference=merchant_reference,
+        description=(own_description if own_description is not None else description) or "",
         metadata=given if given is not None else parent.metadata if parent is not None else {},
         effective_at=own if own is not None else effective_at,
         given_metadata=given,

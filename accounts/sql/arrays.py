@@ -188,11 +188,21 @@ def write_batch_unnest(
             cursor.execute(statement, params)
             found = cursor.fetchall()
     saved(batch, found[0][0], using)
+    # What saved() and the batch's descriptor would set, straight into each
+    # transfer's attributes (a plain model: no parent links).
+    batch_pk, pk_name, batch_name = batch.pk, Transfer._meta.pk.attname, BATCH_ATTNAME
     for _batch_pk, new_pk, new_reference in found:
         if new_reference is not None:
             transfer = by_reference[new_reference]
-            transfer.batch_id = batch.pk
-            saved(transfer, new_pk, using)
+            transfer.__dict__[batch_name] = batch_pk
+            transfer.__dict__[pk_name] = new_pk
+            state = transfer._state
+            state.adding = False
+            state.db = using
+
+
+#: The transfers' column naming their batch, by attribute name.
+BATCH_ATTNAME = Transfer._meta.get_field("batch").attname
 
 
 def ledger_unnest(

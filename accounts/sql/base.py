@@ -5,7 +5,7 @@ the fields they write, running one, and marking a new row saved.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -136,15 +136,16 @@ def execute(connection: Any, sql: str, params: list[Any], *, result: str = "") -
 M = TypeVar("M", bound=models.Model)
 
 
-def built(model: type[M], values: Iterable[tuple[str, Any]], using: str | None = None) -> M:
+def built(model: type[M], values: Mapping[str, Any], using: str | None = None) -> M:
     """An instance with these attribute values, without ``Model.__init__``.
 
     For the rows the write path builds itself, by the hundred in a batch:
     the values it read under the lock, or decided. Django's constructor
     would run each through its field's descriptor and send ``pre_init`` and
     ``post_init``, several times the cost of everything else done with the
-    instance. A column left out is deferred (loaded on first access).
-    ``using``: loaded from that database; ``None``: not saved yet.
+    instance. ``values``: by attribute name; a column left out is deferred
+    (loaded on first access). ``using``: loaded from that database;
+    ``None``: not saved yet.
     """
     obj = model.__new__(model)
     obj.__dict__.update(values)

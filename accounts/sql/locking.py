@@ -82,7 +82,7 @@ def accounts_from_rows(using: str, rows: list[Any]) -> dict[int, Account]:
         # The metadata, not read, is deferred. What Account.from_db does
         # for the ORM, without Model.__init__ (see sql.base.built).
         loaded = dict(zip(LOCKED_NAMES, values, strict=True))
-        account = built(Account, loaded.items(), using)
+        account = built(Account, loaded, using)
         account._remember(loaded=loaded)
         found[account.pk] = account
     return found
