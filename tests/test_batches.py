@@ -720,3 +720,41 @@ def test_any_text_round_trips_through_a_big_batch_exactly(world, text):
     stored_texts = {(t.description, t.merchant_reference) for t in batch.transfers}
     assert stored_texts == {(text, text or None)}
     assert_ledger_consistent()
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's one-statement write")
+@pytest.mark.parametrize("positions", [(0, 0), (0, None)])
+def test_the_batch_writer_refuses_transfers_without_a_position_of_their_own(positions):
+    # Its legs find their transfers by position: two at one position, or one
+    # at none, would leave legs without a transfer.
+    from accounts import posting, sql
+    from accounts.models import generate_reference
+
+    bank, account = Account.objects.source_account(), AccountFactory()
+    now = timezone.now()
+    batch = Batch(atomic=True, size=2, description="", username="", created=now, metadata={})
+    transfers = [
+        posting.new_transfer(
+            reference=generate_reference(),
+            source_id=bank.pk,
+            destination_id=account.pk,
+            currency="GBP",
+            amount=Decimal("1.00"),
+            batch_position=position,
+            description="",
+            username="",
+            created=now,
+            effective_at=now,
+            metadata={},
+        )
+        for position in positions
+    ]
+    legs = [
+        (n, pk, "GBP", amount, amount, now)
+        for n in range(2)
+        for pk, amount in ((bank.pk, Decimal("-1.00")), (account.pk, Decimal("1.00")))
+    ]
+    before = Transfer.objects.count(), Batch.objects.count()
+    with pytest.raises(RuntimeError, match="each have a position of their own"):
+        sql.write_batch("default", batch, transfers, legs, {}, [])
+    assert (Transfer.objects.count(), Batch.objects.count()) == before

@@ -103,7 +103,9 @@ def write_batch_unnest(
     (:func:`ledger_unnest`). One statement is one round trip, and the
     two-legs guard checks each statement (migration 0015). The same few
     parameters whatever the size: with ``prepare``, planned once per server
-    session (``accounts.sql.prepared``).
+    session (``accounts.sql.prepared``). Each leg finds its transfer by the
+    transfer's ``batch_position`` (unique in its batch): an integer array,
+    cheaper to send, parse and join on than the references.
     """
     qn = connection.ops.quote_name
     batch_sql, batch_params = insert_statement(connection, batch)
@@ -115,7 +117,7 @@ def write_batch_unnest(
     arrayed = [f for f in fields if f is not created]
     leg_fields = [field(Transaction, name) for name in LEG_FIELDS]
     leg_arrayed = [f for f in leg_fields if f.name != "created"]
-    reference = qn(field(Transfer, "reference").column)
+    position = qn(field(Transfer, "batch_position").column)
     balances_sql, balances = ledger_unnest(connection, rows, names)
 
     def build() -> str:
@@ -123,7 +125,7 @@ def write_batch_unnest(
         arrays = ", ".join("%%s::%s" % kind for kind in array_types(connection, arrayed))
         leg_arrays = ", ".join(
             "%%s::%s" % kind
-            for kind in array_types(connection, [field(Transfer, "reference"), *leg_arrayed])
+            for kind in array_types(connection, [field(Transfer, "batch_position"), *leg_arrayed])
         )
         leg_names = ", ".join(qn(f.column) for f in leg_arrayed)
         aliases = {f: "x.c%d" % n for n, f in enumerate(arrayed)}
@@ -149,7 +151,7 @@ def write_batch_unnest(
             arrays,
             ", ".join("c%d" % n for n in range(len(arrayed))),
             pk,
-            reference,
+            position,
             when,
             qn(Transaction._meta.db_table),
             legs_columns(connection),
@@ -159,13 +161,13 @@ def write_batch_unnest(
                 for f in leg_fields
             ),
             leg_arrays,
-            reference,
+            position,
             leg_names,
-            reference,
+            position,
             balances_sql,
             qn(Batch._meta.pk.column),
             pk,
-            reference,
+            position,
         )
 
     statement = cached((using, "write batch", tuple(names)), build)
@@ -175,11 +177,14 @@ def write_batch_unnest(
     # The instances' own values: plain Decimals, aware datetimes, strings,
     # integers (get_db_prep_save would only return them).
     columns = [array_literal([obj.__dict__[f.attname] for obj in transfers]) for f in arrayed]
-    leg_rows = [(transfers[leg[0]].reference, *leg[1:-1]) for leg in legs]
+    positions = [obj.batch_position for obj in transfers]
+    by_position = dict(zip(positions, transfers, strict=True))
+    if None in by_position or len(by_position) != len(transfers):
+        raise RuntimeError("A batch's transfers each have a position of their own.")
+    leg_rows = [(positions[leg[0]], *leg[1:-1]) for leg in legs]
     columns += [array_literal(list(column)) for column in zip(*leg_rows, strict=True)]
     if not leg_rows:
         columns += [array_literal([])] * len(LEG_FIELDS)
-    by_reference = {obj.reference: obj for obj in transfers}
     params = [*batch_params, *columns, *balances]
     if prepare and may_prepare(connection):
         found = run_prepared(connection, statement, params)
@@ -191,9 +196,9 @@ def write_batch_unnest(
     # What saved() and the batch's descriptor would set, straight into each
     # transfer's attributes (a plain model: no parent links).
     batch_pk, pk_name, batch_name = batch.pk, Transfer._meta.pk.attname, BATCH_ATTNAME
-    for _batch_pk, new_pk, new_reference in found:
-        if new_reference is not None:
-            transfer = by_reference[new_reference]
+    for _batch_pk, new_pk, new_position in found:
+        if new_pk is not None:
+            transfer = by_position[new_position]
             transfer.__dict__[batch_name] = batch_pk
             transfer.__dict__[pk_name] = new_pk
             state = transfer._state
