@@ -758,3 +758,14 @@ def test_the_batch_writer_refuses_transfers_without_a_position_of_their_own(posi
     with pytest.raises(RuntimeError, match="each have a position of their own"):
         sql.write_batch("default", batch, transfers, legs, {}, [])
     assert (Transfer.objects.count(), Batch.objects.count()) == before
+
+
+def test_equal_metadata_of_other_json_types_is_each_stored_as_given():
+    # 1 == 1.0 == True in Python, three different JSON values.
+    bank, account = Account.objects.source_account(), AccountFactory()
+    given = [{"n": 1}, {"n": 1.0}, {"n": True}, {"n": 1}]
+    batch = facade.transfer_many(
+        [facade.TransferRequest(bank, account, Decimal("1.00"), metadata=m) for m in given]
+    )
+    stored = [t.metadata["n"] for t in batch.transfers.order_by("batch_position")]
+    assert [(type(n), n) for n in stored] == [(type(m["n"]), m["n"]) for m in given]

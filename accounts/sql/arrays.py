@@ -29,9 +29,13 @@ def array_literal(values: Sequence[Any]) -> str:
     if not values:
         return "{}"
     first = values[0]
-    if all(value is first for value in values):
+    if all(value is first for value in values) or (
+        type(first) in _SAME_WHEN_EQUAL and all(value == first for value in values)
+    ):
         # One value throughout (a batch's time, currency, description, a NULL
-        # column): its text once.
+        # column): its text once. Equal values of these types have the same
+        # text, or (a Decimal's trailing zeros) store the same; not JSON,
+        # where 1 == 1.0 but the texts differ.
         one = "NULL" if first is None else (_ELEMENT_TEXT.get(type(first)) or _element)(first)
         return "{%s}" % ",".join([one] * len(values))
     kinds = set(map(type, values))
@@ -40,6 +44,10 @@ def array_literal(values: Sequence[Any]) -> str:
     if text is None:
         text = _element
     return "{%s}" % ",".join(["NULL" if value is None else text(value) for value in values])
+
+
+#: The types whose equal values :func:`array_literal` may write as the first one's text.
+_SAME_WHEN_EQUAL = frozenset({str, int, Decimal, date, datetime})
 
 
 def _quoted(text: str) -> str:
