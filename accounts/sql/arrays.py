@@ -29,8 +29,12 @@ def array_literal(values: Sequence[Any]) -> str:
     if not values:
         return "{}"
     first = values[0]
-    if all(value is first for value in values) or (
-        type(first) in _SAME_WHEN_EQUAL and all(value == first for value in values)
+    kind = type(first)
+    if (
+        all(value is first for value in values)
+        or (kind in _SAME_WHEN_EQUAL and all(value == first for value in values))
+        # Empty metadata, each request's own {}.
+        or (kind is dict and not first and all(type(v) is dict and not v for v in values))
     ):
         # One value throughout (a batch's time, currency, description, a NULL
         # column): its text once. Equal values of these types have the same
