@@ -262,11 +262,21 @@ def spend(
         return
     if current is None:
         current = starts(now)
-    spent = used(row, now, current)
-    for period, (amount_column, from_column) in COLUMNS.items():
+    values = row.__dict__
+    # What used() reads, a period at a time (a batch counts every transfer).
+    for period, amount_column, from_column in _COLUMN_TRIPLES:
+        start = current[period]
+        spent = _ZERO
+        if values.get(from_column) == start:
+            spent = amounts.raw(row, amount_column) or _ZERO
         # Never refused for the sake of a counter.
-        row.__dict__[amount_column] = min(spent[period] + value, USAGE_CAP)
-        row.__dict__[from_column] = current[period]
+        values[amount_column] = min(spent + value, USAGE_CAP)
+        values[from_column] = start
+
+
+#: COLUMNS as (period, amount column, first-day column).
+_COLUMN_TRIPLES = tuple((period, *pair) for period, pair in COLUMNS.items())
+_ZERO = Decimal(0)
 
 
 def give_back(
