@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from ..models import Account, Batch, Transaction, Transfer
-from .base import LEG_FIELDS, cached, field, insert_statement, insertable, legs_columns, saved
+from .base import cached, field, insert_statement, insertable, legs_columns, saved
 from .prepared import run as run_prepared
 from .prepared import usable as may_prepare
 
@@ -110,14 +110,21 @@ def write_batch_unnest(
     One array per column, however many rows: a statement with one
     placeholder per value would cost the driver and the server more to
     parse than to run once a batch has hundreds of rows. Each transfer takes
-    the new batch's key, each leg finds its transfer by the transfer's
-    reference, and the accounts' ``names`` columns are set from ``rows``
-    (:func:`ledger_unnest`). One statement is one round trip, and the
-    two-legs guard checks each statement (migration 0015). The same few
-    parameters whatever the size: with ``prepare``, planned once per server
-    session (``accounts.sql.prepared``). Each leg finds its transfer by the
-    transfer's ``batch_position`` (unique in its batch): an integer array,
-    cheaper to send, parse and join on than the references.
+    the new batch's key, and the accounts' ``names`` columns are set from
+    ``rows`` (:func:`ledger_unnest`). A transfer's two legs are made in the
+    statement from the transfer itself (its source and destination, its
+    amount out of one and into the other, its currency and time); only each
+    leg's ``balance_after`` is sent, two arrays beside the transfers'
+    columns. The legs are inserted in the transfers' order, source leg
+    first: on each account, a later leg of the batch has a greater key.
+    One statement is one round trip, and the statement guards check it
+    (migrations 0015 to 0019). The same few parameters whatever the size:
+    with ``prepare``, planned once per server session
+    (``accounts.sql.prepared``).
+
+    ``legs`` are the transfers' legs as :func:`write_batch` takes them, in
+    pairs (the source's, then the destination's) in the transfers' order;
+    checked against the transfers before anything is sent.
     """
     qn = connection.ops.quote_name
     batch_sql, batch_params = insert_statement(connection, batch)
@@ -127,76 +134,73 @@ def write_batch_unnest(
     # (What its rows were built with: checked below, before anything is sent.)
     created = field(Transfer, "created")
     arrayed = [f for f in fields if f is not created]
-    leg_fields = [field(Transaction, name) for name in LEG_FIELDS]
-    leg_arrayed = [f for f in leg_fields if f.name != "created"]
-    position = qn(field(Transfer, "batch_position").column)
     balances_sql, balances = ledger_unnest(connection, rows, names)
 
     def build() -> str:
         pk = qn(Transfer._meta.pk.column)
-        arrays = ", ".join("%%s::%s" % kind for kind in array_types(connection, arrayed))
-        leg_arrays = ", ".join(
-            "%%s::%s" % kind
-            for kind in array_types(connection, [field(Transfer, "batch_position"), *leg_arrayed])
-        )
-        leg_names = ", ".join(qn(f.column) for f in leg_arrayed)
+        after = field(Transaction, "balance_after")
+        kinds = array_types(connection, [*arrayed, after, after])
         aliases = {f: "x.c%d" % n for n, f in enumerate(arrayed)}
         aliases[created] = "new_batch.%s" % qn(field(Batch, "created").column)
-        when = qn(created.column)
+        column = {name: qn(field(Transfer, name).column) for name in _LEG_SOURCES}
         return (
             "WITH new_batch AS (%s RETURNING %s, %s), "
+            "src AS MATERIALIZED (SELECT * FROM unnest(%s) AS x(%s, source_after, "
+            "destination_after)), "
             "new_transfers AS (INSERT INTO %s (%s, %s) SELECT %s, new_batch.%s "
-            "FROM unnest(%s) AS x(%s), new_batch RETURNING %s, %s, %s), "
-            "new_legs AS (INSERT INTO %s (%s) SELECT t.%s, %s "
-            "FROM unnest(%s) AS leg(%s, %s) JOIN new_transfers t USING (%s)), "
+            "FROM src x, new_batch RETURNING %s, %s), "
+            "new_legs AS (INSERT INTO %s (%s) "
+            "SELECT t.%s, leg.account, t.%s, leg.amount, leg.after, t.%s "
+            "FROM new_transfers t JOIN src x ON x.%s = t.%s "
+            "CROSS JOIN LATERAL (VALUES (0, t.%s, -t.%s, x.source_after), "
+            "(1, t.%s, t.%s, x.destination_after)) AS leg(side, account, amount, after) "
+            "ORDER BY t.%s, leg.side), "
             "new_balances AS (%s) "
             "SELECT new_batch.%s, t.%s, t.%s FROM new_batch LEFT JOIN new_transfers t ON true"
         ) % (
             batch_sql,
             qn(Batch._meta.pk.column),
             qn(field(Batch, "created").column),
+            ", ".join("%%s::%s" % kind for kind in kinds),
+            ", ".join("c%d" % n for n in range(len(arrayed))),
             qn(Transfer._meta.db_table),
             ", ".join(qn(f.column) for f in fields),
             qn(field(Transfer, "batch").column),
             ", ".join(aliases[f] for f in fields),
             qn(Batch._meta.pk.column),
-            arrays,
-            ", ".join("c%d" % n for n in range(len(arrayed))),
             pk,
-            position,
-            when,
+            ", ".join(column[name] for name in _LEG_SOURCES),
             qn(Transaction._meta.db_table),
             legs_columns(connection),
             pk,
-            ", ".join(
-                "t.%s" % when if f.name == "created" else "leg.%s" % qn(f.column)
-                for f in leg_fields
-            ),
-            leg_arrays,
-            position,
-            leg_names,
-            position,
+            column["currency"],
+            column["created"],
+            aliases[field(Transfer, "batch_position")].split(".")[1],
+            column["batch_position"],
+            column["source"],
+            column["amount"],
+            column["destination"],
+            column["amount"],
+            column["batch_position"],
             balances_sql,
             qn(Batch._meta.pk.column),
             pk,
-            position,
+            column["batch_position"],
         )
 
     statement = cached((using, "write batch", tuple(names)), build)
     moment = batch.created
-    if any(obj.created != moment for obj in transfers) or any(leg[-1] != moment for leg in legs):
+    if any(obj.created != moment for obj in transfers):
         raise RuntimeError("A batch's transfers and legs are created when the batch is.")
-    # The instances' own values: plain Decimals, aware datetimes, strings,
-    # integers (get_db_prep_save would only return them).
-    columns = [array_literal([obj.__dict__[f.attname] for obj in transfers]) for f in arrayed]
     positions = [obj.batch_position for obj in transfers]
     by_position = dict(zip(positions, transfers, strict=True))
     if None in by_position or len(by_position) != len(transfers):
         raise RuntimeError("A batch's transfers each have a position of their own.")
-    leg_rows = [(positions[leg[0]], *leg[1:-1]) for leg in legs]
-    columns += [array_literal(list(column)) for column in zip(*leg_rows, strict=True)]
-    if not leg_rows:
-        columns += [array_literal([])] * len(LEG_FIELDS)
+    source_after, destination_after = _afters(transfers, legs, moment)
+    # The instances' own values: plain Decimals, aware datetimes, strings,
+    # integers (get_db_prep_save would only return them).
+    columns = [array_literal([obj.__dict__[f.attname] for obj in transfers]) for f in arrayed]
+    columns += [array_literal(source_after), array_literal(destination_after)]
     params = [*batch_params, *columns, *balances]
     if prepare and may_prepare(connection):
         found = run_prepared(connection, statement, params)
@@ -216,6 +220,33 @@ def write_batch_unnest(
             state = transfer._state
             state.adding = False
             state.db = using
+
+
+#: The transfer's columns its legs are made from, in the order RETURNING gives them.
+_LEG_SOURCES = ("source", "destination", "currency", "amount", "batch_position", "created")
+
+
+def _afters(
+    transfers: Sequence[Transfer], legs: list[tuple[Any, ...]], moment: Any
+) -> tuple[list[Any], list[Any]]:
+    """Each transfer's two balances after it, from its legs, checked to be its legs."""
+    if len(legs) != 2 * len(transfers):
+        raise RuntimeError("A batch's transfers each have two legs.")
+    source_after, destination_after = [], []
+    for n, transfer in enumerate(transfers):
+        values = transfer.__dict__
+        out, into = legs[2 * n], legs[2 * n + 1]
+        amount, currency = values["amount"], values["currency"]
+        if (
+            out[:4] != (n, values["source_id"], currency, -amount)
+            or into[:4] != (n, values["destination_id"], currency, amount)
+            or out[5] != moment
+            or into[5] != moment
+        ):
+            raise RuntimeError("Transfer %d's legs are not its own." % n)
+        source_after.append(out[4])
+        destination_after.append(into[4])
+    return source_after, destination_after
 
 
 #: The transfers' column naming their batch, by attribute name.
