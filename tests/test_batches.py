@@ -723,10 +723,19 @@ def test_any_text_round_trips_through_a_big_batch_exactly(world, text):
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's one-statement write")
-@pytest.mark.parametrize("positions", [(0, 0), (0, None)])
-def test_the_batch_writer_refuses_transfers_without_a_position_of_their_own(positions):
-    # Its legs find their transfers by position: two at one position, or one
-    # at none, would leave legs without a transfer.
+@pytest.mark.parametrize(
+    "positions, moved, message",
+    [
+        # Its legs are made from the transfers, joined by position: two at one
+        # position, or one at none, would leave legs without a transfer.
+        ((0, 0), "1.00", "each have a position of their own"),
+        ((0, None), "1.00", "each have a position of their own"),
+        # The legs handed in carry the balances after each transfer: legs
+        # that are not the transfer's own would write balances for another.
+        ((0, 1), "2.00", "Transfer 0's legs are not its own"),
+    ],
+)
+def test_the_batch_writer_refuses_transfers_and_legs_that_do_not_match(positions, moved, message):
     from accounts import posting, sql
     from accounts.models import generate_reference
 
@@ -752,10 +761,10 @@ def test_the_batch_writer_refuses_transfers_without_a_position_of_their_own(posi
     legs = [
         (n, pk, "GBP", amount, amount, now)
         for n in range(2)
-        for pk, amount in ((bank.pk, Decimal("-1.00")), (account.pk, Decimal("1.00")))
+        for pk, amount in ((bank.pk, -Decimal(moved)), (account.pk, Decimal(moved)))
     ]
     before = Transfer.objects.count(), Batch.objects.count()
-    with pytest.raises(RuntimeError, match="each have a position of their own"):
+    with pytest.raises(RuntimeError, match=message):
         sql.write_batch("default", batch, transfers, legs, {}, [])
     assert (Transfer.objects.count(), Batch.objects.count()) == before
 
