@@ -274,16 +274,20 @@ def _write(
     touched = {leg.source.pk for leg in legs} | {leg.destination.pk for leg in legs}
     touched |= {hold.source_id for hold in lapsed}
     # The same columns on every row (one array on PostgreSQL): the spending
-    # usage too, unchanged where nothing counted.
+    # usage too, unchanged where nothing counted, when the batch changed
+    # any account's (a source that spent, a reversal or a lapsed hold that
+    # gave back); else the balances only (top-ups from the source account).
+    usage = any(_usage_changed(rows[pk]) for pk in touched)
     written = {
         pk: {
             "balance": posting.amount(rows[pk], "balance"),
             "held": posting.amount(rows[pk], "held"),
-            **{name: rows[pk].__dict__[name] for name in limits.USAGE_COLUMNS},
+            **({name: rows[pk].__dict__[name] for name in limits.USAGE_COLUMNS} if usage else {}),
         }
         for pk in touched
     }
-    sql.write_batch(using, batch, transfers, entries, written, WRITTEN, prepare=prepare)
+    names = WRITTEN if usage else BALANCES
+    sql.write_batch(using, batch, transfers, entries, written, names, prepare=prepare)
     if lapsed:
         posting.resolve_holds(using, lapsed, Hold.Status.EXPIRED, None, now)
     posting.after_commit_all(
@@ -293,8 +297,16 @@ def _write(
     )
 
 
-#: The columns a batch writes on each account it touches.
+#: The columns a batch writes on each account it touches: with the spending
+#: usage, or (when the batch changed no account's) without.
 WRITTEN = sorted(("balance", "held", *limits.USAGE_COLUMNS))
+BALANCES = ["balance", "held"]
+
+
+def _usage_changed(row: Account) -> bool:
+    """Whether the batch changed the locked row's spending usage in memory."""
+    values, loaded = row.__dict__, row._loaded or {}
+    return any(values[name] != loaded.get(name) for name in limits.USAGE_COLUMNS)
 
 
 def _lapse(using: str, src: Account, now: Any) -> list[Hold]:

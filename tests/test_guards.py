@@ -423,20 +423,24 @@ def test_an_idempotency_key_stays_unique_at_the_database_and_many_transfers_have
 def test_a_lookup_by_equality_uses_the_partial_index_even_in_a_generic_plan(column, index):
     # A generic plan knows nothing of the value looked up: the index of the
     # rows where the column is set serves it only because equality never
-    # matches a NULL. (Sequential scans off: the test's table is small.)
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SET LOCAL enable_seqscan = off")
-        cursor.execute("SET LOCAL plan_cache_mode = force_generic_plan")
-        kind, value = ("text", "1") if column.endswith(("key", "reference")) else ("bigint", 1)
+    # matches a NULL. (Sequential scans off: the test's table is small. The
+    # value is a literal: EXECUTE's arguments take no bound parameters.)
+    kind, value = ("text", "'1'") if column.endswith(("key", "reference")) else ("bigint", "1")
+    name = "accounts_test_lookup_%s" % column
+    with connection.cursor() as cursor:
         cursor.execute(
-            "PREPARE accounts_test_lookup(%s) AS SELECT id FROM accounts_transfer WHERE %s = $1"
-            % (kind, column)
+            "PREPARE %s(%s) AS SELECT id FROM accounts_transfer WHERE %s = $1"
+            % (name, kind, column)
         )
         try:
-            cursor.execute("EXPLAIN EXECUTE accounts_test_lookup(%s)", [value])
-            plan = "\n".join(row[0] for row in cursor.fetchall())
+            # In a savepoint: whatever fails, the statement is deallocated.
+            with transaction.atomic():
+                cursor.execute("SET LOCAL enable_seqscan = off")
+                cursor.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+                cursor.execute("EXPLAIN EXECUTE %s(%s)" % (name, value))
+                plan = "\n".join(row[0] for row in cursor.fetchall())
         finally:
-            cursor.execute("DEALLOCATE accounts_test_lookup")
+            cursor.execute("DEALLOCATE %s" % name)
     assert index in plan, plan
 
 

@@ -397,6 +397,24 @@ def test_a_batch_counts_each_transfer_in_order(wallet, shop):
     assert_ledger_consistent()
 
 
+@pytest.mark.parametrize("with_spending", [False, True], ids=["top-ups only", "and a purchase"])
+def test_a_batch_keeps_the_usage_of_accounts_it_only_credits(wallets, wallet, shop, with_spending):
+    # Top-ups from the source account change no account's spending: the
+    # batch writes balances only, and the wallet's usage stays as it was.
+    # With a purchase in the batch, every account's usage is written with
+    # its balance, the wallet's as it was.
+    facade.transfer(wallet, shop, Decimal("150.00"))
+    other = AccountFactory(account_type=wallets)  # 600.00 a month
+    facade.transfer(Account.objects.source_account(), other, Decimal("50.00"))
+    requests = [facade.TransferRequest(Account.objects.source_account(), wallet, Decimal("5.00"))]
+    if with_spending:
+        requests.append(facade.TransferRequest(other, shop, Decimal("20.00")))
+    facade.transfer_many(requests)
+    assert spent(wallet)["day"] == Decimal("150.00")
+    assert spent(other) == {"month": Decimal("20.00" if with_spending else "0")}
+    assert_ledger_consistent()
+
+
 @pytest.mark.parametrize("others", [0, 20], ids=["few accounts", "many accounts"])
 def test_a_batch_reads_the_limits_of_the_accounts_it_debits_whatever_else_they_do(
     wallet, shop, others
