@@ -277,7 +277,7 @@ def _write(
     # usage too, unchanged where nothing counted, when the batch changed
     # any account's (a source that spent, a reversal or a lapsed hold that
     # gave back); else the balances only (top-ups from the source account).
-    usage = any(_usage_changed(rows[pk]) for pk in touched)
+    usage = any(limits.changed(rows[pk]) for pk in touched)
     written = {
         pk: {
             "balance": posting.amount(rows[pk], "balance"),
@@ -301,12 +301,6 @@ def _write(
 #: usage, or (when the batch changed no account's) without.
 WRITTEN = sorted(("balance", "held", *limits.USAGE_COLUMNS))
 BALANCES = ["balance", "held"]
-
-
-def _usage_changed(row: Account) -> bool:
-    """Whether the batch changed the locked row's spending usage in memory."""
-    values, loaded = row.__dict__, row._loaded or {}
-    return any(values[name] != loaded.get(name) for name in limits.USAGE_COLUMNS)
 
 
 def _lapse(using: str, src: Account, now: Any) -> list[Hold]:

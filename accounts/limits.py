@@ -62,6 +62,10 @@ PERIODS = ("day", "week", "month")
 #: Each period's stored usage: the amount spent, and the period's first day.
 COLUMNS = {period: ("spent_%s" % period, "spent_%s_from" % period) for period in PERIODS}
 
+#: COLUMNS as (period, amount column, first-day column).
+_COLUMN_TRIPLES = tuple((period, *pair) for period, pair in COLUMNS.items())
+_ZERO = Decimal(0)
+
 #: Every usage column of an account.
 USAGE_COLUMNS = tuple(name for pair in COLUMNS.values() for name in pair)
 
@@ -187,11 +191,17 @@ def used(
     """
     if current is None:
         current = starts(now)
-    found = {}
-    for period, (amount_column, from_column) in COLUMNS.items():
-        stored = amounts.raw(row, amount_column) or Decimal(0)
-        found[period] = stored if row.__dict__.get(from_column) == current[period] else Decimal(0)
-    return found
+    return {
+        period: _spent_since(row, amount_column, from_column, current[period])
+        for period, amount_column, from_column in _COLUMN_TRIPLES
+    }
+
+
+def _spent_since(row: Account, amount_column: str, from_column: str, start: Any) -> Decimal:
+    """One period's stored usage, if it counts from ``start`` (the current period); else 0."""
+    if row.__dict__.get(from_column) != start:
+        return _ZERO
+    return amounts.raw(row, amount_column) or _ZERO
 
 
 def _available(limit: Decimal, spent: Decimal, currency: str) -> Decimal:
@@ -263,20 +273,13 @@ def spend(
     if current is None:
         current = starts(now)
     values = row.__dict__
-    # What used() reads, a period at a time (a batch counts every transfer).
+    # A period at a time, without used()'s dict (a batch counts every transfer).
     for period, amount_column, from_column in _COLUMN_TRIPLES:
         start = current[period]
-        spent = _ZERO
-        if values.get(from_column) == start:
-            spent = amounts.raw(row, amount_column) or _ZERO
+        spent = _spent_since(row, amount_column, from_column, start)
         # Never refused for the sake of a counter.
         values[amount_column] = min(spent + value, USAGE_CAP)
         values[from_column] = start
-
-
-#: COLUMNS as (period, amount column, first-day column).
-_COLUMN_TRIPLES = tuple((period, *pair) for period, pair in COLUMNS.items())
-_ZERO = Decimal(0)
 
 
 def give_back(

@@ -44,6 +44,14 @@ _KEY, _MERCHANT_REFERENCE, _DESCRIPTION = (
 _SOURCE, _DESTINATION = _("source"), _("destination")
 
 
+def texts(merchant_reference: object, description: object) -> tuple[str | None, str | None]:
+    """A call's merchant reference and description, checked (``Caller``, a batch's requests)."""
+    return (
+        arguments.text(merchant_reference, _MERCHANT_REFERENCE, 128),
+        arguments.text(description, _DESCRIPTION, None),
+    )
+
+
 class Caller:
     """Who makes a call and the texts given with it, checked: storable, within their lengths."""
 
@@ -51,10 +59,9 @@ class Caller:
         self, merchant_reference: object, description: object, key: object, user: object
     ) -> None:
         self.key: str | None = arguments.text(key, _KEY, 128, allow_empty=False)
-        self.merchant_reference: str | None = arguments.text(
-            merchant_reference, _MERCHANT_REFERENCE, 128
-        )
-        self.description: str | None = arguments.text(description, _DESCRIPTION, None)
+        self.merchant_reference: str | None
+        self.description: str | None
+        self.merchant_reference, self.description = texts(merchant_reference, description)
         self.user: AbstractBaseUser | None = arguments.saved_user(user)
 
     def request(

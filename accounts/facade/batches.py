@@ -19,8 +19,6 @@ from ..exceptions import AccountException, InvalidArgument, InvalidReversal
 from ..models import Account, Batch, Transfer
 from ..retry import retry_on_conflict
 from ._calls import (
-    _DESCRIPTION,
-    _MERCHANT_REFERENCE,
     Amount,
     Caller,
     amount_or_rest,
@@ -29,6 +27,7 @@ from ._calls import (
     metadata_or_original,
     pair,
     reversal_of,
+    texts,
 )
 
 
@@ -236,9 +235,7 @@ def _plan(
     parent = None
     if item.parent is not None:
         parent = reversal_of(using, item.parent, source_id, destination_id)
-    # What Caller checks of a call's texts, in its order (a request has no key or user).
-    merchant_reference = arguments.text(item.merchant_reference, _MERCHANT_REFERENCE, 128)
-    own_description = arguments.text(item.description, _DESCRIPTION, None)
+    merchant_reference, own_description = texts(item.merchant_reference, item.description)
     given = metadata_or_original(item.metadata)
     own = arguments.effective_at(item.effective_at)
     return batches.Planned(

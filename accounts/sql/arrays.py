@@ -209,17 +209,12 @@ def write_batch_unnest(
             cursor.execute(statement, params)
             found = cursor.fetchall()
     saved(batch, found[0][0], using)
-    # What saved() and the batch's descriptor would set, straight into each
-    # transfer's attributes (a plain model: no parent links).
-    batch_pk, pk_name, batch_name = batch.pk, Transfer._meta.pk.attname, BATCH_ATTNAME
     for _batch_pk, new_pk, new_position in found:
         if new_pk is not None:
             transfer = by_position[new_position]
-            transfer.__dict__[batch_name] = batch_pk
-            transfer.__dict__[pk_name] = new_pk
-            state = transfer._state
-            state.adding = False
-            state.db = using
+            # What the batch's descriptor would set, without it.
+            transfer.__dict__[BATCH_ATTNAME] = batch.pk
+            saved(transfer, new_pk, using)
 
 
 #: The transfer's columns its legs are made from, in the order RETURNING gives them.

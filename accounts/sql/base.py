@@ -157,6 +157,11 @@ def built(model: type[M], values: Mapping[str, Any], using: str | None = None) -
 
 
 def saved(obj: models.Model, pk: Any, using: str) -> None:
-    obj.pk = pk
+    meta = obj._meta
+    if meta.parents:
+        obj.pk = pk  # the parent links too
+    else:
+        # A plain model (a batch writes hundreds): its key straight into its attributes.
+        obj.__dict__[meta.pk.attname] = pk
     obj._state.adding = False
     obj._state.db = using
