@@ -95,6 +95,9 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "djmoney",
     "accounts",
+    # No models: its flush command (tests/management/commands/flush.py)
+    # empties the database after each transaction=True test, faster.
+    "tests",
 ]
 MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
