@@ -48,8 +48,17 @@ class StaffFactory(UserFactory):
 
     @factory.post_generation
     def permissions(self, create, extracted, **kwargs):
-        for name in extracted or ():
-            app_label, codename = name.split(".")
-            self.user_permissions.add(
-                Permission.objects.get(content_type__app_label=app_label, codename=codename)
+        if not extracted:
+            return
+        wanted = {tuple(name.split(".")) for name in extracted}
+        # One query and one add for them all (most staff users get two or three).
+        found = {
+            (permission.content_type.app_label, permission.codename): permission
+            for permission in Permission.objects.select_related("content_type").filter(
+                codename__in={codename for _app_label, codename in wanted}
             )
+        }
+        missing = sorted(".".join(name) for name in wanted - set(found))
+        if missing:
+            raise Permission.DoesNotExist("No such permission: %s" % ", ".join(missing))
+        self.user_permissions.add(*(found[name] for name in wanted))
