@@ -111,11 +111,13 @@ class Ledger(RuleBasedStateMachine):
 
     def teardown(self):
         # The whole checker (about thirty queries) runs once per sequence;
-        # the invariants below compare every account, hold and transfer with
-        # the model after every step.
+        # the invariants below compare every account and hold with the model
+        # after every step. Not on a transaction a failed step broke: its
+        # error is the one to see.
         try:
-            report = check_ledger()
-            assert report.ok, report.problems
+            if not transaction.get_connection().needs_rollback:
+                report = check_ledger()
+                assert report.ok, report.problems
         finally:
             transaction.set_rollback(True)
             self.atomic.__exit__(None, None, None)
