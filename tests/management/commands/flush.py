@@ -59,19 +59,6 @@ def _row_counts(cursor, connection, tables):
     return dict(zip(tables, (int(count) for count in cursor.fetchone()), strict=True))
 
 
-def _non_empty(cursor, connection, tables):
-    """The tables that have a row, in one query."""
-    cursor.execute(
-        "SELECT %s"
-        % ", ".join(
-            "CASE WHEN EXISTS (SELECT 1 FROM %s) THEN 1 ELSE 0 END"
-            % connection.ops.quote_name(table)
-            for table in tables
-        )
-    )
-    return [table for table, has_rows in zip(tables, cursor.fetchone(), strict=True) if has_rows]
-
-
 class Command(flush.Command):
     def handle(self, **options):
         quick = (
@@ -118,7 +105,8 @@ class Command(flush.Command):
         with connection.cursor() as cursor:
             if _kept_state(cursor, connection) != kept:
                 return False
-            emptied = _non_empty(cursor, connection, tables)
+            found = _row_counts(cursor, connection, tables)
+            emptied = [table for table in tables if found[table]]
             if not self.delete(connection, cursor, emptied):
                 return False
         # The apps whose tables a full flush leaves rows in make them again.
