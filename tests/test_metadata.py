@@ -361,9 +361,16 @@ def test_the_orm_filters_by_metadata_keys(wallet, shop):
     assert list(Account.objects.filter(metadata__tier="gold")) == [wallet]
 
 
-def test_the_locking_read_leaves_an_accounts_metadata_out(wallet):
-    # No rule reads it: up to ACCOUNTS_METADATA_MAX_BYTES per account, under the lock, for nothing.
-    assert "metadata" not in sql.account_columns(connection)
+def test_the_locking_read_leaves_out_the_columns_no_rule_reads(wallet):
+    # The metadata (up to ACCOUNTS_METADATA_MAX_BYTES per account), the
+    # description and two timestamps, parsed in Python for each account a
+    # batch locks: under the lock, for nothing.
+    unread = {"metadata", "description", "created", "credit_limit_changed_at"}
+    columns = sql.account_columns(connection)
+    assert [name for name in unread if connection.ops.quote_name(name) in columns] == []
     with transaction.atomic():
         rows, _now, _limits = sql.lock_accounts("default", [wallet.pk])
-    assert "metadata" in rows[wallet.pk].get_deferred_fields()
+    locked = rows[wallet.pk]
+    assert locked.get_deferred_fields() == unread
+    # Still there when asked for: loaded on first access, as Django defers.
+    assert locked.created == Account.objects.get(pk=wallet.pk).created
