@@ -31,7 +31,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.db import IntegrityError, connections
 from django.utils.translation import gettext_lazy as _
@@ -141,27 +141,31 @@ def _post(
             placed = transfers.hold_placed(using, parents, lock.now) if parents else {}
             legs: list[Leg] = []
             results: list[Transfer | AccountException | None] = []
-            periods = limits.starts(lock.now)
+            now = lock.now
+            periods = limits.starts(now)
+            # What every transfer of the batch records the same way.
+            common = _common(user, now)
+            decide, spending = rules.decide_transfer, lock.limits
             for index, item in enumerate(planned):
-                src, dst = rows[item.source_id], rows[item.destination_id]
+                source_id, destination_id = item.source_id, item.destination_id
+                src, dst = rows[source_id], rows[destination_id]
+                parent = item.parent
                 if item.skip_when_reversed and _nothing_left(item, reversed_totals):
                     results.append(None)
                     continue
                 try:
-                    moved = rules.decide_transfer(
+                    moved = decide(
                         src,
                         dst,
                         item.value,
                         item.currency,
-                        lock.now,
+                        now,
                         allow_partial=item.allow_partial,
-                        parent=item.parent,
+                        parent=parent,
                         reversed_total=(
-                            reversed_totals.get(item.parent.pk, Decimal(0))
-                            if item.parent is not None
-                            else Decimal(0)
+                            reversed_totals.get(parent.pk, _ZERO) if parent is not None else _ZERO
                         ),
-                        spending_limits=lock.limits.get(src.pk),
+                        spending_limits=spending.get(source_id),
                     )
                 except AccountException as exc:
                     exc.index = index  # type: ignore[attr-defined]
@@ -169,14 +173,12 @@ def _post(
                         raise
                     results.append(exc)
                     continue
-                if item.parent is not None:
-                    reversed_totals[item.parent.pk] = (
-                        reversed_totals.get(item.parent.pk, Decimal(0)) + moved
-                    )
-                    transfers.give_back(item.parent, src, dst, moved, lock.now, placed)
+                if parent is not None:
+                    reversed_totals[parent.pk] = reversed_totals.get(parent.pk, _ZERO) + moved
+                    transfers.give_back(parent, src, dst, moved, now, placed)
                 elif limits.counts(src, dst):
-                    limits.spend(src, moved, lock.now, periods)
-                leg = _apply(src, dst, moved, item, user, lock.now, index, references[index])
+                    limits.spend(src, moved, now, periods)
+                leg = _apply(src, dst, moved, item, common, index, references[index])
                 legs.append(leg)
                 results.append(leg.transfer)
             if not legs and any(item.skip_when_reversed for item in planned):
@@ -200,10 +202,22 @@ def _post(
     return batch
 
 
+_ZERO = Decimal(0)
+
+
 def _nothing_left(item: Planned, reversed_totals: dict[int, Decimal]) -> bool:
     assert item.parent is not None
     left = posting.amount(item.parent, "amount") - reversed_totals.get(item.parent.pk, Decimal(0))
     return left <= 0
+
+
+def _common(user: Any, now: Any) -> dict[str, Any]:
+    """The columns every transfer of a batch records the same way (who asked, and when)."""
+    return {
+        "user_id": user.pk if user is not None else None,
+        "username": posting.username(user),
+        "created": now,
+    }
 
 
 def _apply(
@@ -211,8 +225,7 @@ def _apply(
     dst: Account,
     moved: Decimal,
     item: Planned,
-    user: Any,
-    now: Any,
+    common: dict[str, Any],
     index: int,
     reference: str,
 ) -> Leg:
@@ -220,34 +233,34 @@ def _apply(
 
     Its transfer, and both accounts' balances right after it.
     """
-    source_after = src.__dict__["balance"] = posting.amount(src, "balance") - moved
-    destination_after = dst.__dict__["balance"] = posting.amount(dst, "balance") + moved
+    source_values, destination_values = src.__dict__, dst.__dict__
+    source_after = source_values["balance"] = posting.amount(src, "balance") - moved
+    destination_after = destination_values["balance"] = posting.amount(dst, "balance") + moved
     transfer = posting.new_transfer(
         reference=reference,
-        source_id=src.pk,
-        destination_id=dst.pk,
-        currency=src.currency,
+        source_id=item.source_id,
+        destination_id=item.destination_id,
+        currency=source_values["currency"],
         amount=moved,
         parent_id=item.parent.pk if item.parent is not None else None,
         batch_position=index,
         merchant_reference=item.merchant_reference,
         description=item.description,
-        user_id=user.pk if user is not None else None,
-        username=posting.username(user),
-        created=now,
-        effective_at=item.effective_at or now,
+        effective_at=item.effective_at or common["created"],
         metadata=item.metadata,
+        **common,
     )
-    return Leg(transfer, src, dst, moved, source_after, destination_after)
+    return Leg(
+        transfer, item.source_id, item.destination_id, moved, source_after, destination_after
+    )
 
 
-@dataclass
-class Leg:
-    """A transfer of the batch, and its accounts' balances right after it."""
+class Leg(NamedTuple):
+    """A transfer of the batch, its accounts, and their balances right after it."""
 
     transfer: Transfer
-    source: Account
-    destination: Account
+    source_id: int
+    destination_id: int
     moved: Decimal
     source_after: Decimal
     destination_after: Decimal
@@ -265,27 +278,32 @@ def _write(
     """Write the batch, its transfers, their legs and the balances, in fixed statements."""
     transfers = [leg.transfer for leg in legs]
     entries = []
-    for position, leg in enumerate(legs):
-        currency = leg.source.currency
-        entries.append((position, leg.source.pk, currency, -leg.moved, leg.source_after, now))
-        entries.append(
-            (position, leg.destination.pk, currency, leg.moved, leg.destination_after, now)
-        )
-    touched = {leg.source.pk for leg in legs} | {leg.destination.pk for leg in legs}
+    for position, (
+        transfer,
+        source_id,
+        destination_id,
+        moved,
+        source_after,
+        into_after,
+    ) in enumerate(legs):
+        currency = transfer.__dict__["currency"]
+        entries.append((position, source_id, currency, -moved, source_after, now))
+        entries.append((position, destination_id, currency, moved, into_after, now))
+    touched = {leg.source_id for leg in legs} | {leg.destination_id for leg in legs}
     touched |= {hold.source_id for hold in lapsed}
     # The same columns on every row (one array on PostgreSQL): the spending
     # usage too, unchanged where nothing counted, when the batch changed
     # any account's (a source that spent, a reversal or a lapsed hold that
     # gave back); else the balances only (top-ups from the source account).
     usage = any(limits.changed(rows[pk]) for pk in touched)
-    written = {
-        pk: {
-            "balance": posting.amount(rows[pk], "balance"),
-            "held": posting.amount(rows[pk], "held"),
-            **({name: rows[pk].__dict__[name] for name in limits.USAGE_COLUMNS} if usage else {}),
-        }
-        for pk in touched
-    }
+    written = {}
+    for pk in touched:
+        row = rows[pk]
+        columns = {"balance": posting.amount(row, "balance"), "held": posting.amount(row, "held")}
+        if usage:
+            values = row.__dict__
+            columns.update({name: values[name] for name in limits.USAGE_COLUMNS})
+        written[pk] = columns
     names = WRITTEN if usage else BALANCES
     sql.write_batch(using, batch, transfers, entries, written, names, prepare=prepare)
     if lapsed:

@@ -10,6 +10,7 @@ import json
 from collections.abc import Sequence
 from datetime import date, datetime
 from decimal import Decimal
+from operator import itemgetter
 from typing import Any
 
 from ..models import Account, Batch, Transaction, Transfer
@@ -31,8 +32,9 @@ def array_literal(values: Sequence[Any]) -> str:
     first = values[0]
     kind = type(first)
     if (
-        all(value is first for value in values)
-        or (kind in _SAME_WHEN_EQUAL and all(value == first for value in values))
+        # Counted in C: equal to the first (or the first itself, for None).
+        (kind in _SAME_WHEN_EQUAL and values.count(first) == len(values))
+        or all(value is first for value in values)
         # Empty metadata, each request's own {}.
         or (kind is dict and not first and all(type(v) is dict and not v for v in values))
     ):
@@ -51,7 +53,7 @@ def array_literal(values: Sequence[Any]) -> str:
 
 
 #: The types whose equal values :func:`array_literal` may write as the first one's text.
-_SAME_WHEN_EQUAL = frozenset({str, int, Decimal, date, datetime})
+_SAME_WHEN_EQUAL = frozenset({str, int, Decimal, date, datetime, type(None)})
 
 
 def _quoted(text: str) -> str:
@@ -199,7 +201,8 @@ def write_batch_unnest(
     source_after, destination_after = _afters(transfers, legs, moment)
     # The instances' own values: plain Decimals, aware datetimes, strings,
     # integers (get_db_prep_save would only return them).
-    columns = [array_literal([obj.__dict__[f.attname] for obj in transfers]) for f in arrayed]
+    values = [obj.__dict__ for obj in transfers]
+    columns = [array_literal(list(map(itemgetter(f.attname), values))) for f in arrayed]
     columns += [array_literal(source_after), array_literal(destination_after)]
     params = [*batch_params, *columns, *balances]
     if prepare and may_prepare(connection):
@@ -274,7 +277,8 @@ def ledger_unnest(
         )
 
     statement = cached((connection.alias, "ledger unnest", tuple(names)), build)
+    ordered = [rows[pk] for pk in ids]
     columns = [array_literal(ids)] + [
-        array_literal([rows[pk][f.name] for pk in ids]) for f in fields
+        array_literal(list(map(itemgetter(f.name), ordered))) for f in fields
     ]
     return statement, columns

@@ -82,7 +82,7 @@ def accounts_from_rows(using: str, rows: list[Any]) -> dict[int, Account]:
             for converter in field_converters:
                 value = converter(value, column, connection)
             values[n] = value
-        # The metadata, not read, is deferred. What Account.from_db does
+        # The columns not read are deferred. What Account.from_db does
         # for the ORM, without Model.__init__ (see sql.base.built).
         loaded = dict(zip(LOCKED_NAMES, values, strict=True))
         account = built(Account, loaded, using)
