@@ -125,23 +125,22 @@ def _post(
             existing = request.find(Batch, using)
             if existing is not None:
                 return _replay(using, request, existing)
+            rows, now = lock.rows, lock.now
             for item in planned:
                 # Bad input, before any rule: nothing takes effect after it is posted.
-                arguments.check_effective_at(item.effective_at, lock.now)
-            rows = lock.rows
+                arguments.check_effective_at(item.effective_at, now)
             # Holds past their expiry stop reserving money, for good (the
             # caller's atomic block undoes it with everything else).
             lapsed: list[Hold] = []
             limited = [rows[pk] for pk in sources]
             for src in sorted(limited, key=lambda row: row.pk):
                 if posting.credit_limit(src) is not None or lock.limits.get(src.pk):
-                    lapsed += _lapse(using, src, lock.now)
+                    lapsed += _lapse(using, src, now)
             reversed_totals = _reversed(using, planned)
             parents = [p.parent for p in planned if p.parent is not None]
-            placed = transfers.hold_placed(using, parents, lock.now) if parents else {}
+            placed = transfers.hold_placed(using, parents, now) if parents else {}
             legs: list[Leg] = []
             results: list[Transfer | AccountException | None] = []
-            now = lock.now
             periods = limits.starts(now)
             # What every transfer of the batch records the same way.
             common = _common(user, now)
@@ -191,10 +190,10 @@ def _post(
                 size=len(planned),
                 reverses=reverses,
                 description=description,
-                **posting.recorded(request, user, lock.now),
+                **posting.recorded(request, user, now),
                 metadata=metadata or {},
             )
-            _write(using, batch, legs, rows, lapsed, lock.now, prepare)
+            _write(using, batch, legs, rows, lapsed, now, prepare)
     except IntegrityError as error:
         existing = after_race(Batch, using, request.key, error)
         return _replay(using, request, existing)
@@ -233,14 +232,13 @@ def _apply(
 
     Its transfer, and both accounts' balances right after it.
     """
-    source_values, destination_values = src.__dict__, dst.__dict__
-    source_after = source_values["balance"] = posting.amount(src, "balance") - moved
-    destination_after = destination_values["balance"] = posting.amount(dst, "balance") + moved
+    source_after = src.__dict__["balance"] = posting.amount(src, "balance") - moved
+    destination_after = dst.__dict__["balance"] = posting.amount(dst, "balance") + moved
     transfer = posting.new_transfer(
         reference=reference,
         source_id=item.source_id,
         destination_id=item.destination_id,
-        currency=source_values["currency"],
+        currency=src.__dict__["currency"],
         amount=moved,
         parent_id=item.parent.pk if item.parent is not None else None,
         batch_position=index,
@@ -278,17 +276,10 @@ def _write(
     """Write the batch, its transfers, their legs and the balances, in fixed statements."""
     transfers = [leg.transfer for leg in legs]
     entries = []
-    for position, (
-        transfer,
-        source_id,
-        destination_id,
-        moved,
-        source_after,
-        into_after,
-    ) in enumerate(legs):
-        currency = transfer.__dict__["currency"]
-        entries.append((position, source_id, currency, -moved, source_after, now))
-        entries.append((position, destination_id, currency, moved, into_after, now))
+    for position, leg in enumerate(legs):
+        currency, moved = leg.transfer.__dict__["currency"], leg.moved
+        entries.append((position, leg.source_id, currency, -moved, leg.source_after, now))
+        entries.append((position, leg.destination_id, currency, moved, leg.destination_after, now))
     touched = {leg.source_id for leg in legs} | {leg.destination_id for leg in legs}
     touched |= {hold.source_id for hold in lapsed}
     # The same columns on every row (one array on PostgreSQL): the spending
