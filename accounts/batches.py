@@ -43,6 +43,9 @@ from .model_columns import generate_references
 from .models import Account, Batch, Hold, Transfer
 from .sql import prepared
 
+#: The sums' start (what is left, freed, reversed so far).
+_ZERO = Decimal(0)
+
 
 @dataclass
 class Planned:
@@ -201,12 +204,9 @@ def _post(
     return batch
 
 
-_ZERO = Decimal(0)
-
-
 def _nothing_left(item: Planned, reversed_totals: dict[int, Decimal]) -> bool:
     assert item.parent is not None
-    left = posting.amount(item.parent, "amount") - reversed_totals.get(item.parent.pk, Decimal(0))
+    left = posting.amount(item.parent, "amount") - reversed_totals.get(item.parent.pk, _ZERO)
     return left <= 0
 
 
@@ -321,7 +321,7 @@ def _lapse(using: str, src: Account, now: Any) -> list[Hold]:
         .filter(source=src.pk, status=Hold.Status.ACTIVE, expires_at__lte=now)
         .order_by("pk")
     )
-    freed = sum((posting.amount(h, "amount") for h in holds), Decimal(0))
+    freed = sum((posting.amount(h, "amount") for h in holds), _ZERO)
     src.__dict__["held"] = posting.amount(src, "held") - freed
     for hold in holds:
         limits.give_back(src, posting.amount(hold, "amount"), hold.created, now)
@@ -336,7 +336,7 @@ def _reversed(using: str, planned: list[Planned]) -> dict[int, Decimal]:
     totals: dict[int, Decimal] = {}
     reversals = Transfer.objects.using(using).filter(parent__in=parents)
     for parent_id, amount in reversals.values_list("parent", "amount"):
-        totals[parent_id] = totals.get(parent_id, Decimal(0)) + amount
+        totals[parent_id] = totals.get(parent_id, _ZERO) + amount
     return totals
 
 
